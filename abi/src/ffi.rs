@@ -1,0 +1,140 @@
+//! The raw FFI surface: the plugin's root module and the two `sabi_trait` objects (the provider
+//! and the events sink). Hosts use [`crate::host`] and plugins [`crate::plugin`]; this module is
+//! public only because those safe layers and the export macro expand to it.
+//!
+//! Growth rules: a new root-module entry goes after `create_provider` (the last prefix field),
+//! a new provider method after `purge_stored_backup_data`; the host must then treat its absence
+//! in an older plugin as "not supported".
+
+// `sabi_trait` expands to impls inside a const block, which this lint flags; the code is abi_stable's.
+#![allow(non_local_definitions)]
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_types::RRef;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
+
+use crate::error::ProviderError;
+use crate::types::{
+    BackupDefinition, BackupOperationError, BackupSubOperation, PathBytes, ProviderIdentification,
+};
+
+/// Receives the `fileAdd` and `backupOperationError` events of a running backup. Called on the
+/// thread that called the provider method, only while that call runs.
+#[sabi_trait]
+pub trait BackupEventsFfi {
+    fn file_add(&self, name: RSlice<'_, u8>);
+
+    #[sabi(last_prefix_field)]
+    fn backup_operation_error(
+        &self,
+        operation: BackupSubOperation,
+        error: BackupOperationError,
+        name: ROption<RSlice<'_, u8>>,
+        message: ROption<RStr<'_>>,
+    );
+}
+
+/// A borrowed events sink as passed to a provider.
+pub type BackupEventsRef<'a> = BackupEventsFfi_TO<'a, RRef<'a, ()>>;
+
+/// The archiver service interface every provider implements (the seed's
+/// `_TarArchiverProviderBase`). Compression strengths and levels are `u32`; `ROption::RNone`
+/// is the seed's `None`.
+#[sabi_trait]
+pub trait ArchiverProviderFfi: Send + Sync {
+    fn backup_files(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: ROption<u32>,
+        overwrite_at_start: bool,
+        events: BackupEventsRef<'_>,
+    ) -> RResult<PathBytes, ProviderError>;
+
+    fn backup_files_incrementally(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: ROption<u32>,
+        level: ROption<u32>,
+        overwrite_at_start: bool,
+        events: BackupEventsRef<'_>,
+    ) -> RResult<PathBytes, ProviderError>;
+
+    fn remove_backup(
+        &self,
+        definition: &BackupDefinition,
+        keeping_id: ROption<RStr<'_>>,
+    ) -> RResult<(), ProviderError>;
+
+    fn remove_backup_increments(
+        &self,
+        definition: &BackupDefinition,
+        level: ROption<u32>,
+        keeping_id: ROption<RStr<'_>>,
+    ) -> RResult<(), ProviderError>;
+
+    fn does_backup_exist(
+        &self,
+        definition: &BackupDefinition,
+        level: ROption<u32>,
+        keeping_id: ROption<RStr<'_>>,
+    ) -> RResult<bool, ProviderError>;
+
+    fn does_any_backup_level_exist(
+        &self,
+        definition: &BackupDefinition,
+        from_level: u32,
+        keeping_id: ROption<RStr<'_>>,
+    ) -> RResult<bool, ProviderError>;
+
+    fn keep_backup(
+        &self,
+        definition: &BackupDefinition,
+        keeping_id: ROption<RStr<'_>>,
+        new_keeping_id: RStr<'_>,
+        level: ROption<u32>,
+    ) -> RResult<(), ProviderError>;
+
+    fn get_max_backup_level(&self, backup_id: RStr<'_>) -> RResult<u32, ProviderError>;
+
+    fn get_stored_backup_ids(&self) -> RResult<RVec<RString>, ProviderError>;
+
+    #[sabi(last_prefix_field)]
+    fn purge_stored_backup_data(&self, backup_id: RStr<'_>) -> RResult<(), ProviderError>;
+}
+
+/// An owned provider instance created by a plugin.
+pub type ArchiverProviderBox = ArchiverProviderFfi_TO<'static, RBox<()>>;
+
+/// Log levels as numbers, `log::Level as u8` (1 = error .. 5 = trace, 0 = off).
+pub type LogLevelNumber = u8;
+
+/// The host's logger, handed to each plugin so that plugin log records reach the host's
+/// `log` backend (a cdylib has its own copy of the `log` statics).
+#[repr(C)]
+#[derive(StableAbi, Copy, Clone)]
+pub struct HostLogger {
+    pub max_level: LogLevelNumber,
+    pub log: extern "C" fn(level: LogLevelNumber, target: RStr<'_>, message: RStr<'_>),
+}
+
+/// The root module every archiver plugin exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = ArchiverPluginRef)))]
+#[sabi(missing_field(option))]
+pub struct ArchiverPlugin {
+    pub identification: extern "C" fn() -> RResult<ProviderIdentification, ProviderError>,
+    pub install_logger: extern "C" fn(logger: HostLogger),
+    #[sabi(last_prefix_field)]
+    pub create_provider:
+        extern "C" fn(work_dir: &PathBytes) -> RResult<ArchiverProviderBox, ProviderError>,
+}
+
+impl RootModule for ArchiverPluginRef {
+    declare_root_module_statics! {ArchiverPluginRef}
+    const BASE_NAME: &'static str = "aa_archiver_plugin";
+    const NAME: &'static str = "aa archiver provider plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}

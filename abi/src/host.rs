@@ -1,0 +1,325 @@
+//! The host side: load a plugin library, read its identification, create its provider and call
+//! it with Rust types.
+
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RSlice, RStr};
+
+use crate::error::ProviderError;
+use crate::events::BackupEvents;
+use crate::ffi::{
+    ArchiverPluginRef, ArchiverProviderBox, BackupEventsFfi, BackupEventsFfi_TO, HostLogger,
+};
+use crate::types::{
+    BackupDefinition, BackupOperationError, BackupSubOperation, PathBytes, ProviderIdentification,
+};
+
+/// Why a library could not be loaded as a plugin; [`fmt::Display`] gives one line.
+#[derive(Debug)]
+pub struct LoadError {
+    kind: LoadErrorKind,
+}
+
+#[derive(Debug)]
+enum LoadErrorKind {
+    Open(String),
+    NotAPlugin,
+    IncompatibleVersion { expected: String, found: String },
+    IncompatibleLayout(String),
+    Other(String),
+}
+
+impl LoadError {
+    /// True when the library simply is not an `aa` plugin (no root module symbol).
+    pub fn is_not_a_plugin(&self) -> bool {
+        matches!(self.kind, LoadErrorKind::NotAPlugin)
+    }
+
+    fn from_library_error(err: LibraryError) -> LoadError {
+        let kind = match err {
+            LibraryError::OpenError { err, .. } => {
+                LoadErrorKind::Open(first_line(&err.to_string()))
+            }
+            LibraryError::GetSymbolError { .. } => LoadErrorKind::NotAPlugin,
+            LibraryError::IncompatibleVersionNumber {
+                expected_version,
+                actual_version,
+                ..
+            } => LoadErrorKind::IncompatibleVersion {
+                expected: expected_version.to_string(),
+                found: actual_version.to_string(),
+            },
+            LibraryError::AbiInstability(e) => {
+                LoadErrorKind::IncompatibleLayout(summarise_layout_error(&e.to_string()))
+            }
+            other => LoadErrorKind::Other(first_line(&other.to_string())),
+        };
+        LoadError { kind }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            LoadErrorKind::Open(e) => write!(f, "cannot be opened as a library: {e}"),
+            LoadErrorKind::NotAPlugin => f.write_str("not an aa plugin (no archiver root module)"),
+            LoadErrorKind::IncompatibleVersion { expected, found } => write!(
+                f,
+                "built for plugin ABI {found}, this aa needs an ABI compatible with {expected}; rebuild the plugin"
+            ),
+            LoadErrorKind::IncompatibleLayout(e) => write!(f, "incompatible plugin ABI: {e}; rebuild the plugin"),
+            LoadErrorKind::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown error")
+        .to_string()
+}
+
+/// abi_stable's layout errors span dozens of lines; keep the first line that names a mismatch.
+fn summarise_layout_error(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let interesting = lines
+        .iter()
+        .find(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("mismatch") || l.contains("different") || l.contains("expected")
+        })
+        .or(lines.first())
+        .copied()
+        .unwrap_or("type layouts differ");
+    let mut out: String = interesting.chars().take(160).collect();
+    if interesting.chars().count() > 160 {
+        out.push('…');
+    }
+    out
+}
+
+/// A loaded plugin library. Libraries are never unloaded.
+#[derive(Clone, Copy)]
+pub struct PluginLibrary {
+    module: ArchiverPluginRef,
+}
+
+impl PluginLibrary {
+    /// Loads `path` and checks that it is an `aa` archiver plugin with a compatible ABI.
+    ///
+    /// Each library is loaded on its own (never through `RootModule::load_from_file`, which
+    /// caches one library per root-module type). The caller should screen the file first:
+    /// `dlopen` of a damaged ELF file can crash the process.
+    pub fn load(path: &Path) -> Result<PluginLibrary, LoadError> {
+        let header = lib_header_from_path(path).map_err(LoadError::from_library_error)?;
+        let module = header
+            .init_root_module::<ArchiverPluginRef>()
+            .map_err(LoadError::from_library_error)?;
+        Ok(PluginLibrary { module })
+    }
+
+    pub fn identification(&self) -> Result<ProviderIdentification, ProviderError> {
+        (self.module.identification())().into_result()
+    }
+
+    /// Forwards the plugin's log records to `log` in this process.
+    pub fn install_logger(&self) {
+        let logger = HostLogger {
+            max_level: log::max_level() as usize as u8,
+            log: host_log,
+        };
+        (self.module.install_logger())(logger);
+    }
+
+    pub fn create_provider(&self, work_dir: &Path) -> Result<Provider, ProviderError> {
+        let inner = (self.module.create_provider())(&PathBytes::new(work_dir)).into_result()?;
+        Ok(Provider { inner })
+    }
+}
+
+extern "C" fn host_log(level: u8, target: RStr<'_>, message: RStr<'_>) {
+    let level = match level {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        _ => log::Level::Trace,
+    };
+    let _ = std::panic::catch_unwind(|| {
+        log::logger().log(
+            &log::Record::builder()
+                .level(level)
+                .target(target.as_str())
+                .args(format_args!("{}", message.as_str()))
+                .build(),
+        )
+    });
+}
+
+/// Adapts a host [`BackupEvents`] to the FFI sink.
+struct EventsToFfi<'a>(&'a dyn BackupEvents);
+
+fn path_of(bytes: RSlice<'_, u8>) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(bytes.as_slice()))
+}
+
+impl BackupEventsFfi for EventsToFfi<'_> {
+    fn file_add(&self, name: RSlice<'_, u8>) {
+        self.0.file_add(path_of(name));
+    }
+
+    fn backup_operation_error(
+        &self,
+        operation: BackupSubOperation,
+        error: BackupOperationError,
+        name: ROption<RSlice<'_, u8>>,
+        message: ROption<RStr<'_>>,
+    ) {
+        self.0.backup_operation_error(
+            operation,
+            error,
+            name.into_option().map(path_of),
+            message.into_option().map(|m| m.as_str()),
+        );
+    }
+}
+
+fn rstr(s: Option<&str>) -> ROption<RStr<'_>> {
+    s.map(RStr::from_str).into()
+}
+
+/// A provider instance created by a plugin (the seed's archiver service).
+pub struct Provider {
+    inner: ArchiverProviderBox,
+}
+
+impl Provider {
+    pub fn backup_files(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        overwrite_at_start: bool,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, ProviderError> {
+        let adapter = EventsToFfi(events);
+        let sink = BackupEventsFfi_TO::from_ptr(&adapter, TD_Opaque);
+        self.inner
+            .backup_files(
+                definition,
+                compression_strength.into(),
+                overwrite_at_start,
+                sink,
+            )
+            .into_result()
+            .map(|p| p.as_path().to_path_buf())
+    }
+
+    pub fn backup_files_incrementally(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        overwrite_at_start: bool,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, ProviderError> {
+        let adapter = EventsToFfi(events);
+        let sink = BackupEventsFfi_TO::from_ptr(&adapter, TD_Opaque);
+        self.inner
+            .backup_files_incrementally(
+                definition,
+                compression_strength.into(),
+                level.into(),
+                overwrite_at_start,
+                sink,
+            )
+            .into_result()
+            .map(|p| p.as_path().to_path_buf())
+    }
+
+    pub fn remove_backup(
+        &self,
+        definition: &BackupDefinition,
+        keeping_id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        self.inner
+            .remove_backup(definition, rstr(keeping_id))
+            .into_result()
+    }
+
+    pub fn remove_backup_increments(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        keeping_id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        self.inner
+            .remove_backup_increments(definition, level.into(), rstr(keeping_id))
+            .into_result()
+    }
+
+    pub fn does_backup_exist(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        keeping_id: Option<&str>,
+    ) -> Result<bool, ProviderError> {
+        self.inner
+            .does_backup_exist(definition, level.into(), rstr(keeping_id))
+            .into_result()
+    }
+
+    pub fn does_any_backup_level_exist(
+        &self,
+        definition: &BackupDefinition,
+        from_level: u32,
+        keeping_id: Option<&str>,
+    ) -> Result<bool, ProviderError> {
+        self.inner
+            .does_any_backup_level_exist(definition, from_level, rstr(keeping_id))
+            .into_result()
+    }
+
+    pub fn keep_backup(
+        &self,
+        definition: &BackupDefinition,
+        keeping_id: Option<&str>,
+        new_keeping_id: &str,
+        level: Option<u32>,
+    ) -> Result<(), ProviderError> {
+        self.inner
+            .keep_backup(
+                definition,
+                rstr(keeping_id),
+                RStr::from_str(new_keeping_id),
+                level.into(),
+            )
+            .into_result()
+    }
+
+    pub fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
+        self.inner
+            .get_max_backup_level(RStr::from_str(backup_id))
+            .into_result()
+    }
+
+    pub fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
+        self.inner
+            .get_stored_backup_ids()
+            .into_result()
+            .map(|ids| ids.into_iter().map(String::from).collect())
+    }
+
+    pub fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
+        self.inner
+            .purge_stored_backup_data(RStr::from_str(backup_id))
+            .into_result()
+    }
+}

@@ -1,0 +1,162 @@
+//! Backup file names and the write-then-rename discipline shared by every provider.
+//!
+//! Names are `NAME[.LEVEL][.KEEPID].EXT`, exactly as the original program builds them: level 0
+//! (and a non-incremental backup) has no level token. Unless the user asked to overwrite at
+//! start, a backup is written to `NAME....EXT._partial` and renamed over the old one only once
+//! complete, so a failed run never destroys the previous backup.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::types::BackupType;
+
+/// Suffix of a backup that is still being written.
+pub const PARTIAL_SUFFIX: &str = "._partial";
+
+/// The file name of a backup, `None` for a backup type this ABI version does not know.
+pub fn backup_file_name(
+    backup_id: &str,
+    backup_type: BackupType,
+    level: Option<u32>,
+    keeping_id: Option<&str>,
+) -> Option<String> {
+    let ext = backup_type.extension()?;
+    let mut name = String::from(backup_id);
+    if let Some(level) = level.filter(|&l| l > 0) {
+        name.push('.');
+        name.push_str(&level.to_string());
+    }
+    if let Some(id) = keeping_id.filter(|id| !id.is_empty()) {
+        name.push('.');
+        name.push_str(id);
+    }
+    name.push('.');
+    name.push_str(ext);
+    Some(name)
+}
+
+/// The path of a backup in `destination`; see [`backup_file_name`].
+pub fn backup_file_path(
+    destination: &Path,
+    backup_id: &str,
+    backup_type: BackupType,
+    level: Option<u32>,
+    keeping_id: Option<&str>,
+) -> Option<PathBuf> {
+    backup_file_name(backup_id, backup_type, level, keeping_id).map(|n| destination.join(n))
+}
+
+/// The temporary path a backup is written to before it is complete.
+pub fn working_path(final_path: &Path) -> PathBuf {
+    let mut s = OsString::from(final_path.as_os_str());
+    s.push(PARTIAL_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// The file a backup is being written to. Dropped without [`OutputFile::commit`], it removes
+/// what was written, so neither a `._partial` file nor a half-written backup stays behind.
+#[derive(Debug)]
+pub struct OutputFile {
+    final_path: PathBuf,
+    working_path: PathBuf,
+    committed: bool,
+}
+
+impl OutputFile {
+    /// Prepares to write the backup at `final_path`. With `overwrite_at_start` the backup is
+    /// written in place (the user chose to give up the old backup to save space).
+    pub fn new(final_path: PathBuf, overwrite_at_start: bool) -> OutputFile {
+        let working_path = if overwrite_at_start {
+            final_path.clone()
+        } else {
+            working_path(&final_path)
+        };
+        OutputFile {
+            final_path,
+            working_path,
+            committed: false,
+        }
+    }
+
+    /// Where the content must be written.
+    pub fn path(&self) -> &Path {
+        &self.working_path
+    }
+
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Creates (truncating) the working file.
+    pub fn create(&self) -> io::Result<File> {
+        File::create(&self.working_path)
+    }
+
+    /// Flushes the complete backup to disk and moves it to its final name.
+    pub fn commit(mut self) -> io::Result<PathBuf> {
+        File::open(&self.working_path)?.sync_all()?;
+        if self.working_path != self.final_path {
+            fs::rename(&self.working_path, &self.final_path)?;
+        }
+        if let Some(dir) = self.final_path.parent() {
+            // Make the rename itself durable; not every file system supports it.
+            let _ = File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
+            .and_then(|d| d.sync_all());
+        }
+        self.committed = true;
+        Ok(std::mem::take(&mut self.final_path))
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.working_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_as_the_original() {
+        let n = |l, k| backup_file_name("home", BackupType::TarGz, l, k).unwrap();
+        assert_eq!(n(None, None), "home.tar.gz");
+        assert_eq!(n(Some(0), None), "home.tar.gz");
+        assert_eq!(n(Some(2), None), "home.2.tar.gz");
+        assert_eq!(n(None, Some("aa")), "home.aa.tar.gz");
+        assert_eq!(n(Some(1), Some("ab")), "home.1.ab.tar.gz");
+        assert_eq!(
+            backup_file_name("x", BackupType::TarZst, None, None).unwrap(),
+            "x.tar.zst"
+        );
+        assert_eq!(backup_file_name("x", BackupType(99), None, None), None);
+    }
+
+    #[test]
+    fn uncommitted_output_is_removed_and_old_backup_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("b.tar");
+        fs::write(&target, b"old").unwrap();
+        {
+            let out = OutputFile::new(target.clone(), false);
+            fs::write(out.path(), b"half").unwrap();
+        }
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        assert!(!working_path(&target).exists());
+
+        let out = OutputFile::new(target.clone(), false);
+        fs::write(out.path(), b"new").unwrap();
+        assert_eq!(out.commit().unwrap(), target);
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert!(!working_path(&target).exists());
+    }
+}
