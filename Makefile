@@ -1,0 +1,45 @@
+# aa: developer entry points. `make demo` and `make test` are all a new machine needs.
+CARGO ?= cargo
+PREFIX ?= /usr/local
+DEMO_OUT := $(CURDIR)/demo-output
+
+.PHONY: all build release demo test lint fmt install clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --workspace --release
+
+# Builds host and plugins, backs up examples/demo/tree and prints where the backup is.
+demo: build
+	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)/config
+	@sed 's|@ROOT@|$(CURDIR)/examples/demo/tree|' examples/demo/demo.aa.in > $(DEMO_OUT)/demo.aa
+	./target/debug/aa --list-providers
+	./target/debug/aa --user-config-dir $(DEMO_OUT)/config --dest-dir $(DEMO_OUT) -v $(DEMO_OUT)/demo.aa
+	@echo
+	@echo "Backup created: $(DEMO_OUT)/demo.tar.gz"
+	@tar -tzvf $(DEMO_OUT)/demo.tar.gz
+
+# Every test: unit tests of each crate and the end-to-end tests of the built binary.
+test: build
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/aa/plugins
+	install -m 755 target/release/aa $(DESTDIR)$(PREFIX)/bin/aa
+	install -m 755 target/release/libaa_plugin_tar_internal.so target/release/libaa_plugin_tar_external.so \
+		$(DESTDIR)$(PREFIX)/lib/aa/plugins/
+
+clean:
+	$(CARGO) clean
+	rm -rf $(DEMO_OUT)
