@@ -7,7 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use aa_abi::{ArchiverFeature, BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
+use aa_abi::{
+    ArchiverFeature, BackupDefinition, BackupEvents, BackupOperationError as E,
+    BackupSubOperation as Op,
+};
 
 use crate::archiver::{Archiver, ArchiverProviderInfo, ArchiverService};
 use crate::paths::expand_tilde;
@@ -63,7 +66,7 @@ impl Application<'_> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| aa_spec.clone());
             let path = self.spec_path(aa_spec);
-            match ArchiveSpec::load(&path) {
+            match ArchiveSpec::load_with_specs_dir(&path, &self.archive_specs_dir) {
                 Err(e) => self.ui.error(Some(&label), &e.to_string()),
                 Ok(spec) => {
                     let name = spec.name().to_string();
@@ -71,7 +74,8 @@ impl Application<'_> {
                     match self.create_backup(&spec) {
                         Ok(backup) => {
                             log::info!("[{name}] backup created: {}", backup.display());
-                            self.ui.verbose(&format!("Backup created: {}", backup.display()));
+                            self.ui
+                                .verbose(&format!("Backup created: {}", backup.display()));
                         }
                         Err(Failure(message)) => self.ui.error(Some(&name), &message),
                     }
@@ -80,7 +84,12 @@ impl Application<'_> {
         }
     }
 
-    fn option<'s>(&'s self, spec: &'s ArchiveSpec, name: &str, command_line: Option<&'s str>) -> Option<&'s str> {
+    fn option<'s>(
+        &'s self,
+        spec: &'s ArchiveSpec,
+        name: &str,
+        command_line: Option<&'s str>,
+    ) -> Option<&'s str> {
         spec.archive_option(name).or(command_line)
     }
 
@@ -89,9 +98,15 @@ impl Application<'_> {
         let archiver_name = self
             .option(spec, "archiver", self.options.archiver.as_deref())
             .unwrap_or(DEFAULT_ARCHIVER);
-        let archiver = Archiver::parse(archiver_name)
-            .map_err(|e| Failure(format!("{}: option \"archiver\": {e}", spec.file().display())))?;
-        let provider = self.services.get_or_create_service::<ArchiverService>(&archiver.provider)?;
+        let archiver = Archiver::parse(archiver_name).map_err(|e| {
+            Failure(format!(
+                "{}: option \"archiver\": {e}",
+                spec.file().display()
+            ))
+        })?;
+        let provider = self
+            .services
+            .get_or_create_service::<ArchiverService>(&archiver.provider)?;
         let info = self.provider_info(&archiver.provider);
         let features = info
             .and_then(|i| i.identification.features_for(archiver.backup_type))
@@ -102,30 +117,10 @@ impl Application<'_> {
                 ))
             })?;
 
-        let compression = match self.option(spec, "compression-level", self.options.compression_level.as_deref()) {
-            None => None,
-            Some(raw) => {
-                let level = spec::parse_int("compression-level", raw).map_err(|e| Failure(e.to_string()))?;
-                if !(0..=9).contains(&level) {
-                    return Err(Failure(format!(
-                        "option \"compression-level\": {level} is outside 0..9"
-                    )));
-                }
-                if features.contains(&ArchiverFeature::CompressionStrength) {
-                    Some(level as u32)
-                } else {
-                    self.ui.warning(
-                        Some(name),
-                        &format!("Option \"compression-level\" is not supported by the archiver of type \"{archiver}\"."),
-                    );
-                    None
-                }
-            }
-        };
-        let overwrite_at_start = match spec.archive_option("overwrite-at-start") {
-            Some(raw) => spec::parse_bool("overwrite-at-start", raw).map_err(|e| Failure(e.to_string()))?,
-            None => self.options.overwrite_at_start,
-        };
+        let compression = self.compression_level(spec, &archiver, features)?;
+        let overwrite_at_start = spec
+            .bool_option("overwrite-at-start")?
+            .unwrap_or(self.options.overwrite_at_start);
         let destination = match spec.archive_option("dest-dir") {
             Some(dir) => expand_tilde(Path::new(dir)),
             None => match &self.options.dest_dir {
@@ -152,11 +147,45 @@ impl Application<'_> {
         let definition = BackupDefinition::new(name, archiver.backup_type, &destination, root)
             .include(includes)
             .exclude(excludes);
-        let events = UiEvents { ui: self.ui, archive: name };
+        let events = UiEvents {
+            ui: self.ui,
+            archive: name,
+        };
         let backup = provider
             .backup_files(&definition, compression, overwrite_at_start, &events)
             .map_err(|e| Failure(format!("Unable to create the backup: {e}")))?;
         Ok(backup)
+    }
+
+    /// The compression strength to pass, `None` for the compressor's default. A level for an
+    /// archiver without that feature is reported and ignored, as the original does.
+    fn compression_level(
+        &self,
+        spec: &ArchiveSpec,
+        archiver: &Archiver,
+        features: &[ArchiverFeature],
+    ) -> Result<Option<u32>, Failure> {
+        let level = match spec.int_option("compression-level")? {
+            Some(level) => Some(level),
+            None => match self.options.compression_level.as_deref() {
+                Some(raw) => spec::parse_int("compression-level", raw)?,
+                None => None,
+            },
+        };
+        let Some(level) = level else { return Ok(None) };
+        if !(0..=9).contains(&level) {
+            return Err(Failure(format!(
+                "option \"compression-level\": {level} is outside 0..9"
+            )));
+        }
+        if !features.contains(&ArchiverFeature::CompressionStrength) {
+            self.ui.warning(
+                Some(spec.name()),
+                &format!("Option \"compression-level\" is not supported by the archiver of type \"{archiver}\"."),
+            );
+            return Ok(None);
+        }
+        Ok(Some(level as u32))
     }
 
     fn provider_info(&self, provider: &str) -> Option<&ArchiverProviderInfo> {
@@ -179,30 +208,47 @@ impl BackupEvents for UiEvents<'_> {
         self.ui.verbose(&name.display().to_string());
     }
 
-    fn backup_operation_error(&self, operation: Op, error: E, name: Option<&Path>, message: Option<&str>) {
+    fn backup_operation_error(
+        &self,
+        operation: Op,
+        error: E,
+        name: Option<&Path>,
+        message: Option<&str>,
+    ) {
         let name = name.map(|n| n.display().to_string()).unwrap_or_default();
         let message = message.unwrap_or("");
         let archive = Some(self.archive);
         match (operation, error) {
-            (Op::Stat, E::PermissionDenied) => {
-                self.ui.error(archive, &format!("Cannot access \"{name}\". Permission denied."))
-            }
-            (Op::Open, E::PermissionDenied) => {
-                self.ui.error(archive, &format!("Cannot open file \"{name}\". Permission denied."))
-            }
-            (_, E::FileChanged) => self.ui.warning(archive, &format!("File changed as we read it: \"{name}\".")),
-            (_, E::SocketIgnored) => self.ui.warning(archive, &format!("Socket ignored: \"{name}\".")),
-            (_, E::UnknownTypeIgnored) => {
-                self.ui.warning(archive, &format!("Unknown file type ignored: \"{name}\"."))
-            }
-            (_, E::DirectoryRenamed) => self.ui.verbose(&format!("Directory has been renamed: \"{name}\".")),
-            (Op::Finish, E::SomeFilesChanged) => {
-                self.ui.warning(archive, "Some files were changed during the backup creation.")
-            }
-            (Op::Unknown | Op::Finish, E::UnknownOsError) => {
-                self.ui.error(archive, &format!("A system error occurred: {message}"))
-            }
-            (Op::Unknown | Op::Finish, _) => self.ui.error(archive, &format!("An error occurred: {message}")),
+            (Op::Stat, E::PermissionDenied) => self.ui.error(
+                archive,
+                &format!("Cannot access \"{name}\". Permission denied."),
+            ),
+            (Op::Open, E::PermissionDenied) => self.ui.error(
+                archive,
+                &format!("Cannot open file \"{name}\". Permission denied."),
+            ),
+            (_, E::FileChanged) => self
+                .ui
+                .warning(archive, &format!("File changed as we read it: \"{name}\".")),
+            (_, E::SocketIgnored) => self
+                .ui
+                .warning(archive, &format!("Socket ignored: \"{name}\".")),
+            (_, E::UnknownTypeIgnored) => self
+                .ui
+                .warning(archive, &format!("Unknown file type ignored: \"{name}\".")),
+            (_, E::DirectoryRenamed) => self
+                .ui
+                .verbose(&format!("Directory has been renamed: \"{name}\".")),
+            (Op::Finish, E::SomeFilesChanged) => self.ui.warning(
+                archive,
+                "Some files were changed during the backup creation.",
+            ),
+            (Op::Unknown | Op::Finish, E::UnknownOsError) => self
+                .ui
+                .error(archive, &format!("A system error occurred: {message}")),
+            (Op::Unknown | Op::Finish, _) => self
+                .ui
+                .error(archive, &format!("An error occurred: {message}")),
             (_, E::UnknownOsError) => self.ui.error(
                 archive,
                 &format!("A system error occurred while accessing file \"{name}\": {message}"),

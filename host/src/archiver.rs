@@ -38,7 +38,10 @@ impl ServiceIdentification for ArchiverService {
 pub struct ArchiverServiceComponent;
 
 impl ArchiverServiceComponent {
-    pub fn new(accessor: &mut ServiceAccessor, plugins: &[LoadedPlugin]) -> ArchiverServiceComponent {
+    pub fn new(
+        accessor: &mut ServiceAccessor,
+        plugins: &[LoadedPlugin],
+    ) -> ArchiverServiceComponent {
         for plugin in plugins {
             let library = plugin.library;
             let info = ArchiverProviderInfo {
@@ -49,7 +52,10 @@ impl ArchiverServiceComponent {
                 &plugin.identification.provider_id,
                 info,
                 Box::new(move |work_dir| {
-                    library.create_provider(work_dir).map(Rc::new).map_err(|e| e.to_string())
+                    library
+                        .create_provider(work_dir)
+                        .map(Rc::new)
+                        .map_err(|e| e.to_string())
                 }),
             );
             // The loader already refuses duplicate ids; a failure here would be a bug there.
@@ -84,7 +90,10 @@ const TYPE_NAMES: [(&str, BackupType); 5] = [
 ];
 
 fn type_name(backup_type: BackupType) -> Option<&'static str> {
-    TYPE_NAMES.iter().find(|(_, t)| *t == backup_type).map(|(n, _)| *n)
+    TYPE_NAMES
+        .iter()
+        .find(|(_, t)| *t == backup_type)
+        .map(|(n, _)| *n)
 }
 
 /// Why an archiver name was not understood.
@@ -122,7 +131,10 @@ impl Archiver {
             .find(|(n, _)| n.eq_ignore_ascii_case(type_part))
             .map(|(_, t)| *t)
             .ok_or_else(err)?;
-        Ok(Archiver { backup_type, provider })
+        Ok(Archiver {
+            backup_type,
+            provider,
+        })
     }
 }
 
@@ -147,10 +159,22 @@ mod tests {
     #[test]
     fn original_spellings_and_provider_spelling() {
         let p = |s| Archiver::parse(s).unwrap();
-        assert_eq!(p("targz"), Archiver { backup_type: BackupType::TarGz, provider: TAR_EXTERNAL.into() });
+        assert_eq!(
+            p("targz"),
+            Archiver {
+                backup_type: BackupType::TarGz,
+                provider: TAR_EXTERNAL.into()
+            }
+        );
         assert_eq!(p("tarbz2_internal").provider, TAR_INTERNAL);
         assert_eq!(p("tarzst_internal").backup_type, BackupType::TarZst);
-        assert_eq!(p("TarXz@Hello"), Archiver { backup_type: BackupType::TarXz, provider: "Hello".into() });
+        assert_eq!(
+            p("TarXz@Hello"),
+            Archiver {
+                backup_type: BackupType::TarXz,
+                provider: "Hello".into()
+            }
+        );
         assert!(Archiver::parse("zip").is_err());
         assert!(Archiver::parse("tar@").is_err());
         for s in ["tar", "targz_internal", "tarzst@Hello"] {

@@ -24,15 +24,30 @@ pub struct Cli {
     pub list_providers: bool,
 
     /// Archiver type (default: targz).
-    #[arg(short = 'a', long, value_name = "ARCHIVER", help_heading = "Archiving options")]
+    #[arg(
+        short = 'a',
+        long,
+        value_name = "ARCHIVER",
+        help_heading = "Archiving options"
+    )]
     pub archiver: Option<String>,
 
     /// Compression strength, 0 (fastest) to 9 (strongest); default: the compressor's own.
-    #[arg(short = 'c', long, value_name = "NUM", help_heading = "Archiving options")]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "NUM",
+        help_heading = "Archiving options"
+    )]
     pub compression_level: Option<String>,
 
     /// Directory where the backup is created (default: the current directory).
-    #[arg(short = 'd', long, value_name = "DIR_PATH", help_heading = "Archiving options")]
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "DIR_PATH",
+        help_heading = "Archiving options"
+    )]
     pub dest_dir: Option<PathBuf>,
 
     /// Overwrite the old backup at the start of creation instead of at the end.

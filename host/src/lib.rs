@@ -5,11 +5,10 @@
 pub mod app;
 pub mod archiver;
 pub mod cli;
-// pub mod ini;
+pub mod ini;
 pub mod paths;
 pub mod plugin_loader;
 pub mod service;
-#[path = "spec_stub.rs"]
 pub mod spec;
 pub mod ui;
 
@@ -40,7 +39,10 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&user_config_dir) {
         ui.error(
             None,
-            &format!("cannot create the user configuration directory \"{}\": {e}", user_config_dir.display()),
+            &format!(
+                "cannot create the user configuration directory \"{}\": {e}",
+                user_config_dir.display()
+            ),
         );
         return ExitCode::FAILURE;
     }
@@ -98,10 +100,17 @@ fn list_providers(ui: &Ui, services: &ServiceAccessor) {
     }
     for (id, info) in providers {
         ui.output(&format!("{id}  {}", display_path(&info.library)));
-        ui.output(&format!("  description: {}", info.identification.description));
+        ui.output(&format!(
+            "  description: {}",
+            info.identification.description
+        ));
         for t in info.identification.backup_types.iter() {
             let features: Vec<String> = t.features.iter().map(|f| f.to_string()).collect();
-            let features = if features.is_empty() { "-".to_string() } else { features.join(", ") };
+            let features = if features.is_empty() {
+                "-".to_string()
+            } else {
+                features.join(", ")
+            };
             ui.output(&format!("  {}: {features}", t.backup_type));
         }
     }

@@ -1,16 +1,76 @@
 //! Path helpers shared by the configuration and the application.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-/// Expands a leading `~` or `~/` to the home directory, as the original does for paths in
-/// options and archive specifications.
+/// [`expand_user`] for a path that may not be UTF-8 (such a path is returned unchanged).
 pub fn expand_tilde(path: &Path) -> PathBuf {
-    let Ok(rest) = path.strip_prefix("~") else {
-        return path.to_path_buf();
+    match path.to_str() {
+        Some(s) => expand_user(s),
+        None => path.to_path_buf(),
+    }
+}
+
+/// Expands `~` and `~user` at the start of `path` like Python's `os.path.expanduser`:
+/// `~` is `$HOME` (or the password database entry when unset); an unknown user leaves the
+/// path unchanged.
+pub fn expand_user(path: &str) -> PathBuf {
+    let Some(rest) = path.strip_prefix('~') else {
+        return PathBuf::from(path);
     };
-    match std::env::var_os("HOME") {
-        Some(home) if !home.is_empty() => PathBuf::from(home).join(rest),
-        _ => path.to_path_buf(),
+    let (user, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let home = if user.is_empty() {
+        std::env::var_os("HOME").or_else(|| home_from_passwd(None))
+    } else {
+        home_from_passwd(Some(user))
+    };
+    let Some(home) = home else {
+        return PathBuf::from(path);
+    };
+    let mut out = home.as_bytes().to_vec();
+    while out.last() == Some(&b'/') {
+        out.pop();
+    }
+    out.extend_from_slice(tail.as_bytes());
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    PathBuf::from(OsString::from_vec(out))
+}
+
+/// The home directory of `user` (or of the current user) from the password database.
+fn home_from_passwd(user: Option<&str>) -> Option<OsString> {
+    let name = match user {
+        Some(u) => Some(std::ffi::CString::new(u).ok()?),
+        None => None,
+    };
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `passwd` is plain data; the *_r functions fill it with pointers into `buf`,
+        // which outlives every use of them below.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let buf_ptr = buf.as_mut_ptr().cast::<libc::c_char>();
+        let rc = unsafe {
+            match &name {
+                Some(n) => libc::getpwnam_r(n.as_ptr(), &mut pwd, buf_ptr, buf.len(), &mut result),
+                None => libc::getpwuid_r(libc::getuid(), &mut pwd, buf_ptr, buf.len(), &mut result),
+            }
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: on success `pw_dir` points to a NUL-terminated string inside `buf`.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
+        return Some(OsStr::from_bytes(dir.to_bytes()).to_os_string());
     }
 }
 

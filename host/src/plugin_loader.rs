@@ -32,7 +32,11 @@ pub struct SearchDir {
 }
 
 /// The directories to search, in order.
-pub fn search_dirs(exe: Option<&Path>, plugin_dirs: &[PathBuf], env_path: Option<&std::ffi::OsStr>) -> Vec<SearchDir> {
+pub fn search_dirs(
+    exe: Option<&Path>,
+    plugin_dirs: &[PathBuf],
+    env_path: Option<&std::ffi::OsStr>,
+) -> Vec<SearchDir> {
     let mut dirs = Vec::new();
     if let Some(bin_dir) = exe.and_then(Path::parent) {
         dirs.push(SearchDir {
@@ -82,7 +86,12 @@ pub struct Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "plugin \"{}\" ignored: {}", self.path.display(), self.reason)
+        write!(
+            f,
+            "plugin \"{}\" ignored: {}",
+            self.path.display(),
+            self.reason
+        )
     }
 }
 
@@ -138,7 +147,11 @@ fn has_library_suffix(name: &str) -> bool {
     name.ends_with(".so") || name.contains(".so.")
 }
 
-fn load_one(path: &Path, is_library_name: bool, loaded: &[LoadedPlugin]) -> Result<Option<LoadedPlugin>, String> {
+fn load_one(
+    path: &Path,
+    is_library_name: bool,
+    loaded: &[LoadedPlugin],
+) -> Result<Option<LoadedPlugin>, String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
     if meta.is_dir() {
         return Ok(None);
@@ -154,10 +167,11 @@ fn load_one(path: &Path, is_library_name: bool, loaded: &[LoadedPlugin]) -> Resu
     let identification = library
         .identification()
         .map_err(|e| format!("the plugin failed to identify itself: {e}"))?;
-    if let Some(first) = loaded
-        .iter()
-        .find(|p| p.identification.provider_id.eq_ignore_ascii_case(&identification.provider_id))
-    {
+    if let Some(first) = loaded.iter().find(|p| {
+        p.identification
+            .provider_id
+            .eq_ignore_ascii_case(&identification.provider_id)
+    }) {
         return Err(format!(
             "duplicate provider \"{}\" (already loaded from {})",
             identification.provider_id,
@@ -165,7 +179,11 @@ fn load_one(path: &Path, is_library_name: bool, loaded: &[LoadedPlugin]) -> Resu
         ));
     }
     library.install_logger();
-    log::debug!("loaded provider {} from {}", identification.provider_id, path.display());
+    log::debug!(
+        "loaded provider {} from {}",
+        identification.provider_id,
+        path.display()
+    );
     Ok(Some(LoadedPlugin {
         path: path.to_path_buf(),
         library,
@@ -214,7 +232,10 @@ fn check_elf_header(h: &[u8; 64], len: u64) -> Result<(), String> {
         return Err("not a shared library (ELF file of another type)".into());
     }
     if u16_at(18) != host_machine() {
-        return Err(format!("built for another machine (ELF machine {})", u16_at(18)));
+        return Err(format!(
+            "built for another machine (ELF machine {})",
+            u16_at(18)
+        ));
     }
     let tables = [
         ("program headers", u64_at(32), u16_at(54), u16_at(56)),
@@ -223,7 +244,9 @@ fn check_elf_header(h: &[u8; 64], len: u64) -> Result<(), String> {
     for (what, offset, entry_size, count) in tables {
         let end = offset.saturating_add(u64::from(entry_size) * u64::from(count));
         if end > len {
-            return Err(format!("truncated file ({what} end at byte {end}, the file has {len})"));
+            return Err(format!(
+                "truncated file ({what} end at byte {end}, the file has {len})"
+            ));
         }
     }
     Ok(())
@@ -255,7 +278,11 @@ mod tests {
         assert_eq!(screen_elf(&empty, 0).unwrap_err(), "empty file");
 
         let text = dir.path().join("libtext.so");
-        fs::write(&text, b"this is not a library, just some text that is long enough to fill a header").unwrap();
+        fs::write(
+            &text,
+            b"this is not a library, just some text that is long enough to fill a header",
+        )
+        .unwrap();
         assert!(screen_elf(&text, 80).unwrap_err().contains("no ELF header"));
 
         // The test binary is a complete ELF file (a PIE, so of the shared-object type); its
@@ -281,7 +308,9 @@ mod tests {
         h[58..60].copy_from_slice(&64u16.to_le_bytes());
         h[60..62].copy_from_slice(&30u16.to_le_bytes());
         assert!(check_elf_header(&h, 20_000).is_ok());
-        assert!(check_elf_header(&h, 4_000).unwrap_err().starts_with("truncated file"));
+        assert!(check_elf_header(&h, 4_000)
+            .unwrap_err()
+            .starts_with("truncated file"));
     }
 
     #[test]

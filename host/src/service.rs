@@ -25,9 +25,8 @@ pub trait ServiceIdentification: 'static {
 }
 
 /// Creates a provider instance given the work directory.
-pub type ProviderFactory<S> = Box<
-    dyn Fn(&Path) -> Result<Rc<<S as ServiceIdentification>::Interface>, String>,
->;
+pub type ProviderFactory<S> =
+    Box<dyn Fn(&Path) -> Result<Rc<<S as ServiceIdentification>::Interface>, String>>;
 
 /// A component that registers services and destroys them at the end.
 pub trait ServiceComponent {
@@ -43,17 +42,33 @@ pub struct ServiceError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ServiceErrorKind {
-    NotRegistered { service: &'static str },
-    UnknownProvider { service: &'static str, provider: String, known: Vec<String> },
-    DuplicateProvider { service: &'static str, provider: String },
-    CreationFailed { provider: String, reason: String },
+    NotRegistered {
+        service: &'static str,
+    },
+    UnknownProvider {
+        service: &'static str,
+        provider: String,
+        known: Vec<String>,
+    },
+    DuplicateProvider {
+        service: &'static str,
+        provider: String,
+    },
+    CreationFailed {
+        provider: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ServiceErrorKind::NotRegistered { service } => write!(f, "no {service} is registered"),
-            ServiceErrorKind::UnknownProvider { service, provider, known } => {
+            ServiceErrorKind::UnknownProvider {
+                service,
+                provider,
+                known,
+            } => {
                 write!(f, "no {service} provider \"{provider}\" is loaded")?;
                 if known.is_empty() {
                     f.write_str(" (no provider is loaded; check the plugin directories)")
@@ -121,10 +136,18 @@ impl ServiceAccessor {
         let registration = self
             .services
             .entry(TypeId::of::<S>())
-            .or_insert_with(|| Box::new(Registration::<S> { providers: Vec::new() }))
+            .or_insert_with(|| {
+                Box::new(Registration::<S> {
+                    providers: Vec::new(),
+                })
+            })
             .downcast_mut::<Registration<S>>()
             .expect("registrations are keyed by their own type");
-        if registration.providers.iter().any(|p| p.id.eq_ignore_ascii_case(provider_id)) {
+        if registration
+            .providers
+            .iter()
+            .any(|p| p.id.eq_ignore_ascii_case(provider_id))
+        {
             return Err(ServiceError {
                 kind: ServiceErrorKind::DuplicateProvider {
                     service: S::NAME,
@@ -156,7 +179,12 @@ impl ServiceAccessor {
         &self,
     ) -> Vec<(&str, &S::ProviderIdentification)> {
         self.registration::<S>()
-            .map(|r| r.providers.iter().map(|p| (p.id.as_str(), &p.identification)).collect())
+            .map(|r| {
+                r.providers
+                    .iter()
+                    .map(|p| (p.id.as_str(), &p.identification))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -174,7 +202,11 @@ impl ServiceAccessor {
                 kind: ServiceErrorKind::UnknownProvider {
                     service: S::NAME,
                     provider: provider_id.to_string(),
-                    known: registration.providers.iter().map(|p| p.id.clone()).collect(),
+                    known: registration
+                        .providers
+                        .iter()
+                        .map(|p| p.id.clone())
+                        .collect(),
                 },
             })?;
         self.instance(entry)
@@ -185,7 +217,11 @@ impl ServiceAccessor {
         &self,
     ) -> Vec<(&str, Result<Rc<S::Interface>, ServiceError>)> {
         match self.registration::<S>() {
-            Ok(r) => r.providers.iter().map(|p| (p.id.as_str(), self.instance(p))).collect(),
+            Ok(r) => r
+                .providers
+                .iter()
+                .map(|p| (p.id.as_str(), self.instance(p)))
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -243,8 +279,12 @@ mod tests {
                 }),
             )
             .unwrap();
-        let a = accessor.get_or_create_service::<GreeterService>("english").unwrap();
-        let b = accessor.get_or_create_service::<GreeterService>("English").unwrap();
+        let a = accessor
+            .get_or_create_service::<GreeterService>("english")
+            .unwrap();
+        let b = accessor
+            .get_or_create_service::<GreeterService>("English")
+            .unwrap();
         assert_eq!(a.greet(), "hello from /work");
         assert!(Rc::ptr_eq(&a, &b));
         assert_eq!(created.get(), 1);
@@ -260,14 +300,35 @@ mod tests {
         let factory = || -> ProviderFactory<GreeterService> {
             Box::new(|_| Err("tar not found".to_string()))
         };
-        accessor.register_service::<GreeterService>("Broken", "", factory()).unwrap();
-        let dup = accessor.register_service::<GreeterService>("broken", "", factory()).unwrap_err();
-        assert_eq!(dup.to_string(), "greeter service provider \"broken\" is already registered");
-        let err = accessor.get_or_create_service::<GreeterService>("Broken").err().unwrap();
-        assert_eq!(err.to_string(), "cannot start provider \"Broken\": tar not found");
-        let err = accessor.get_or_create_service::<GreeterService>("Other").err().unwrap();
-        assert_eq!(err.to_string(), "no greeter service provider \"Other\" is loaded (loaded: Broken)");
+        accessor
+            .register_service::<GreeterService>("Broken", "", factory())
+            .unwrap();
+        let dup = accessor
+            .register_service::<GreeterService>("broken", "", factory())
+            .unwrap_err();
+        assert_eq!(
+            dup.to_string(),
+            "greeter service provider \"broken\" is already registered"
+        );
+        let err = accessor
+            .get_or_create_service::<GreeterService>("Broken")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "cannot start provider \"Broken\": tar not found"
+        );
+        let err = accessor
+            .get_or_create_service::<GreeterService>("Other")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "no greeter service provider \"Other\" is loaded (loaded: Broken)"
+        );
         accessor.unregister_service::<GreeterService>().unwrap();
-        assert!(accessor.provider_identifications::<GreeterService>().is_empty());
+        assert!(accessor
+            .provider_identifications::<GreeterService>()
+            .is_empty());
     }
 }
