@@ -70,7 +70,11 @@ pub fn tar_option(backup_type: BackupType, strength: Option<u32>) -> Option<Stri
         Some(s) => format!(
             "--use-compress-program={} -{}",
             c.program,
-            remap(s, (MIN_COMPRESSION_STRENGTH, MAX_COMPRESSION_STRENGTH), c.levels)
+            remap(
+                s,
+                (MIN_COMPRESSION_STRENGTH, MAX_COMPRESSION_STRENGTH),
+                c.levels
+            )
         ),
     })
 }

@@ -1,1 +1,467 @@
-//! placeholder
+//! The `TarExternal` archiver provider: backups made by running GNU tar.
+//!
+//! It drives tar the way the original's external provider did, with these deliberate changes:
+//!
+//! * the names to archive go NUL-separated through tar's stdin (`--null --verbatim-files-from
+//!   --no-unquote --files-from=-`), so names starting with `-`, containing newlines or not
+//!   valid UTF-8 reach tar unchanged and no command line length limit applies;
+//! * excludes are `--anchored --no-wildcards`, so an exclude entry matches one member path
+//!   exactly (and, through tar's leading-directory matching, that member's subtree), the same
+//!   rule the `TarInternal` provider applies;
+//! * the compression strength selects the compressor's level flag through
+//!   `--use-compress-program` instead of the deprecated `GZIP`/`BZIP2` variables
+//!   (see [`compress`]);
+//! * member names are printed with `--quoting-style=escape` and decoded (see [`quoting`]);
+//!   `fileAdd` reports each name as tar prints it, so directories keep their trailing `/`, as
+//!   in the original;
+//! * tar runs with `LC_ALL=C` and without `TAR_OPTIONS`, so its messages can be parsed and the
+//!   command line alone decides what is archived;
+//! * an incremental archive `proj` only owns snapshots named `proj.snar` / `proj.N.snar` (see
+//!   [`snapshots`]).
+
+pub mod classify;
+pub mod compress;
+mod error;
+mod locate;
+pub mod quoting;
+mod run;
+pub mod snapshots;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use aa_abi::naming::OutputFile;
+use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
+use aa_abi::{
+    ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
+    ProviderIdentification,
+};
+
+pub use error::Error;
+pub use locate::TAR_OVERRIDE_VAR;
+
+use run::{run_tar, TarRun};
+use snapshots::{any_backup_level_exists, check_backup_id, Snapshots};
+
+/// The provider id users select with e.g. `targz@TarExternal`.
+pub const PROVIDER_ID: &str = "TarExternal";
+
+const SUPPORTED_TYPES: [BackupType; 5] = [
+    BackupType::Tar,
+    BackupType::TarGz,
+    BackupType::TarBz2,
+    BackupType::TarXz,
+    BackupType::TarZst,
+];
+
+/// The plugin: identification and provider factory.
+pub struct TarExternal;
+
+impl Plugin for TarExternal {
+    type Provider = TarExternalProvider;
+
+    fn identification() -> ProviderIdentification {
+        SUPPORTED_TYPES.iter().fold(
+            ProviderIdentification::new(
+                PROVIDER_ID,
+                "Creates backups with the external GNU tar program; supports incremental backups.",
+            ),
+            |id, &t| {
+                if t.is_compressed() {
+                    id.with_type(
+                        t,
+                        &[
+                            ArchiverFeature::CompressionStrength,
+                            ArchiverFeature::Incremental,
+                        ],
+                    )
+                } else {
+                    id.with_type(t, &[ArchiverFeature::Incremental])
+                }
+            },
+        )
+    }
+
+    fn create(work_dir: &Path) -> Result<TarExternalProvider, ProviderError> {
+        TarExternalProvider::new(work_dir).map_err(ProviderError::from)
+    }
+}
+
+aa_abi::export_archiver_plugin!(TarExternal);
+
+/// The provider. GNU tar is located on first use and the result cached, so listing providers
+/// works on a system without it.
+pub struct TarExternalProvider {
+    snapshots: Snapshots,
+    tar: OnceLock<Result<PathBuf, String>>,
+}
+
+impl TarExternalProvider {
+    /// Creates the provider, making `<work_dir>/snapshots` for incremental backups.
+    pub fn new(work_dir: &Path) -> Result<TarExternalProvider, Error> {
+        let snapshots = Snapshots::new(work_dir);
+        snapshots.create_dir()?;
+        Ok(TarExternalProvider {
+            snapshots,
+            tar: OnceLock::new(),
+        })
+    }
+
+    /// The GNU tar binary this provider runs.
+    pub fn tar_path(&self) -> Result<&Path, Error> {
+        match self.tar.get_or_init(locate::locate_gnu_tar) {
+            Ok(path) => Ok(path),
+            Err(looked) => Err(Error::tar_not_found(looked.clone())),
+        }
+    }
+
+    /// Writes the archive of `definition` at `level` (`None`: a non-incremental backup) and
+    /// returns its final path. With `snapshot`, tar runs in listed-incremental mode on it.
+    fn create_archive(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        final_path: PathBuf,
+        overwrite_at_start: bool,
+        snapshot: Option<&Path>,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, Error> {
+        let tar = self.tar_path()?;
+        let root = definition.root();
+        match fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(Error::io(root, io::Error::from_raw_os_error(libc::ENOTDIR))),
+            Err(e) => return Err(Error::io(root, e)),
+        }
+        let output = OutputFile::new(final_path, overwrite_at_start);
+        // tar resolves relative paths against its own working directory; pin them down.
+        let archive =
+            std::path::absolute(output.path()).map_err(|e| Error::io(output.path(), e))?;
+        let snapshot = snapshot
+            .map(|s| std::path::absolute(s).map_err(|e| Error::io(s, e)))
+            .transpose()?;
+        let args = tar_arguments(
+            definition,
+            compression_strength,
+            &archive,
+            snapshot.as_deref(),
+        );
+        run_tar(
+            TarRun {
+                tar,
+                args,
+                names: include_names(definition),
+                archive: output.final_path(),
+            },
+            events,
+        )?;
+        let final_path = output.final_path().to_path_buf();
+        output.commit().map_err(|e| Error::io(&final_path, e))
+    }
+}
+
+impl ArchiverProvider for TarExternalProvider {
+    fn backup_files(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        overwrite_at_start: bool,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, ProviderError> {
+        let final_path = backup_path(definition, None, None)?;
+        Ok(self.create_archive(
+            definition,
+            compression_strength,
+            final_path,
+            overwrite_at_start,
+            None,
+            events,
+        )?)
+    }
+
+    fn backup_files_incrementally(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        overwrite_at_start: bool,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, ProviderError> {
+        let id = definition.backup_id.as_str();
+        check_backup_id(id)?;
+        let max_level = self.snapshots.max_level(id)?;
+        let level = level.unwrap_or(max_level);
+        if level > max_level {
+            return Err(ProviderError::invalid_value(format!(
+                "Backup level {level} of '{id}' is out of the interval 0..{max_level}."
+            )));
+        }
+        let final_path = backup_path(definition, Some(level), None)?;
+        // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
+        let working = self.snapshots.working_copy(id, level)?;
+        let path = self.create_archive(
+            definition,
+            compression_strength,
+            final_path,
+            overwrite_at_start,
+            Some(&working),
+            events,
+        )?;
+        // Only after the archive is in place: a snapshot must never claim content that no
+        // stored backup holds.
+        self.snapshots.install(id, level, working)?;
+        Ok(path)
+    }
+
+    fn remove_backup_increments(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        keeping_id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let id = definition.backup_id.as_str();
+        check_backup_id(id)?;
+        let level = match level {
+            Some(level) => level,
+            None => self.snapshots.max_level(id)?,
+        };
+        let mut current = level;
+        loop {
+            let path = backup_path(definition, Some(current), keeping_id)?;
+            if fs::symlink_metadata(&path).is_err() {
+                break;
+            }
+            fs::remove_file(&path).map_err(|e| ProviderError::from_io(path.display(), &e))?;
+            self.snapshots.remove_one(id, current, keeping_id)?;
+            current += 1;
+        }
+        // Snapshots without a backup file (e.g. the files were deleted by hand) would make the
+        // next level build on content that no longer exists.
+        if keeping_id.is_none() && self.snapshots.max_level(id)? > level {
+            self.snapshots.remove_from(id, level)?;
+        }
+        Ok(())
+    }
+
+    fn does_any_backup_level_exist(
+        &self,
+        definition: &BackupDefinition,
+        from_level: u32,
+        keeping_id: Option<&str>,
+    ) -> Result<bool, ProviderError> {
+        let ext = definition.backup_type.extension().ok_or_else(|| {
+            ProviderError::unsupported_type(format!(
+                "Unsupported backup type: {}",
+                definition.backup_type
+            ))
+        })?;
+        Ok(any_backup_level_exists(
+            definition.destination(),
+            &definition.backup_id,
+            keeping_id,
+            ext,
+            from_level,
+        )?)
+    }
+
+    fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
+        check_backup_id(backup_id)?;
+        Ok(self.snapshots.max_level(backup_id)?)
+    }
+
+    fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
+        Ok(self.snapshots.ids()?)
+    }
+
+    fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
+        check_backup_id(backup_id)?;
+        Ok(self.snapshots.purge(backup_id)?)
+    }
+}
+
+/// Removes leading `./` and trailing `/` so a name compares equal to tar's member name.
+pub fn normalise_name(name: &[u8]) -> Vec<u8> {
+    let mut s = name;
+    while let Some(rest) = s.strip_prefix(b"./") {
+        s = rest;
+        while let Some(rest) = s.strip_prefix(b"/") {
+            s = rest;
+        }
+    }
+    while s.len() > 1 && s.ends_with(b"/") {
+        s = &s[..s.len() - 1];
+    }
+    if s.is_empty() {
+        b".".to_vec()
+    } else {
+        s.to_vec()
+    }
+}
+
+fn normalised(paths: impl Iterator<Item = impl AsRef<Path>>) -> Vec<Vec<u8>> {
+    let mut names: Vec<Vec<u8>> = paths
+        .map(|p| normalise_name(p.as_ref().as_os_str().as_bytes()))
+        .collect();
+    // Byte order, so the archive layout does not depend on the caller's set ordering.
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The names written to tar's stdin: normalised, sorted by bytes, without duplicates.
+pub fn include_names(definition: &BackupDefinition) -> Vec<Vec<u8>> {
+    normalised(definition.includes())
+}
+
+fn option_with(option: &str, value: &[u8]) -> OsString {
+    let mut bytes = option.as_bytes().to_vec();
+    bytes.extend_from_slice(value);
+    OsString::from_vec(bytes)
+}
+
+/// The complete tar command line (without the program name).
+pub fn tar_arguments(
+    definition: &BackupDefinition,
+    compression_strength: Option<u32>,
+    archive: &Path,
+    snapshot: Option<&Path>,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "--create",
+        "--format=posix",
+        "--verbose",
+        "--sort=name",
+        "--quoting-style=escape",
+        // A ':' in the archive path must not be read as "host:file".
+        "--force-local",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    if let Some(option) = compress::tar_option(definition.backup_type, compression_strength) {
+        args.push(option.into());
+    }
+    if let Some(snapshot) = snapshot {
+        args.push(option_with(
+            "--listed-incremental=",
+            snapshot.as_os_str().as_bytes(),
+        ));
+    }
+    args.push(option_with("--file=", archive.as_os_str().as_bytes()));
+    args.push(option_with(
+        "--directory=",
+        definition.root().as_os_str().as_bytes(),
+    ));
+    let excludes = normalised(definition.excludes());
+    if !excludes.is_empty() {
+        args.push("--anchored".into());
+        args.push("--no-wildcards".into());
+        // Members under an include of "." are named "./x"; match the exclude in that form too.
+        let whole_root = include_names(definition).iter().any(|n| n == b".");
+        for exclude in &excludes {
+            args.push(option_with("--exclude=", exclude));
+            if whole_root && exclude != b"." {
+                let mut dotted = b"./".to_vec();
+                dotted.extend_from_slice(exclude);
+                args.push(option_with("--exclude=", &dotted));
+            }
+        }
+    }
+    for option in [
+        "--null",
+        "--verbatim-files-from",
+        "--no-unquote",
+        "--files-from=-",
+    ] {
+        args.push(option.into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_normalised() {
+        assert_eq!(normalise_name(b"./a/b/"), b"a/b");
+        assert_eq!(normalise_name(b".//a"), b"a");
+        assert_eq!(normalise_name(b"././a//"), b"a");
+        assert_eq!(normalise_name(b"./"), b".");
+        assert_eq!(normalise_name(b"."), b".");
+        assert_eq!(normalise_name(b"/"), b"/");
+        assert_eq!(normalise_name(b"-x"), b"-x");
+        assert_eq!(normalise_name(b".hidden"), b".hidden");
+    }
+
+    #[test]
+    fn command_line() {
+        let def = BackupDefinition::new("b", BackupType::TarGz, "/dst", "/src")
+            .include(["./z", "a/", "-dash", "a"])
+            .exclude(["./a/x/", "a/y"]);
+        let args = tar_arguments(&def, Some(9), Path::new("/dst/b.tar.gz._partial"), None);
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                "--create",
+                "--format=posix",
+                "--verbose",
+                "--sort=name",
+                "--quoting-style=escape",
+                "--force-local",
+                "--use-compress-program=gzip -9",
+                "--file=/dst/b.tar.gz._partial",
+                "--directory=/src",
+                "--anchored",
+                "--no-wildcards",
+                "--exclude=a/x",
+                "--exclude=a/y",
+                "--null",
+                "--verbatim-files-from",
+                "--no-unquote",
+                "--files-from=-",
+            ]
+        );
+        assert_eq!(
+            include_names(&def),
+            [b"-dash".to_vec(), b"a".to_vec(), b"z".to_vec()]
+        );
+    }
+
+    #[test]
+    fn whole_root_include_gets_dotted_excludes() {
+        let def = BackupDefinition::new("b", BackupType::Tar, "/dst", "/src")
+            .include(["."])
+            .exclude(["x"]);
+        let args = tar_arguments(&def, None, Path::new("/a.tar"), Some(Path::new("/s.snar")));
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert!(args.contains(&"--listed-incremental=/s.snar"));
+        assert!(args.contains(&"--exclude=x"));
+        assert!(args.contains(&"--exclude=./x"));
+        assert!(!args.iter().any(|a| a.starts_with("--gzip")));
+    }
+
+    #[test]
+    fn identification() {
+        let id = TarExternal::identification();
+        assert_eq!(id.provider_id.as_str(), "TarExternal");
+        assert_eq!(
+            id.supported_backup_types().collect::<Vec<_>>(),
+            SUPPORTED_TYPES
+        );
+        assert_eq!(
+            id.features_for(BackupType::Tar).unwrap(),
+            [ArchiverFeature::Incremental]
+        );
+        for t in &SUPPORTED_TYPES[1..] {
+            let f = id.features_for(*t).unwrap();
+            assert!(f.contains(&ArchiverFeature::CompressionStrength));
+            assert!(f.contains(&ArchiverFeature::Incremental));
+        }
+    }
+}

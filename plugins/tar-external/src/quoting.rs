@@ -89,7 +89,11 @@ mod tests {
     fn splits_on_unescaped_separators_only() {
         assert_eq!(
             split_fields(br"no\: such: Cannot stat: No such file or directory"),
-            vec![&br"no\: such"[..], b"Cannot stat", b"No such file or directory"]
+            vec![
+                &br"no\: such"[..],
+                b"Cannot stat",
+                b"No such file or directory"
+            ]
         );
         assert_eq!(
             split_fields(br"a\\: Cannot open: x"),

@@ -1,0 +1,353 @@
+//! Running GNU tar and turning its output into backup events.
+//!
+//! Names are written NUL-separated to tar's stdin while its stdout (the `--verbose` member list)
+//! and stderr (diagnostics) are read by two threads that forward lines over one channel, so all
+//! three pipes make progress at once and events are raised on the calling thread only (the
+//! event sink need not be `Send`).
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
+
+use crate::classify::{classify, Fatal, StderrLine};
+use crate::error::Error;
+use crate::quoting::unescape;
+
+/// How many of tar's last diagnostics are quoted in a failure message.
+const CONTEXT_LINES: usize = 3;
+
+enum Line {
+    Out(Vec<u8>),
+    Err(Vec<u8>),
+}
+
+/// One tar invocation.
+pub struct TarRun<'a> {
+    pub tar: &'a Path,
+    pub args: Vec<OsString>,
+    /// The names for `--files-from=-`, written NUL-terminated.
+    pub names: Vec<Vec<u8>>,
+    /// The archive being written, for messages.
+    pub archive: &'a Path,
+}
+
+/// What was seen on the output so far.
+#[derive(Default)]
+struct Outcome {
+    content_error: bool,
+    fatal: Option<Fatal>,
+    recent: VecDeque<String>,
+}
+
+impl Outcome {
+    fn remember(&mut self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.strip_prefix("tar: ").unwrap_or(&line);
+        if self.recent.len() == CONTEXT_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(line.to_string());
+    }
+
+    fn context(&self) -> String {
+        self.recent.iter().cloned().collect::<Vec<_>>().join("; ")
+    }
+}
+
+fn forward_lines(source: impl Read, wrap: fn(Vec<u8>) -> Line, sink: mpsc::Sender<Line>) {
+    let mut reader = BufReader::new(source);
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                // Keep draining even if the receiver is gone, so tar never blocks on a full pipe.
+                let _ = sink.send(wrap(line));
+            }
+        }
+    }
+}
+
+fn write_names(stdin: impl Write, names: &[Vec<u8>]) -> io::Result<()> {
+    let mut writer = BufWriter::new(stdin);
+    for name in names {
+        writer.write_all(name)?;
+        writer.write_all(b"\0")?;
+    }
+    writer.flush()
+}
+
+fn raise(events: &dyn BackupEvents, outcome: &mut Outcome, line: Line) {
+    match line {
+        Line::Out(name) if !name.is_empty() => {
+            let name = unescape(&name);
+            events.file_add(Path::new(OsStr::from_bytes(&name)));
+        }
+        Line::Out(_) => {}
+        Line::Err(text) => match classify(&text) {
+            StderrLine::Ignore => {}
+            StderrLine::Event {
+                operation,
+                error,
+                name,
+                message,
+            } => {
+                if operation != BackupSubOperation::Finish && error.is_content_error() {
+                    outcome.content_error = true;
+                }
+                outcome.remember(&text);
+                events.backup_operation_error(
+                    operation,
+                    error,
+                    name.as_deref().map(|n| Path::new(OsStr::from_bytes(n))),
+                    message.as_deref(),
+                );
+            }
+            StderrLine::Fatal(fatal) => {
+                outcome.fatal.get_or_insert(fatal);
+            }
+        },
+    }
+}
+
+/// Runs tar to completion, raising events for its output. Succeeds when tar produced a usable
+/// archive: exit status 0, 1 (some files changed while read) or 2 after non-fatal file errors
+/// that were reported as events (the original's rule).
+pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> {
+    let mut child = Command::new(run.tar)
+        // tar prefixes its messages with argv[0]; keep it "tar" whatever the binary's path.
+        .arg0("tar")
+        .args(&run.args)
+        // English messages for the parser. TAR_OPTIONS could add options that change the archive
+        // or the output format, so the command line here is the whole truth.
+        .env("LC_ALL", "C")
+        .env_remove("TAR_OPTIONS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::spawn(run.tar, e))?;
+    let (stdin, stdout, stderr) =
+        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(i), Some(o), Some(e)) => (i, o, e),
+            _ => unreachable!("all three streams were requested as pipes"),
+        };
+
+    let mut outcome = Outcome::default();
+    let names = &run.names;
+    let written = thread::scope(|scope| {
+        let writer = scope.spawn(move || write_names(stdin, names));
+        let (tx, rx) = mpsc::channel();
+        let tx_err = tx.clone();
+        scope.spawn(move || forward_lines(stdout, Line::Out, tx));
+        scope.spawn(move || forward_lines(stderr, Line::Err, tx_err));
+        for line in rx {
+            raise(events, &mut outcome, line);
+        }
+        writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("name writer panicked")))
+    });
+    let status = child.wait().map_err(|e| Error::spawn(run.tar, e))?;
+
+    if let Some(fatal) = outcome.fatal.take() {
+        return Err(match fatal {
+            Fatal::NoSpace => Error::no_space(run.archive),
+            Fatal::Incompatible(detail) => Error::incompatible(run.tar, detail),
+            Fatal::NotRecoverable => {
+                Error::tar_failed("unrecoverable error".to_string(), outcome.context())
+            }
+        });
+    }
+    match status.code() {
+        Some(0) => {}
+        Some(1) => events.backup_operation_error(
+            BackupSubOperation::Finish,
+            BackupOperationError::SomeFilesChanged,
+            None,
+            None,
+        ),
+        Some(2) if outcome.content_error => {}
+        Some(code) => {
+            return Err(Error::tar_failed(
+                format!("exit status {code}"),
+                outcome.context(),
+            ))
+        }
+        None => {
+            let signal = status.signal().unwrap_or(0);
+            return Err(Error::tar_failed(
+                format!("killed by signal {signal}"),
+                outcome.context(),
+            ));
+        }
+    }
+    // tar read every name before it could finish; a failed write means it did not.
+    written.map_err(|e| Error::tar_failed("reading the list of files".to_string(), e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    type Recorded = (BackupSubOperation, BackupOperationError, Option<Vec<u8>>);
+
+    #[derive(Default)]
+    struct Recorder {
+        added: RefCell<Vec<Vec<u8>>>,
+        errors: RefCell<Vec<Recorded>>,
+    }
+
+    impl BackupEvents for Recorder {
+        fn file_add(&self, name: &Path) {
+            self.added
+                .borrow_mut()
+                .push(name.as_os_str().as_bytes().to_vec());
+        }
+
+        fn backup_operation_error(
+            &self,
+            operation: BackupSubOperation,
+            error: BackupOperationError,
+            name: Option<&Path>,
+            _message: Option<&str>,
+        ) {
+            self.errors.borrow_mut().push((
+                operation,
+                error,
+                name.map(|n| n.as_os_str().as_bytes().to_vec()),
+            ));
+        }
+    }
+
+    /// Runs a shell script in place of tar (no script file, so no "text file busy" races).
+    fn fake_tar(script: &str, names: &[&[u8]]) -> (Result<(), Error>, Recorder) {
+        let events = Recorder::default();
+        let result = run_tar(
+            TarRun {
+                tar: Path::new("/bin/sh"),
+                args: vec!["-c".into(), script.into()],
+                names: names.iter().map(|n| n.to_vec()).collect(),
+                archive: Path::new("/dst/b.tar"),
+            },
+            &events,
+        );
+        (result, events)
+    }
+
+    #[test]
+    fn names_go_nul_separated_to_stdin_and_stdout_lines_are_members() {
+        let (result, events) = fake_tar(
+            r"tr '\0' '\n'; printf 'caf\\351\nnew\\nline\n'",
+            &[b"-dash", b"a b", b"dir/"],
+        );
+        result.unwrap();
+        assert_eq!(
+            *events.added.borrow(),
+            [
+                b"-dash".to_vec(),
+                b"a b".to_vec(),
+                b"dir/".to_vec(),
+                b"caf\xe9".to_vec(),
+                b"new\nline".to_vec()
+            ]
+        );
+        assert!(events.errors.borrow().is_empty());
+    }
+
+    #[test]
+    fn exit_status_rules() {
+        use BackupOperationError as E;
+        use BackupSubOperation as Op;
+
+        let (result, events) = fake_tar(
+            "cat >/dev/null; echo 'tar: f: file changed as we read it' >&2; exit 1",
+            &[b"f"],
+        );
+        result.unwrap();
+        assert_eq!(
+            *events.errors.borrow(),
+            [
+                (Op::Read, E::FileChanged, Some(b"f".to_vec())),
+                (Op::Finish, E::SomeFilesChanged, None)
+            ]
+        );
+
+        // Status 2 after a reported file error still leaves a usable archive.
+        let (result, _) = fake_tar(
+            "cat >/dev/null; echo 'tar: m: Cannot stat: No such file or directory' >&2; \
+             echo 'tar: Exiting with failure status due to previous errors' >&2; exit 2",
+            &[b"m"],
+        );
+        result.unwrap();
+
+        // Status 2 without one does not; the message quotes tar.
+        let (result, _) = fake_tar(
+            "cat >/dev/null; echo 'tar: s: socket ignored' >&2; exit 2",
+            &[b"s"],
+        );
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "GNU tar failed (exit status 2): s: socket ignored"
+        );
+
+        let (result, _) = fake_tar("cat >/dev/null; exit 64", &[b"x"]);
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "GNU tar failed (exit status 64)"
+        );
+
+        let (result, _) = fake_tar("kill -9 $$", &[b"x"]);
+        assert!(result
+            .unwrap_err()
+            .to_string()
+            .starts_with("GNU tar failed (killed by signal 9)"));
+    }
+
+    #[test]
+    fn fatal_messages_fail_the_run_whatever_the_status() {
+        let (result, _) = fake_tar(
+            "cat >/dev/null; echo 'tar: b.tar: Cannot write: No space left on device' >&2; \
+             echo 'tar: Error is not recoverable: exiting now' >&2; exit 2",
+            &[b"x"],
+        );
+        let err = aa_abi::ProviderError::from(result.unwrap_err());
+        assert_eq!(err.os_code, libc::ENOSPC);
+        assert_eq!(
+            err.message(),
+            "/dst/b.tar: No space left on device; the backup was not created"
+        );
+
+        let (result, _) = fake_tar(
+            "cat >/dev/null; echo \"tar: unrecognized option '--zstd'\" >&2; exit 0",
+            &[b"x"],
+        );
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "incompatible tar binary /bin/sh (tar: unrecognized option '--zstd'); \
+             GNU tar 1.28 or newer is needed"
+        );
+
+        let (result, _) = fake_tar(
+            "cat >/dev/null; echo 'tar: /r: Cannot chdir: No such file or directory' >&2; \
+             echo 'tar: Error is not recoverable: exiting now' >&2; exit 2",
+            &[b"x"],
+        );
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "GNU tar failed (unrecoverable error): /r: Cannot chdir: No such file or directory"
+        );
+    }
+}
