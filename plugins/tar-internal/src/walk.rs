@@ -176,19 +176,18 @@ impl Iterator for Walker {
             }
         }
         while let Some(frame) = self.stack.last_mut() {
-            match frame.children.next() {
-                Some(child) => {
-                    let name = frame.name.join(child);
-                    if !self.excludes.contains(&name) {
-                        return Some(self.visit(name));
-                    }
-                }
-                None => {
-                    self.stack.pop();
-                }
+            let Some(child) = frame.children.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let name = frame.name.join(child);
+            // The ancestors were checked before their listing was read.
+            if !self.excludes.contains(&name) {
+                return Some(self.visit(name));
             }
         }
-        for include in self.includes.by_ref() {
+        loop {
+            let include = self.includes.next()?;
             if self.reached_includes.contains(&include) || self.is_excluded(&include) {
                 continue;
             }
@@ -211,7 +210,6 @@ impl Iterator for Walker {
             }
             return Some(self.visit(include));
         }
-        None
     }
 }
 
@@ -236,7 +234,14 @@ mod tests {
         for d in ["dir/sub/deep", "dir/empty", "dir-x", "other"] {
             fs::create_dir_all(r.join(d)).unwrap();
         }
-        for f in ["dir/b", "dir/a", "dir/sub/f", "dir/sub/deep/g", "dir-x/y", "other/z"] {
+        for f in [
+            "dir/b",
+            "dir/a",
+            "dir/sub/f",
+            "dir/sub/deep/g",
+            "dir-x/y",
+            "other/z",
+        ] {
             fs::write(r.join(f), f).unwrap();
         }
         std::os::unix::fs::symlink("dir", r.join("link")).unwrap();
@@ -294,11 +299,18 @@ mod tests {
     fn overlapping_includes_are_stored_once() {
         let t = tree();
         assert_eq!(
-            names(t.path(), &["dir/sub", "dir/a", "dir", "dir/"], &["dir/sub/deep"]),
+            names(
+                t.path(),
+                &["dir/sub", "dir/a", "dir", "dir/"],
+                &["dir/sub/deep"]
+            ),
             ["dir", "dir/a", "dir/b", "dir/empty", "dir/sub", "dir/sub/f"]
         );
         // Through a symbolic link the include is a different object and is stored.
-        assert_eq!(names(t.path(), &["link", "link/a"], &[]), ["link", "link/a"]);
+        assert_eq!(
+            names(t.path(), &["link", "link/a"], &[]),
+            ["link", "link/a"]
+        );
     }
 
     #[test]

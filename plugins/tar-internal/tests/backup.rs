@@ -1,0 +1,807 @@
+//! End-to-end tests of the provider: back up a tree holding every kind of object, extract it
+//! with GNU tar and compare the trees; check the events, the exclusion and that a failed
+//! backup leaves the previous one alone.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr};
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use aa_abi::naming::working_path;
+use aa_abi::plugin::{ArchiverProvider, Plugin};
+use aa_abi::{
+    BackupDefinition, BackupEvents, BackupOperationError as Err_, BackupSubOperation as Op,
+    BackupType, NoEvents,
+};
+use aa_plugin_tar_internal::{TarInternalPlugin, TarInternalProvider};
+
+// ---- helpers ------------------------------------------------------------------------------
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn provider() -> TarInternalProvider {
+    TarInternalPlugin::create(Path::new("/nonexistent-work-dir")).unwrap()
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// Sets the modification time (with nanoseconds) of `p` itself, not of a link target.
+fn set_mtime(p: &Path, secs: i64, nanos: i64) {
+    let times = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+    ];
+    // SAFETY: a valid C string and two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            cstr(p).as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "utimensat {}", p.display());
+}
+
+fn mkfifo(p: &Path) {
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(cstr(p).as_ptr(), 0o640) }, 0);
+}
+
+fn raw(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Add(PathBuf),
+    Error(Op, Err_, Option<PathBuf>, Option<String>),
+}
+
+type AddHook = Box<dyn Fn(&Path) + Send + Sync>;
+
+/// Records events; optionally runs a hook when a file is added (to change it mid-backup).
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Event>>,
+    on_add: Option<AddHook>,
+}
+
+impl BackupEvents for Recorder {
+    fn file_add(&self, name: &Path) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(Event::Add(name.to_path_buf()));
+        if let Some(hook) = &self.on_add {
+            hook(name);
+        }
+    }
+
+    fn backup_operation_error(&self, op: Op, err: Err_, name: Option<&Path>, msg: Option<&str>) {
+        self.events.lock().unwrap().push(Event::Error(
+            op,
+            err,
+            name.map(Path::to_path_buf),
+            msg.map(str::to_string),
+        ));
+    }
+}
+
+impl Recorder {
+    fn errors(&self) -> Vec<Event> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Error(..)))
+            .cloned()
+            .collect()
+    }
+    fn added(&self) -> Vec<PathBuf> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Add(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn definition(
+    t: BackupType,
+    dest: &Path,
+    root: &Path,
+    inc: &[&Path],
+    exc: &[&Path],
+) -> BackupDefinition {
+    BackupDefinition::new("test", t, dest, root)
+        .include(inc.iter().copied())
+        .exclude(exc.iter().copied())
+}
+
+fn extract(archive: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    let out = Command::new("tar")
+        .arg("-xpf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // GNU tar warns about (but restores) the time before 1970 that the tree holds on purpose.
+    let unexpected = stderr
+        .lines()
+        .any(|l| !l.contains("implausibly old time stamp"));
+    assert!(
+        out.status.success() && !unexpected,
+        "tar -x failed: {stderr}"
+    );
+}
+
+fn list(archive: &Path) -> Vec<Vec<u8>> {
+    let out = Command::new("tar")
+        .args(["--quoting-style=literal", "-tf"])
+        .arg(archive)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Everything the comparison looks at for one object.
+#[derive(Debug, PartialEq, Eq)]
+struct Desc {
+    kind: &'static str,
+    mode: u32,
+    mtime: (i64, i64),
+    content: Option<Vec<u8>>,
+    link: Option<PathBuf>,
+    rdev: u64,
+    owner: Option<(u32, u32)>,
+    /// For a multiply linked file: the first name (in byte order) of its inode.
+    hard_link_group: Option<PathBuf>,
+}
+
+fn describe(root: &Path) -> BTreeMap<PathBuf, Desc> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    let mut names = Vec::new();
+    while let Some(rel) = stack.pop() {
+        for e in fs::read_dir(root.join(&rel)).unwrap() {
+            let name = rel.join(e.unwrap().file_name());
+            let m = fs::symlink_metadata(root.join(&name)).unwrap();
+            if m.is_dir() {
+                stack.push(name.clone());
+            }
+            names.push(name);
+        }
+    }
+    names.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    for name in names {
+        let path = root.join(&name);
+        let m = fs::symlink_metadata(&path).unwrap();
+        let ft = m.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_file() {
+            "file"
+        } else if ft.is_dir() {
+            "dir"
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_fifo() {
+            "fifo"
+        } else if ft.is_char_device() {
+            "char"
+        } else if ft.is_block_device() {
+            "block"
+        } else {
+            "other"
+        };
+        let hard_link_group = (!ft.is_dir() && m.nlink() > 1).then(|| {
+            inodes
+                .entry(m.ino())
+                .or_insert_with(|| name.clone())
+                .clone()
+        });
+        out.insert(
+            name,
+            Desc {
+                kind,
+                mode: if ft.is_symlink() {
+                    0
+                } else {
+                    m.mode() & 0o7777
+                },
+                mtime: (m.mtime(), m.mtime_nsec()),
+                content: ft.is_file().then(|| fs::read(&path).unwrap()),
+                link: ft.is_symlink().then(|| fs::read_link(&path).unwrap()),
+                rdev: m.rdev(),
+                owner: is_root().then(|| (m.uid(), m.gid())),
+                hard_link_group,
+            },
+        );
+    }
+    out
+}
+
+fn assert_same_tree(source: &Path, extracted: &Path) {
+    let a = describe(source);
+    let b = describe(extracted);
+    for (name, desc) in &a {
+        assert_eq!(Some(desc), b.get(name), "{}", name.display());
+    }
+    let a_names: Vec<_> = a.keys().collect();
+    let b_names: Vec<_> = b.keys().collect();
+    assert_eq!(a_names, b_names);
+}
+
+/// Builds a tree with every kind of object tar can store, under `root/tree`.
+fn build_tree(root: &Path) -> bool {
+    use std::os::unix::fs::symlink;
+    let t = root.join("tree");
+    fs::create_dir_all(t.join("dir/sub/deep")).unwrap();
+    fs::create_dir_all(t.join("dir/empty")).unwrap();
+    fs::create_dir_all(t.join("sticky")).unwrap();
+    fs::write(t.join("dir/a"), b"alpha\n").unwrap();
+    fs::write(t.join("dir/b-empty"), b"").unwrap();
+    fs::write(
+        t.join("dir/sub/deep/data"),
+        (0..70_000u32)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    fs::write(t.join("setuid"), b"#!/bin/sh\n").unwrap();
+    fs::write(t.join("private"), b"secret").unwrap();
+    fs::set_permissions(t.join("setuid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::set_permissions(t.join("private"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(t.join("sticky"), fs::Permissions::from_mode(0o1777)).unwrap();
+    // Symbolic links: relative, dangling, to a directory (not followed), long target.
+    symlink("a", t.join("dir/link")).unwrap();
+    symlink("nowhere/at/all", t.join("dangling")).unwrap();
+    symlink("dir", t.join("dirlink")).unwrap();
+    symlink("t".repeat(180), t.join("longlink")).unwrap();
+    // Hard links, the first stored name comes from "dir/a".
+    fs::create_dir(t.join("hl")).unwrap();
+    fs::hard_link(t.join("dir/a"), t.join("hl/second")).unwrap();
+    fs::hard_link(t.join("dir/a"), t.join("hl/third")).unwrap();
+    // Names: over 100 bytes (ustar split), over 255 bytes (pax path), not UTF-8.
+    let split = t.join("long").join("p".repeat(120)).join("n".repeat(90));
+    fs::create_dir_all(split.parent().unwrap()).unwrap();
+    fs::write(&split, b"split").unwrap();
+    let very_long = t.join("long").join("q".repeat(200)).join("r".repeat(200));
+    fs::create_dir_all(very_long.parent().unwrap()).unwrap();
+    fs::write(&very_long, b"pax path").unwrap();
+    fs::write(t.join(raw(b"caf\xe9")), b"latin-1 name").unwrap();
+    let raw_dir = t.join(raw(&[&b"\xff\xfe-dir"[..], &b"\xe7".repeat(40)].concat()));
+    fs::create_dir(&raw_dir).unwrap();
+    fs::write(
+        raw_dir.join(raw(&[b"\xe9".repeat(120), b"\xe8".repeat(120)].concat())),
+        b"x",
+    )
+    .unwrap();
+    fs::hard_link(&very_long, raw_dir.join("linked-long")).unwrap();
+    // Special files.
+    mkfifo(&t.join("fifo"));
+    let mut devices = false;
+    if is_root() {
+        let dev = t.join("null");
+        // SAFETY: a valid C string; creating a device node has no memory effects.
+        let rc = unsafe {
+            libc::mknod(
+                cstr(&dev).as_ptr(),
+                libc::S_IFCHR | 0o644,
+                libc::makedev(1, 3),
+            )
+        };
+        devices = rc == 0;
+        let big = t.join("big-owner");
+        fs::write(&big, b"owned by a large uid").unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(
+            unsafe { libc::lchown(cstr(&big).as_ptr(), 3_000_000, 3_000_001) },
+            0
+        );
+    }
+    // Times last, deepest first, since creating entries changes directory times.
+    let mut all = Vec::new();
+    let mut stack = vec![t.clone()];
+    while let Some(d) = stack.pop() {
+        all.push(d.clone());
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                all.push(p);
+            }
+        }
+    }
+    all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for (i, p) in all.iter().enumerate() {
+        let nanos = if i % 3 == 0 {
+            0
+        } else {
+            123_456_789 + i as i64
+        };
+        set_mtime(p, 1_500_000_000 + i as i64 * 1000, nanos);
+    }
+    // One time before 1970 with a fraction: -1.25 s.
+    set_mtime(&t.join("dir/b-empty"), -2, 750_000_000);
+    devices
+}
+
+fn members_are_posix(archive_bytes: &[u8]) {
+    let mut ar = tar::Archive::new(archive_bytes);
+    for entry in ar.entries().unwrap().raw(true) {
+        let entry = entry.unwrap();
+        let h = entry.header();
+        assert_eq!(
+            &h.as_bytes()[257..265],
+            b"ustar\x0000",
+            "not a POSIX header"
+        );
+        assert!(
+            b"0123456x".contains(&h.as_bytes()[156]),
+            "unexpected typeflag {}",
+            h.as_bytes()[156] as char
+        );
+    }
+}
+
+fn decompress(t: BackupType, path: &Path) -> Vec<u8> {
+    let file = fs::File::open(path).unwrap();
+    let mut out = Vec::new();
+    match t {
+        BackupType::Tar => {
+            out = fs::read(path).unwrap();
+        }
+        BackupType::TarGz => {
+            flate2::read::GzDecoder::new(file)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        BackupType::TarBz2 => {
+            bzip2::read::BzDecoder::new(file)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        BackupType::TarXz => {
+            xz2::read::XzDecoder::new(file)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        _ => out = zstd::decode_all(file).unwrap(),
+    }
+    out
+}
+
+// ---- tests --------------------------------------------------------------------------------
+
+const ALL_TYPES: [BackupType; 5] = [
+    BackupType::Tar,
+    BackupType::TarGz,
+    BackupType::TarBz2,
+    BackupType::TarXz,
+    BackupType::TarZst,
+];
+
+#[test]
+fn identification() {
+    let id = TarInternalPlugin::identification();
+    assert_eq!(id.provider_id.as_str(), "TarInternal");
+    assert!(!id.description.is_empty() && !id.description.contains('\n'));
+    for t in ALL_TYPES {
+        let features = id.features_for(t).unwrap();
+        assert_eq!(
+            features.contains(&aa_abi::ArchiverFeature::CompressionStrength),
+            t != BackupType::Tar
+        );
+        assert!(!features.contains(&aa_abi::ArchiverFeature::Incremental));
+    }
+    let p = provider();
+    let tmp = tempfile::tempdir().unwrap();
+    let def = definition(
+        BackupType::Tar,
+        tmp.path(),
+        tmp.path(),
+        &[Path::new("x")],
+        &[],
+    );
+    assert!(p
+        .backup_files_incrementally(&def, None, None, false, &NoEvents)
+        .unwrap_err()
+        .is_not_implemented());
+}
+
+#[test]
+fn every_type_extracts_to_an_identical_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let devices = build_tree(tmp.path());
+    let root = tmp.path();
+    let dest = tmp.path().join("backups");
+    fs::create_dir(&dest).unwrap();
+    let p = provider();
+    for t in ALL_TYPES {
+        let events = Recorder::default();
+        let def = definition(t, &dest, root, &[Path::new("./tree/")], &[]);
+        let strength = (t != BackupType::Tar).then_some(1);
+        let path = p.backup_files(&def, strength, false, &events).unwrap();
+        assert_eq!(path, dest.join(format!("test.{}", t.extension().unwrap())));
+        assert!(!working_path(&path).exists());
+        assert_eq!(events.errors(), [], "{t}");
+
+        let tool = match t {
+            BackupType::TarGz => Some("gzip"),
+            BackupType::TarBz2 => Some("bzip2"),
+            BackupType::TarXz => Some("xz"),
+            BackupType::TarZst => Some("zstd"),
+            _ => None,
+        };
+        if let Some(tool) = tool {
+            let out = Command::new(tool).arg("-t").arg(&path).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{tool} -t: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        members_are_posix(&decompress(t, &path));
+
+        let out = tmp.path().join(format!("out-{t}"));
+        extract(&path, &out);
+        assert_same_tree(&root.join("tree"), &out.join("tree"));
+
+        // Every stored object was announced once, by its path relative to the root.
+        let added = events.added();
+        let listed: Vec<PathBuf> = list(&path)
+            .iter()
+            .map(|n| PathBuf::from(OsStr::from_bytes(n.strip_suffix(b"/").unwrap_or(n))))
+            .collect();
+        assert_eq!(added, listed, "{t}");
+    }
+    let described = describe(&root.join("tree"));
+    assert_eq!(described.contains_key(Path::new("null")), devices);
+    assert_eq!(described[Path::new("dir/b-empty")].mtime, (-2, 750_000_000));
+}
+
+#[test]
+fn members_are_named_and_ordered_as_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path();
+    fs::create_dir_all(r.join("dir/sub")).unwrap();
+    fs::create_dir_all(r.join("dir-x")).unwrap();
+    for f in ["dir/b", "dir/a", "dir/sub/c", "dir-x/y", "top"] {
+        fs::write(r.join(f), f).unwrap();
+    }
+    let def = definition(
+        BackupType::Tar,
+        r,
+        r,
+        &[
+            Path::new("top"),
+            Path::new("dir/a"),
+            Path::new("dir-x"),
+            Path::new("./dir"),
+        ],
+        &[],
+    );
+    let path = provider()
+        .backup_files(&def, None, false, &NoEvents)
+        .unwrap();
+    let names: Vec<String> = list(&path)
+        .into_iter()
+        .map(|n| String::from_utf8(n).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "dir/",
+            "dir/a",
+            "dir/b",
+            "dir/sub/",
+            "dir/sub/c",
+            "dir-x/",
+            "dir-x/y",
+            "top"
+        ]
+    );
+
+    // The same input gives the same bytes.
+    let first = fs::read(&path).unwrap();
+    provider()
+        .backup_files(&def, None, false, &NoEvents)
+        .unwrap();
+    assert_eq!(fs::read(&path).unwrap(), first);
+}
+
+#[test]
+fn excluded_subtree_is_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("root");
+    fs::create_dir_all(r.join("d/skip/deeper")).unwrap();
+    fs::create_dir_all(r.join("d/keep")).unwrap();
+    fs::write(r.join("d/skip/deeper/f"), b"1").unwrap();
+    fs::write(r.join("d/keep/f"), b"2").unwrap();
+    fs::write(r.join("d/skipped-not"), b"3").unwrap();
+    fs::write(r.join("d/file"), b"4").unwrap();
+    let def = definition(
+        BackupType::TarGz,
+        tmp.path(),
+        &r,
+        &[Path::new("d")],
+        &[Path::new("./d/skip/"), Path::new("d/file")],
+    );
+    let events = Recorder::default();
+    let path = provider()
+        .backup_files(&def, Some(9), false, &events)
+        .unwrap();
+    let names: Vec<String> = list(&path)
+        .into_iter()
+        .map(|n| String::from_utf8(n).unwrap())
+        .collect();
+    assert_eq!(names, ["d/", "d/keep/", "d/keep/f", "d/skipped-not"]);
+    assert_eq!(events.errors(), []);
+}
+
+#[test]
+fn sockets_and_missing_includes_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("root");
+    fs::create_dir_all(r.join("s")).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(r.join("s/sock")).unwrap();
+    fs::write(r.join("s/file"), b"x").unwrap();
+    let def = definition(
+        BackupType::Tar,
+        tmp.path(),
+        &r,
+        &[Path::new("s"), Path::new("missing")],
+        &[],
+    );
+    let events = Recorder::default();
+    let path = provider().backup_files(&def, None, false, &events).unwrap();
+    assert_eq!(
+        events.errors(),
+        [
+            Event::Error(
+                Op::Stat,
+                Err_::UnknownOsError,
+                Some("missing".into()),
+                Some("No such file or directory".into())
+            ),
+            Event::Error(Op::Open, Err_::SocketIgnored, Some("s/sock".into()), None),
+        ]
+    );
+    assert_eq!(list(&path), [b"s/".to_vec(), b"s/file".to_vec()]);
+}
+
+/// A file that grows or shrinks while it is read is stored with the size announced in its
+/// header, reported, and the archive stays valid.
+#[test]
+fn files_changing_while_read_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("root");
+    fs::create_dir_all(&r).unwrap();
+    fs::write(r.join("grows"), b"0123456789").unwrap();
+    fs::write(r.join("shrinks"), b"0123456789").unwrap();
+    fs::write(r.join("steady"), b"0123456789").unwrap();
+    let hook_root = r.clone();
+    let events = Recorder {
+        on_add: Some(Box::new(move |name: &Path| {
+            let p = hook_root.join(name);
+            match name.to_str() {
+                Some("grows") => fs::write(p, b"0123456789 and more").unwrap(),
+                Some("shrinks") => fs::write(p, b"012").unwrap(),
+                _ => {}
+            }
+        })),
+        ..Recorder::default()
+    };
+    let def = definition(BackupType::Tar, tmp.path(), &r, &[Path::new(".")], &[]);
+    let path = provider().backup_files(&def, None, false, &events).unwrap();
+    assert_eq!(
+        events.errors(),
+        [
+            Event::Error(Op::Read, Err_::FileChanged, Some("grows".into()), None),
+            Event::Error(Op::Read, Err_::FileChanged, Some("shrinks".into()), None),
+            Event::Error(Op::Finish, Err_::SomeFilesChanged, None, None),
+        ]
+    );
+    let out = tmp.path().join("out");
+    extract(&path, &out);
+    assert_eq!(fs::read(out.join("grows")).unwrap(), b"0123456789");
+    assert_eq!(fs::read(out.join("shrinks")).unwrap(), b"012\0\0\0\0\0\0\0");
+    assert_eq!(fs::read(out.join("steady")).unwrap(), b"0123456789");
+}
+
+#[test]
+fn failed_backup_keeps_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let old = dest.join("test.tar.gz");
+    fs::write(&old, b"previous backup").unwrap();
+    let p = provider();
+
+    // Root missing.
+    let def = definition(
+        BackupType::TarGz,
+        &dest,
+        &tmp.path().join("gone"),
+        &[Path::new("x")],
+        &[],
+    );
+    let err = p.backup_files(&def, None, false, &NoEvents).unwrap_err();
+    assert!(
+        err.message().contains("gone: No such file or directory"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&old).unwrap(), b"previous backup");
+    assert!(!working_path(&old).exists());
+
+    // Destination missing.
+    fs::write(tmp.path().join("x"), b"x").unwrap();
+    let def = definition(
+        BackupType::TarGz,
+        &tmp.path().join("nodest"),
+        tmp.path(),
+        &[Path::new("x")],
+        &[],
+    );
+    let err = p.backup_files(&def, None, false, &NoEvents).unwrap_err();
+    assert!(err.message().contains("No such file or directory"), "{err}");
+    assert!(!tmp.path().join("nodest").exists());
+
+    // Disk full: the working file is made a link to /dev/full, which fails every write.
+    std::os::unix::fs::symlink("/dev/full", working_path(&old)).unwrap();
+    let def = definition(BackupType::TarGz, &dest, tmp.path(), &[Path::new("x")], &[]);
+    let err = p.backup_files(&def, None, false, &NoEvents).unwrap_err();
+    assert_eq!(err.os_code, libc::ENOSPC);
+    assert_eq!(
+        err.message(),
+        format!("{}: No space left on device", old.display())
+    );
+    assert_eq!(fs::read(&old).unwrap(), b"previous backup");
+    assert!(
+        fs::symlink_metadata(working_path(&old)).is_err(),
+        "partial file left"
+    );
+    assert_eq!(fs::read_dir(&dest).unwrap().count(), 1);
+}
+
+#[test]
+fn backup_inside_its_own_tree_does_not_store_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("f"), b"data").unwrap();
+    let def = definition(
+        BackupType::Tar,
+        tmp.path(),
+        tmp.path(),
+        &[Path::new(".")],
+        &[],
+    );
+    let events = Recorder::default();
+    let path = provider().backup_files(&def, None, false, &events).unwrap();
+    assert_eq!(list(&path), [b"f".to_vec()]);
+    assert_eq!(events.errors(), []);
+}
+
+#[test]
+fn overwrite_at_start_writes_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("f"), b"data").unwrap();
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    fs::write(dest.join("test.tar.zst"), b"old").unwrap();
+    let def = definition(
+        BackupType::TarZst,
+        &dest,
+        tmp.path(),
+        &[Path::new("f")],
+        &[],
+    );
+    let path = provider()
+        .backup_files(&def, Some(0), true, &NoEvents)
+        .unwrap();
+    assert_eq!(list(&path), [b"f".to_vec()]);
+}
+
+/// Unreadable objects are reported as PermissionDenied and the rest is stored. Root reads
+/// everything, so as root the test re-runs itself as user `nobody`.
+#[test]
+fn permission_denied_is_reported() {
+    if is_root() {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new(&exe)
+            .args(["--exact", "permission_denied_is_reported", "--nocapture"])
+            .current_dir("/")
+            .env("TMPDIR", "/tmp")
+            .uid(65534)
+            .gid(65534)
+            .output();
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("skipped: cannot run the test as nobody: {e}");
+                return;
+            }
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success()
+            && stderr.contains("Permission denied")
+            && !stderr.contains("panicked")
+        {
+            eprintln!("skipped: the test binary is not executable by nobody: {stderr}");
+            return;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "as nobody: {stdout}\n{stderr}");
+        assert!(stdout.contains("1 passed"), "{stdout}");
+        return;
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("root");
+    fs::create_dir_all(r.join("closed")).unwrap();
+    fs::create_dir_all(r.join("noexec")).unwrap();
+    fs::write(r.join("closed/inside"), b"x").unwrap();
+    fs::write(r.join("noexec/inside"), b"x").unwrap();
+    fs::write(r.join("unreadable"), b"x").unwrap();
+    fs::write(r.join("readable"), b"x").unwrap();
+    let mode = |p: &str, m| fs::set_permissions(r.join(p), fs::Permissions::from_mode(m)).unwrap();
+    mode("unreadable", 0o000);
+    mode("closed", 0o000);
+    mode("noexec", 0o600);
+    let events = Recorder::default();
+    let def = definition(BackupType::Tar, tmp.path(), &r, &[Path::new(".")], &[]);
+    let result = provider().backup_files(&def, None, false, &events);
+    mode("closed", 0o755);
+    mode("noexec", 0o755);
+    let path = result.unwrap();
+    let denied = |op, name: &str| Event::Error(op, Err_::PermissionDenied, Some(name.into()), None);
+    assert_eq!(
+        events.errors(),
+        [
+            denied(Op::Open, "closed"),
+            denied(Op::Stat, "noexec/inside"),
+            denied(Op::Open, "unreadable"),
+        ]
+    );
+    assert_eq!(
+        list(&path),
+        [
+            b"closed/".to_vec(),
+            b"noexec/".to_vec(),
+            b"readable".to_vec()
+        ]
+    );
+}
