@@ -84,26 +84,25 @@ impl Application<'_> {
         }
     }
 
-    fn option<'s>(
-        &'s self,
-        spec: &'s ArchiveSpec,
-        name: &str,
-        command_line: Option<&'s str>,
-    ) -> Option<&'s str> {
-        spec.archive_option(name).or(command_line)
-    }
-
     fn create_backup(&self, spec: &ArchiveSpec) -> Result<PathBuf, Failure> {
         let name = spec.name();
-        let archiver_name = self
-            .option(spec, "archiver", self.options.archiver.as_deref())
-            .unwrap_or(DEFAULT_ARCHIVER);
-        let archiver = Archiver::parse(archiver_name).map_err(|e| {
-            Failure(format!(
-                "{}: option \"archiver\": {e}",
-                spec.file().display()
-            ))
-        })?;
+        let archiver = match (
+            spec.archive_option("archiver"),
+            self.options.archiver.as_deref(),
+        ) {
+            (Some(name), _) => Archiver::parse(name).map_err(|e| {
+                Failure(format!(
+                    "{}: option \"archiver\": {e}",
+                    spec.file().display()
+                ))
+            })?,
+            (None, Some(name)) => {
+                Archiver::parse(name).map_err(|e| Failure(format!("option --archiver: {e}")))?
+            }
+            (None, None) => {
+                Archiver::parse(DEFAULT_ARCHIVER).expect("the default archiver name is valid")
+            }
+        };
         let provider = self
             .services
             .get_or_create_service::<ArchiverService>(&archiver.provider)?;

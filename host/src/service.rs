@@ -28,6 +28,9 @@ pub trait ServiceIdentification: 'static {
 pub type ProviderFactory<S> =
     Box<dyn Fn(&Path) -> Result<Rc<<S as ServiceIdentification>::Interface>, String>>;
 
+/// A provider instance, or why it could not be created.
+pub type ServiceResult<S> = Result<Rc<<S as ServiceIdentification>::Interface>, ServiceError>;
+
 /// A component that registers services and destroys them at the end.
 pub trait ServiceComponent {
     /// Drops the services this component registered (and their instances).
@@ -215,7 +218,7 @@ impl ServiceAccessor {
     /// Every provider of `S`, each created on first use; failures are returned per provider.
     pub fn get_or_create_services<S: ServiceIdentification>(
         &self,
-    ) -> Vec<(&str, Result<Rc<S::Interface>, ServiceError>)> {
+    ) -> Vec<(&str, ServiceResult<S>)> {
         match self.registration::<S>() {
             Ok(r) => r
                 .providers

@@ -1,1 +1,954 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests of the built `aa` binary and its plugins.
+//!
+//! The tests treat `aa` as a black box: they build a source tree holding every kind of file
+//! system object, run the binary in a sandbox (its own config and archive-spec directories, no
+//! `AA_PLUGIN_PATH` from the caller), extract the backup with GNU tar and compare the extracted
+//! tree with the source, field by field. GNU tar is the reference because a backup is only
+//! worth something if the standard tool restores it.
+//!
+//! Only std, `tempfile` and `libc` are used, so a failure here is never a dependency's bug.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::{CString, OsStr};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+// ---- locating the build --------------------------------------------------------------------
+
+/// The workspace root (this crate lives in `<workspace>/tests`).
+pub fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("tests crate has a parent")
+        .to_path_buf()
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace if relative) or
+/// `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace_dir().join(dir),
+        _ => workspace_dir().join("target"),
+    }
+}
+
+/// The `aa` binary under test: `$AA_BIN`, else `<target>/debug/aa`.
+pub fn aa_bin() -> PathBuf {
+    let bin = match std::env::var_os("AA_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => target_dir().join("debug").join("aa"),
+    };
+    assert!(
+        bin.is_file(),
+        "{} not found; build first: cargo build --workspace (or set AA_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// A plugin library built beside `aa`, e.g. `builtin_plugin("aa_plugin_tar_internal")`.
+pub fn builtin_plugin(lib_name: &str) -> PathBuf {
+    let bin = aa_bin();
+    let lib = bin.with_file_name(format!("lib{lib_name}.so"));
+    assert!(
+        lib.is_file(),
+        "{} not found; build first: cargo build --workspace",
+        lib.display()
+    );
+    lib
+}
+
+/// A path from raw bytes, for names that are not UTF-8.
+pub fn bpath(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+// ---- fixture trees -------------------------------------------------------------------------
+
+/// Builds a tree and gives every object a distinct modification time with nanoseconds.
+///
+/// Times are applied by [`TreeBuilder::finish`] once everything exists, directories last and
+/// deepest first, because creating an entry changes its parent's mtime.
+pub struct TreeBuilder {
+    root: PathBuf,
+    timed: Vec<PathBuf>,
+}
+
+impl TreeBuilder {
+    /// Creates `root` (mode 0755) and starts a tree in it.
+    pub fn new(root: impl Into<PathBuf>) -> TreeBuilder {
+        let root = root.into();
+        fs::create_dir_all(&root).expect("create fixture root");
+        chmod(&root, 0o755);
+        TreeBuilder {
+            root,
+            timed: vec![PathBuf::new()],
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&mut self, rel: &Path) -> PathBuf {
+        self.timed.push(rel.to_path_buf());
+        self.root.join(rel)
+    }
+
+    pub fn dir(&mut self, rel: impl AsRef<Path>, mode: u32) -> &mut Self {
+        let path = self.full(rel.as_ref());
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        chmod(&path, mode);
+        self
+    }
+
+    pub fn file(&mut self, rel: impl AsRef<Path>, content: &[u8], mode: u32) -> &mut Self {
+        let path = self.full(rel.as_ref());
+        fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        chmod(&path, mode);
+        self
+    }
+
+    pub fn symlink(&mut self, rel: impl AsRef<Path>, target: impl AsRef<Path>) -> &mut Self {
+        let path = self.full(rel.as_ref());
+        symlink(target, &path).unwrap_or_else(|e| panic!("symlink {}: {e}", path.display()));
+        self
+    }
+
+    /// A second name for the existing file `existing`; it shares that file's time.
+    pub fn hard_link(&mut self, rel: impl AsRef<Path>, existing: impl AsRef<Path>) -> &mut Self {
+        let path = self.root.join(rel);
+        fs::hard_link(self.root.join(existing), &path)
+            .unwrap_or_else(|e| panic!("link {}: {e}", path.display()));
+        self
+    }
+
+    pub fn fifo(&mut self, rel: impl AsRef<Path>, mode: u32) -> &mut Self {
+        let path = self.full(rel.as_ref());
+        let c = cstring(&path);
+        // SAFETY: `c` is a valid NUL-terminated path.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+            panic!("mkfifo {}: {}", path.display(), io::Error::last_os_error());
+        }
+        chmod(&path, mode);
+        self
+    }
+
+    /// Applies the modification times and returns the root.
+    pub fn finish(&mut self) -> PathBuf {
+        let root = self.root.clone();
+        let times: Vec<(PathBuf, (i64, i64))> = self
+            .timed
+            .iter()
+            .enumerate()
+            .map(|(i, rel)| (rel.clone(), fixture_time(i)))
+            .collect();
+        let is_dir = |rel: &Path| {
+            fs::symlink_metadata(root.join(rel))
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+        };
+        let (mut dirs, others): (Vec<_>, Vec<_>) =
+            times.into_iter().partition(|(rel, _)| is_dir(rel));
+        dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
+        for (rel, time) in others.into_iter().chain(dirs) {
+            set_mtime(&root.join(&rel), time);
+        }
+        root
+    }
+}
+
+/// A distinct time for the i-th object: seconds apart, nanoseconds always present, including
+/// values just below a whole second (a writer that rounds instead of truncating is caught).
+fn fixture_time(i: usize) -> (i64, i64) {
+    let i = i as i64;
+    let nanos = if i % 3 == 0 {
+        999_999_999
+    } else {
+        (i * 123_456_789 + 1) % 1_000_000_000
+    };
+    (1_600_000_000 + i * 3_607, nanos)
+}
+
+fn cstring(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_bytes()).expect("path without NUL")
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// Sets the modification (and access) time of `path` itself, not following a symbolic link.
+pub fn set_mtime(path: &Path, (secs, nanos): (i64, i64)) {
+    let t = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nanos as _,
+    };
+    let times = [t, t];
+    let c = cstring(path);
+    // SAFETY: valid path and a two-element timespec array, as utimensat requires.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        panic!(
+            "utimensat {}: {}",
+            path.display(),
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// Deterministic, poorly compressible bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Deterministic text that compresses well, and better at higher gzip levels.
+pub fn compressible_text(len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "archive",
+        "backup",
+        "level",
+        "restore",
+        "tar",
+        "file",
+        "directory",
+        "the",
+        "of",
+        "incremental",
+        "snapshot",
+        "compression",
+        "provider",
+        "plugin",
+        "data",
+        "copy",
+    ];
+    let mut out = Vec::with_capacity(len + 16);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
+        out.push(if x % 11 == 0 { b'\n' } else { b' ' });
+    }
+    out.truncate(len);
+    out
+}
+
+/// Builds `parent/tree` holding every kind of object a backup must preserve and returns it:
+/// files with content, an empty file and directory, nested directories, relative, dangling and
+/// directory symlinks (one with a target over 100 bytes), a hard link pair, a 150-byte name, a
+/// path over 255 bytes, a non-UTF-8 name, modes 0640/0750/0755, and a FIFO.
+pub fn full_fixture(parent: &Path) -> PathBuf {
+    let long_name = "n".repeat(150);
+    let seg = |c: char| c.to_string().repeat(60);
+    let deep: PathBuf = ["long", &seg('p'), &seg('q'), &seg('r'), &seg('s')]
+        .iter()
+        .collect();
+    let deep_file = deep.join(format!("{}.txt", seg('f')));
+    assert!(deep_file.as_os_str().len() > 255);
+
+    let mut t = TreeBuilder::new(parent.join("tree"));
+    t.file("file.txt", b"hello world\n", 0o644)
+        .file("empty", b"", 0o644)
+        .dir("emptydir", 0o755)
+        .dir("a", 0o755)
+        .dir("a/b", 0o755)
+        .dir("a/b/c", 0o755)
+        .file("a/b/c/deep.txt", b"deep content\n", 0o644)
+        .symlink("a/b/link-up", "../../file.txt")
+        .symlink("link-rel", "file.txt")
+        .symlink("dangling", "missing/target")
+        .symlink("dirlink", "a/b")
+        .symlink("longlink", "t".repeat(150))
+        .file("hard1", b"shared by two names\n", 0o644)
+        .hard_link("hard2", "hard1")
+        .file(&long_name, b"long name\n", 0o644)
+        .dir("long", 0o755);
+    let mut partial = PathBuf::from("long");
+    for c in ['p', 'q', 'r', 's'] {
+        partial.push(seg(c));
+        t.dir(&partial, 0o755);
+    }
+    t.file(&deep_file, b"at the end of a long path\n", 0o644)
+        .file(bpath(b"caf\xe9"), b"latin-1 name\n", 0o644)
+        .file("private.txt", b"secret\n", 0o640)
+        .dir("privdir", 0o750)
+        .file("privdir/inside.txt", b"inside\n", 0o600)
+        .file("script.sh", b"#!/bin/sh\necho hi\n", 0o755)
+        .file("name with spaces.txt", b"spaces\n", 0o644)
+        .file("big.bin", &noise(100_000, 7), 0o644)
+        .fifo("fifo", 0o644);
+    t.finish()
+}
+
+/// Builds `parent/tree` with regular files and directories only, all names under 100 bytes
+/// (what every provider, including the minimal example plugin, must store).
+pub fn simple_fixture(parent: &Path) -> PathBuf {
+    let mut t = TreeBuilder::new(parent.join("tree"));
+    t.file("file.txt", b"hello world\n", 0o644)
+        .file("empty", b"", 0o644)
+        .dir("emptydir", 0o755)
+        .dir("a", 0o755)
+        .dir("a/b", 0o755)
+        .file("a/b/deep.txt", b"deep content\n", 0o644)
+        .file("private.txt", b"secret\n", 0o640)
+        .dir("privdir", 0o750)
+        .file("privdir/inside.txt", b"inside\n", 0o600)
+        .file("script.sh", b"#!/bin/sh\necho hi\n", 0o755)
+        .file("big.bin", &noise(70_001, 3), 0o644);
+    t.finish()
+}
+
+// ---- snapshots -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    Socket,
+}
+
+/// What a backup must preserve of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_secs: i64,
+    pub mtime_nanos: i64,
+    /// Size of a regular file, 0 otherwise.
+    pub size: u64,
+    /// FNV-1a hash of a regular file's content.
+    pub content_hash: Option<u64>,
+    pub link_target: Option<Vec<u8>>,
+    /// For a file with several names in the tree: the smallest of those names.
+    pub hardlink_group: Option<Vec<u8>>,
+}
+
+/// Relative path bytes (the root itself is the empty path) to entry.
+pub type Snapshot = BTreeMap<Vec<u8>, Entry>;
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Records every object under `dir` (and `dir` itself), without following symbolic links.
+pub fn snapshot(dir: &Path) -> Snapshot {
+    let mut snap = Snapshot::new();
+    let mut inodes: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
+    walk(dir, Vec::new(), &mut snap, &mut inodes);
+    for names in inodes.values().filter(|names| names.len() > 1) {
+        let group = names.iter().min().cloned();
+        for name in names {
+            snap.get_mut(name).expect("recorded").hardlink_group = group.clone();
+        }
+    }
+    snap
+}
+
+fn walk(
+    path: &Path,
+    rel: Vec<u8>,
+    snap: &mut Snapshot,
+    inodes: &mut HashMap<(u64, u64), Vec<Vec<u8>>>,
+) {
+    let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let ft = meta.file_type();
+    let kind = if ft.is_file() {
+        Kind::File
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_symlink() {
+        Kind::Symlink
+    } else if ft.is_fifo() {
+        Kind::Fifo
+    } else if ft.is_char_device() {
+        Kind::CharDevice
+    } else if ft.is_block_device() {
+        Kind::BlockDevice
+    } else {
+        Kind::Socket
+    };
+    let mut entry = Entry {
+        kind,
+        // A symlink's own mode is meaningless on Linux (always 0777).
+        mode: if kind == Kind::Symlink {
+            0
+        } else {
+            meta.mode() & 0o7777
+        },
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime_secs: meta.mtime(),
+        mtime_nanos: meta.mtime_nsec(),
+        size: 0,
+        content_hash: None,
+        link_target: None,
+        hardlink_group: None,
+    };
+    match kind {
+        Kind::File => {
+            let data = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            entry.size = data.len() as u64;
+            entry.content_hash = Some(fnv1a(&data));
+            if meta.nlink() > 1 {
+                inodes
+                    .entry((meta.dev(), meta.ino()))
+                    .or_default()
+                    .push(rel.clone());
+            }
+        }
+        Kind::Symlink => {
+            let target = fs::read_link(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            entry.link_target = Some(target.as_os_str().as_bytes().to_vec());
+        }
+        _ => {}
+    }
+    snap.insert(rel.clone(), entry);
+    if kind == Kind::Dir {
+        let mut children: Vec<_> = fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .map(|e| e.expect("read_dir entry").file_name())
+            .collect();
+        children.sort();
+        for child in children {
+            let mut child_rel = rel.clone();
+            if !child_rel.is_empty() {
+                child_rel.push(b'/');
+            }
+            child_rel.extend_from_slice(child.as_bytes());
+            walk(&path.join(&child), child_rel, snap, inodes);
+        }
+    }
+}
+
+/// A snapshot without `prefix` and everything below it (for trees with excludes).
+pub fn without(snap: &Snapshot, prefix: &[u8]) -> Snapshot {
+    snap.iter()
+        .filter(|(path, _)| {
+            !(path.as_slice() == prefix
+                || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/')))
+        })
+        .map(|(p, e)| (p.clone(), e.clone()))
+        .collect()
+}
+
+/// Readable form of a relative path.
+pub fn show(path: &[u8]) -> String {
+    if path.is_empty() {
+        ".".to_string()
+    } else {
+        path.escape_ascii().to_string()
+    }
+}
+
+/// How strictly two trees are compared.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Compare {
+    /// Whether sub-second modification times must match (only pax archives store them).
+    pub mtime_nanos: bool,
+}
+
+/// The differences between two snapshots, one readable line each; empty when identical.
+pub fn tree_diff(expected: &Snapshot, actual: &Snapshot, how: Compare) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, e) in expected {
+        let Some(a) = actual.get(path) else {
+            out.push(format!("missing:    {} ({:?})", show(path), e.kind));
+            continue;
+        };
+        let p = show(path);
+        let mut field = |name: &str, exp: &dyn fmt::Debug, act: &dyn fmt::Debug| {
+            out.push(format!(
+                "different:  {p}: {name} expected {exp:?}, got {act:?}"
+            ));
+        };
+        if e.kind != a.kind {
+            field("kind", &e.kind, &a.kind);
+            continue;
+        }
+        if e.mode != a.mode {
+            field("mode", &Octal(e.mode), &Octal(a.mode));
+        }
+        if (e.uid, e.gid) != (a.uid, a.gid) {
+            field("owner", &(e.uid, e.gid), &(a.uid, a.gid));
+        }
+        let mtime_differs =
+            e.mtime_secs != a.mtime_secs || (how.mtime_nanos && e.mtime_nanos != a.mtime_nanos);
+        if mtime_differs {
+            field(
+                "mtime",
+                &(e.mtime_secs, e.mtime_nanos),
+                &(a.mtime_secs, a.mtime_nanos),
+            );
+        }
+        if e.size != a.size {
+            field("size", &e.size, &a.size);
+        }
+        if e.content_hash != a.content_hash {
+            field("content hash", &e.content_hash, &a.content_hash);
+        }
+        if e.link_target != a.link_target {
+            let show_target = |t: &Option<Vec<u8>>| t.as_deref().map(show);
+            field(
+                "link target",
+                &show_target(&e.link_target),
+                &show_target(&a.link_target),
+            );
+        }
+        if e.hardlink_group != a.hardlink_group {
+            let show_group = |t: &Option<Vec<u8>>| t.as_deref().map(show);
+            field(
+                "hard link group",
+                &show_group(&e.hardlink_group),
+                &show_group(&a.hardlink_group),
+            );
+        }
+    }
+    for (path, a) in actual {
+        if !expected.contains_key(path) {
+            out.push(format!("unexpected: {} ({:?})", show(path), a.kind));
+        }
+    }
+    out
+}
+
+struct Octal(u32);
+
+impl fmt::Debug for Octal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// Panics with a readable list of differences unless the trees match.
+#[track_caller]
+pub fn assert_same_tree(expected: &Snapshot, actual: &Snapshot, how: Compare, context: &str) {
+    let diff = tree_diff(expected, actual, how);
+    if !diff.is_empty() {
+        panic!(
+            "{context}: extracted tree differs from the source ({} differences):\n  {}",
+            diff.len(),
+            diff.join("\n  ")
+        );
+    }
+}
+
+// ---- GNU tar ------------------------------------------------------------------------------
+
+/// Extracts `archive` into `dest` (created if needed) with GNU tar, preserving permissions.
+/// GNU tar recognises gzip, bzip2, xz and zstd compression by itself when reading a file.
+#[track_caller]
+pub fn gnu_extract(archive: &Path, dest: &Path) {
+    fs::create_dir_all(dest).expect("create extraction directory");
+    let out = Command::new("tar")
+        .arg("-xpf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dest)
+        .output()
+        .expect("run GNU tar");
+    assert!(
+        out.status.success(),
+        "tar -xpf {} failed ({}): {}",
+        archive.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The member names of `archive` as GNU tar lists them, without a trailing `/` or leading `./`
+/// (how a directory name is spelt is a detail that differs between writers).
+#[track_caller]
+pub fn gnu_list(archive: &Path) -> BTreeSet<Vec<u8>> {
+    let out = Command::new("tar")
+        .arg("--quoting-style=literal")
+        .arg("-tf")
+        .arg(archive)
+        .output()
+        .expect("run GNU tar");
+    assert!(
+        out.status.success(),
+        "tar -tf {} failed ({}): {}",
+        archive.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let l = l.strip_prefix(b"./").unwrap_or(l);
+            l.strip_suffix(b"/").unwrap_or(l).to_vec()
+        })
+        .collect()
+}
+
+/// The container format of a file, from its magic bytes: `tar`, `gz`, `bz2`, `xz`, `zst` or
+/// `unknown`.
+pub fn detect_format(path: &Path) -> &'static str {
+    let data = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if data.starts_with(&[0x1f, 0x8b]) {
+        "gz"
+    } else if data.starts_with(b"BZh") {
+        "bz2"
+    } else if data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "xz"
+    } else if data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "zst"
+    } else if data.len() >= 512 && &data[257..262] == b"ustar" {
+        "tar"
+    } else {
+        "unknown"
+    }
+}
+
+/// File names in `dir`, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// ---- running aa ---------------------------------------------------------------------------
+
+/// An archive specification file's content.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    pub path: Option<PathBuf>,
+    /// Entries of `include-files`, written space-separated (quote them yourself if needed).
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub archiver: Option<String>,
+    pub dest_dir: Option<PathBuf>,
+}
+
+impl Spec {
+    pub fn new(path: &Path, include: &[&str], dest_dir: &Path) -> Spec {
+        Spec {
+            path: Some(path.to_path_buf()),
+            include: include.iter().map(|s| s.to_string()).collect(),
+            dest_dir: Some(dest_dir.to_path_buf()),
+            ..Spec::default()
+        }
+    }
+
+    pub fn archiver(mut self, archiver: &str) -> Spec {
+        self.archiver = Some(archiver.to_string());
+        self
+    }
+
+    pub fn exclude(mut self, exclude: &[&str]) -> Spec {
+        self.exclude = exclude.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::from("[Content]\n");
+        if let Some(path) = &self.path {
+            s += &format!("path = {}\n", path.display());
+        }
+        s += &format!("include-files = {}\n", self.include.join(" "));
+        // Always present, even empty: the original program requires the option.
+        s += &format!("exclude-files = {}\n", self.exclude.join(" "));
+        s += "\n[Archive]\n";
+        if let Some(archiver) = &self.archiver {
+            s += &format!("archiver = {archiver}\n");
+        }
+        if let Some(dest) = &self.dest_dir {
+            s += &format!("dest-dir = {}\n", dest.display());
+        }
+        s
+    }
+}
+
+/// A private directory for one test: `config/`, `specs/`, `src/`, `dest/` and a `home/` used as
+/// `$HOME`, so nothing outside it is read or written.
+pub struct Sandbox {
+    tmp: TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let tmp = tempfile::Builder::new()
+            .prefix("aa-test-")
+            .tempdir()
+            .expect("create sandbox");
+        for sub in ["config", "specs", "src", "dest", "home"] {
+            fs::create_dir(tmp.path().join(sub)).expect("create sandbox directory");
+        }
+        Sandbox { tmp }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.path().join("config")
+    }
+
+    pub fn specs_dir(&self) -> PathBuf {
+        self.path().join("specs")
+    }
+
+    /// Where fixtures are built (`src/tree`) and the usual `path` of a spec.
+    pub fn src_dir(&self) -> PathBuf {
+        self.path().join("src")
+    }
+
+    pub fn dest_dir(&self) -> PathBuf {
+        self.path().join("dest")
+    }
+
+    /// A fresh directory `name` inside the sandbox.
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let dir = self.path().join(name);
+        fs::create_dir_all(&dir).expect("create directory");
+        dir
+    }
+
+    /// Writes `specs/NAME.aa` and returns its path.
+    pub fn write_spec(&self, name: &str, spec: &Spec) -> PathBuf {
+        self.write_spec_text(name, &spec.render())
+    }
+
+    pub fn write_spec_text(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.specs_dir().join(format!("{name}.aa"));
+        fs::write(&path, text).expect("write spec");
+        path
+    }
+
+    /// An `aa` command with the sandbox's config and spec directories.
+    pub fn aa(&self) -> Aa {
+        let mut cmd = Command::new(aa_bin());
+        cmd.arg("--user-config-dir")
+            .arg(self.config_dir())
+            .arg("--archive-specs-dir")
+            .arg(self.specs_dir())
+            .env_remove("AA_PLUGIN_PATH")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LOG")
+            .env("HOME", self.path().join("home"))
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        Aa { cmd }
+    }
+}
+
+/// A prepared `aa` invocation.
+pub struct Aa {
+    cmd: Command,
+}
+
+/// How long one `aa` run may take before the test gives up on it.
+const AA_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Aa {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Aa {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Aa {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Aa {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Runs `aa`, killing it if it hangs.
+    pub fn run(mut self) -> AaOutput {
+        let description = format!("{:?}", self.cmd);
+        let child = self
+            .cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        let pid = child.id() as libc::pid_t;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let output = match rx.recv_timeout(AA_TIMEOUT) {
+            Ok(output) => output,
+            Err(_) => {
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("{description} did not finish within {AA_TIMEOUT:?}");
+            }
+        }
+        .expect("wait for aa");
+        AaOutput {
+            command: description,
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// The outcome of an `aa` run.
+pub struct AaOutput {
+    pub command: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for AaOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}\n  exit: {}\n  stdout:\n{}\n  stderr:\n{}",
+            self.command,
+            self.status,
+            indent(&self.stdout),
+            indent(&self.stderr)
+        )
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl AaOutput {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// stdout followed by stderr.
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Lines of stderr that start with `aa: ` (the one-line error format).
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("aa: "))
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn assert_no_panic(&self) {
+        let all = self.all_output();
+        for marker in ["panicked", "RUST_BACKTRACE", "stack backtrace", "SIGSEGV"] {
+            assert!(
+                !all.contains(marker),
+                "aa output contains {marker:?}:\n{self}"
+            );
+        }
+        assert!(
+            self.status.code().is_some(),
+            "aa was killed by a signal:\n{self}"
+        );
+    }
+
+    #[track_caller]
+    pub fn assert_success(&self) {
+        self.assert_no_panic();
+        assert_eq!(self.code(), Some(0), "aa should succeed:\n{self}");
+    }
+
+    /// Exit code 1, at least one `aa: ` error line, no panic.
+    #[track_caller]
+    pub fn assert_clean_failure(&self) {
+        self.assert_no_panic();
+        assert_eq!(
+            self.code(),
+            Some(1),
+            "aa should fail with exit code 1:\n{self}"
+        );
+        assert!(
+            !self.error_lines().is_empty(),
+            "aa failed without an `aa: ` error line:\n{self}"
+        );
+    }
+}
+
+// ---- the example plugin ---------------------------------------------------------------------
+
+/// Builds `examples/hello-provider` (its own workspace) into `<target>/examples` and returns
+/// the shared library. Built once per test process; cargo's lock serialises concurrent builds.
+pub fn build_hello_provider() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = workspace_dir().join("examples/hello-provider/Cargo.toml");
+            let target = target_dir().join("examples");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "--offline", "--quiet", "--manifest-path"])
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(&target)
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("RUSTFLAGS")
+                .output()
+                .expect("run cargo");
+            assert!(
+                out.status.success(),
+                "building {} failed:\n{}",
+                manifest.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let lib = target.join("debug/libaa_hello_provider.so");
+            assert!(lib.is_file(), "{} was not built", lib.display());
+            lib
+        })
+        .clone()
+}

@@ -46,7 +46,11 @@ fn read(path: &Path) -> String {
 fn tar_external_continues_a_chain_written_by_python_aa() {
     let fixture = workspace_dir().join("tests/fixtures/python-aa-2.0.6");
     let tmp = tempfile::tempdir().unwrap();
-    let (config, dest, src) = (tmp.path().join("config"), tmp.path().join("dest"), tmp.path().join("src"));
+    let (config, dest, src) = (
+        tmp.path().join("config"),
+        tmp.path().join("dest"),
+        tmp.path().join("src"),
+    );
     copy_dir(&fixture.join("config"), &config);
     copy_dir(&fixture.join("dest"), &dest);
 
@@ -65,9 +69,13 @@ fn tar_external_continues_a_chain_written_by_python_aa() {
     let library = PluginLibrary::load(&builtin_plugin("aa_plugin_tar_external")).unwrap();
     let provider = library.create_provider(&config).unwrap();
     assert_eq!(provider.get_max_backup_level("chain").unwrap(), 2);
-    assert_eq!(provider.get_stored_backup_ids().unwrap(), vec!["chain".to_string()]);
+    assert_eq!(
+        provider.get_stored_backup_ids().unwrap(),
+        vec!["chain".to_string()]
+    );
 
-    let definition = BackupDefinition::new("chain", BackupType::TarGz, &dest, &src).include(["a.txt", "dir1", "dir2"]);
+    let definition = BackupDefinition::new("chain", BackupType::TarGz, &dest, &src)
+        .include(["a.txt", "dir1", "dir2"]);
     let level2 = provider
         .backup_files_incrementally(&definition, None, None, false, &NoEvents)
         .unwrap();
@@ -76,7 +84,11 @@ fn tar_external_continues_a_chain_written_by_python_aa() {
     // The original's snapshots are untouched and the new one sits beside them.
     for name in ["chain.snar", "chain.1.snar"] {
         let original = fs::read(fixture.join("config/snapshots").join(name)).unwrap();
-        assert_eq!(fs::read(config.join("snapshots").join(name)).unwrap(), original, "{name}");
+        assert_eq!(
+            fs::read(config.join("snapshots").join(name)).unwrap(),
+            original,
+            "{name}"
+        );
     }
     assert!(config.join("snapshots/chain.2.snar").is_file());
     assert_eq!(provider.get_max_backup_level("chain").unwrap(), 3);
@@ -86,6 +98,9 @@ fn tar_external_continues_a_chain_written_by_python_aa() {
     assert_eq!(read(&restored.join("a.txt")), "second version\n");
     assert_eq!(read(&restored.join("dir1/b.txt")), "b changed\n");
     assert_eq!(read(&restored.join("dir2/d.txt")), "d\n");
-    assert!(!restored.join("dir1/new.txt").exists(), "deleted at level 2");
+    assert!(
+        !restored.join("dir1/new.txt").exists(),
+        "deleted at level 2"
+    );
     assert!(!restored.join("dir2/c.txt").exists(), "deleted at level 1");
 }

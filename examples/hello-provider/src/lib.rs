@@ -16,6 +16,7 @@
 //! directories only, names shorter than 100 bytes, files smaller than 8 GiB. Anything else is
 //! skipped and reported as `UnknownTypeIgnored`. A real provider would use the `tar` crate.
 
+use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -125,15 +126,10 @@ impl UstarWriter<'_> {
 
         if meta.is_dir() {
             // Read the directory before writing its header so an unreadable one is skipped.
-            let mut children =
-                match fs::read_dir(&path).and_then(|d| d.collect::<Result<Vec<_>, _>>()) {
-                    Ok(entries) => entries
-                        .into_iter()
-                        .map(|e| e.file_name())
-                        .collect::<Vec<_>>(),
-                    Err(e) => return self.skip(BackupSubOperation::Open, &e, rel),
-                };
-            children.sort(); // a reproducible member order
+            let children = match sorted_children(&path) {
+                Ok(children) => children,
+                Err(e) => return self.skip(BackupSubOperation::Open, &e, rel),
+            };
             self.out.write_all(&header(&name, &meta, b'5', 0))?;
             self.events.file_add(rel);
             for child in children {
@@ -199,6 +195,15 @@ impl UstarWriter<'_> {
     }
 }
 
+/// The names in a directory, sorted so the member order is reproducible.
+fn sorted_children(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
+}
+
 /// Builds a ustar header block. Numbers are zero-padded octal, NUL-terminated (a number too large
 /// for its field, such as a huge uid, is stored as 0); user and group names are left empty so the
 /// numeric ids are used on extraction.
@@ -208,7 +213,7 @@ fn header(name: &[u8], meta: &Metadata, type_flag: u8, size: u64) -> [u8; BLOCK]
         let digits = width - 1;
         let value = if value >> (3 * digits) == 0 { value } else { 0 };
         let text = format!("{value:0digits$o}");
-        h[offset..offset + width - 1].copy_from_slice(text.as_bytes());
+        h[offset..offset + digits].copy_from_slice(text.as_bytes());
     };
     octal(100, 8, u64::from(meta.mode() & 0o7777));
     octal(108, 8, u64::from(meta.uid()));
