@@ -40,6 +40,8 @@ impl LoadError {
     }
 
     fn from_library_error(err: LibraryError) -> LoadError {
+        // The full text can be dozens of lines; keep it for whoever asks with AA_LOG=debug.
+        log::debug!("plugin load error in full: {err}");
         let kind = match err {
             LibraryError::OpenError { err, .. } => {
                 LoadErrorKind::Open(first_line(&err.to_string()))
@@ -87,23 +89,49 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
-/// abi_stable's layout errors span dozens of lines; keep the first line that names a mismatch.
+/// abi_stable's layout errors span dozens of lines: keep the offending type and each
+/// `Error:` entry with its expected and found values, e.g. `ProviderIdentification: incompatible
+/// type size (expected 96, found 104)`.
 fn summarise_layout_error(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let interesting = lines
-        .iter()
-        .find(|l| {
-            let l = l.to_ascii_lowercase();
-            l.contains("mismatch") || l.contains("different") || l.contains("expected")
-        })
-        .or(lines.first())
-        .copied()
-        .unwrap_or("type layouts differ");
-    let mut out: String = interesting.chars().take(160).collect();
-    if interesting.chars().count() > 160 {
-        out.push('…');
+    let lines: Vec<&str> = s.lines().map(str::trim).collect();
+    let mut current_type = None;
+    // (type, problem) in report order; abi_stable reports outer types before the innermost
+    // one, which is the actual cause.
+    let mut problems: Vec<(Option<&str>, String)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "Layout of expected type:" {
+            current_type = lines[i + 1..]
+                .iter()
+                .find_map(|l| l.strip_prefix("type:"))
+                .or(current_type);
+        } else if let Some(error) = line.strip_prefix("Error:") {
+            let value_after = |label: &str| {
+                let offset = lines[i + 1..].iter().take(6).position(|l| *l == label)?;
+                lines.get(i + 2 + offset).copied()
+            };
+            let mut problem = error.trim().to_string();
+            if let (Some(expected), Some(found)) = (value_after("Expected:"), value_after("Found:"))
+            {
+                problem.push_str(&format!(" (expected {expected}, found {found})"));
+            }
+            problems.push((current_type, problem));
+        }
     }
-    out
+    let Some((cause_type, _)) = problems.last() else {
+        return "type layouts differ".to_string();
+    };
+    let cause_type = *cause_type;
+    let mut cause: Vec<String> = Vec::new();
+    for (_, problem) in problems.iter().filter(|(t, _)| *t == cause_type) {
+        if !cause.contains(problem) {
+            cause.push(problem.clone());
+        }
+    }
+    let cause = cause.join("; ");
+    match cause_type {
+        Some(t) => format!("{t}: {cause}"),
+        None => cause,
+    }
 }
 
 /// A loaded plugin library. Libraries are never unloaded.
@@ -321,5 +349,25 @@ impl Provider {
         self.inner
             .purge_stored_backup_data(RStr::from_str(backup_id))
             .into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summarise_layout_error;
+
+    #[test]
+    fn layout_errors_are_summarised_on_one_line() {
+        let text = "\n    Layout of expected type:\n        --- Type Layout ---\n        type:ArchiverPlugin\n\
+                    Error:incompatible type size\n    Expected:\n        8\n    Found:\n        16\n\
+                    \n    Layout of expected type:\n        --- Type Layout ---\n        type:ProviderIdentification\n\
+                    size:96\n    Error:incompatible type size\n    Expected:\n        96\n    Found:\n        104\n\n\
+                    Error:too many fields\n    Expected:\n        3\n    Found:\n        4\n";
+        assert_eq!(
+            summarise_layout_error(text),
+            "ProviderIdentification: incompatible type size (expected 96, found 104); \
+             too many fields (expected 3, found 4)"
+        );
+        assert_eq!(summarise_layout_error("garbage"), "type layouts differ");
     }
 }

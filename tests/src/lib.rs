@@ -928,27 +928,36 @@ pub fn build_hello_provider() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let manifest = workspace_dir().join("examples/hello-provider/Cargo.toml");
-            let target = target_dir().join("examples");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let out = Command::new(cargo)
-                .args(["build", "--offline", "--quiet", "--manifest-path"])
-                .arg(&manifest)
-                .arg("--target-dir")
-                .arg(&target)
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("RUSTFLAGS")
-                .output()
-                .expect("run cargo");
-            assert!(
-                out.status.success(),
-                "building {} failed:\n{}",
-                manifest.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let lib = target.join("debug/libaa_hello_provider.so");
-            assert!(lib.is_file(), "{} was not built", lib.display());
-            lib
+            build_cdylib(
+                &workspace_dir().join("examples/hello-provider/Cargo.toml"),
+                &target_dir().join("examples"),
+                "aa_hello_provider",
+            )
         })
         .clone()
+}
+
+/// Builds the library crate at `manifest` (offline: its dependencies are those of the
+/// workspace, already fetched) into `target` and returns the path of `lib<lib_name>.so`.
+#[track_caller]
+pub fn build_cdylib(manifest: &Path, target: &Path, lib_name: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building {} failed:\n{}",
+        manifest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lib = target.join(format!("debug/lib{lib_name}.so"));
+    assert!(lib.is_file(), "{} was not built", lib.display());
+    lib
 }
