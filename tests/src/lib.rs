@@ -766,7 +766,12 @@ impl Sandbox {
 
     /// An `aa` command with the sandbox's config and spec directories.
     pub fn aa(&self) -> Aa {
-        let mut cmd = Command::new(aa_bin());
+        self.aa_at(&aa_bin())
+    }
+
+    /// Like [`Sandbox::aa`], for an `aa` binary at another place (an installed copy).
+    pub fn aa_at(&self, program: &Path) -> Aa {
+        let mut cmd = Command::new(program);
         cmd.arg("--user-config-dir")
             .arg(self.config_dir())
             .arg("--archive-specs-dir")
