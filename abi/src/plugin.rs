@@ -173,11 +173,15 @@ fn libc_eexist() -> i32 {
         .unwrap_or(17)
 }
 
+fn libc_enotdir() -> i32 {
+    20 // ENOTDIR on Linux; std has no portable constructor for it
+}
+
 fn unsupported_type(backup_type: BackupType) -> ProviderError {
     ProviderError::unsupported_type(format!("Unsupported backup type: {backup_type}"))
 }
 
-/// The checks of the original's base class.
+/// The checks of the original's base class, plus an accessible root.
 pub mod checks {
     use super::*;
 
@@ -239,7 +243,24 @@ pub mod checks {
         if definition.include_files.is_empty() {
             return Err(ProviderError::other("Nothing to backup."));
         }
-        Ok(())
+        root(definition)
+    }
+
+    /// The backup root must be a directory: without this check a provider that reports each
+    /// missing include as an event would replace a good backup with an empty one.
+    pub fn root(definition: &BackupDefinition) -> Result<(), ProviderError> {
+        let root = definition.root();
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(ProviderError::io(
+                libc_enotdir(),
+                format!("{}: the backup root is not a directory", root.display()),
+            )),
+            Err(e) => Err(ProviderError::from_io(
+                format_args!("{}: the backup root is not accessible", root.display()),
+                &e,
+            )),
+        }
     }
 
     pub fn keeping_id(new_keeping_id: &str) -> Result<(), ProviderError> {

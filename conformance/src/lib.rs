@@ -1,0 +1,221 @@
+//! The provider conformance suite: one set of behaviour checks, written once, run against any
+//! `aa` archiver provider library.
+//!
+//! The seed service API describes what an archiver provider must do, and the two built-in
+//! providers plus every third-party plugin must do it the same way, or `aa` behaves differently
+//! depending on which library happens to serve an archiver. Rather than each provider carrying
+//! its own copy of these expectations, the suite loads a library through the real host API
+//! ([`aa_abi::host::PluginLibrary`]), reads what the provider *declares* (its backup types and
+//! the features of each) and runs every check that applies to that declaration. A provider is
+//! never asked for something it does not claim; a claim it makes is held to the seed's letter.
+//!
+//! Every check runs in a fresh temporary directory with a freshly created provider, and under
+//! `catch_unwind`, so one failure (or panic) never hides the results of the others.
+//!
+//! # What is checked
+//!
+//! For every declared backup type:
+//!
+//! * `backup_files` returns exactly `DEST/NAME.<ext>`, leaves nothing else in `DEST`, and the
+//!   file's magic bytes match the type;
+//! * the backup of a fixture holding every kind of object extracts with GNU tar to the source
+//!   tree under the object-storage rule below, and `file_add` was raised for every stored
+//!   member (and for nothing else);
+//! * an excluded subtree and an excluded single file are absent, everything else is present;
+//! * a failing run (backup root missing) returns an error, leaves the old backup byte-identical
+//!   and no `._partial` file; a successful run replaces the backup; `overwrite_at_start` works;
+//! * compression strengths: 0 and 9 both give valid archives and 9 is not larger than 0 on
+//!   compressible data (types declaring `CompressionStrength`); 10 is `INVALID_VALUE`; any
+//!   strength for a type without the feature is `UNSUPPORTED_FEATURE`; an empty include list
+//!   is `OTHER` "Nothing to backup.";
+//! * `keep_backup`, `does_backup_exist` and `remove_backup`, including the `EEXIST`/`ENOENT`
+//!   I/O errors and `INVALID_VALUE` for an empty keeping id;
+//! * with `Incremental`: a level 0..3 chain with changes of every kind between levels restores
+//!   (levels 0..N in order, `tar --listed-incremental=/dev/null`) to the tree as it was at level
+//!   N; the maximal level, level bounds, redoing a level, `remove_backup_increments`, keeping
+//!   levels, `does_any_backup_level_exist`, stored ids and `purge_stored_backup_data` (which must
+//!   not touch the state of an id that merely starts with the purged one); a failed incremental
+//!   run leaves the work directory (snapshot state) and every backup byte-identical;
+//! * without `Incremental`: the incremental methods answer `NOT_IMPLEMENTED` or
+//!   `UNSUPPORTED_FEATURE`.
+//!
+//! Provider-wide: a sane identification; `UNSUPPORTED_TYPE` from `backup_files`,
+//! `backup_files_incrementally`, `remove_backup`, `does_backup_exist` and `keep_backup` for an
+//! undeclared backup type; and, when no type declares `Incremental`, a refused
+//! `get_max_backup_level`.
+//!
+//! # The object-storage rule
+//!
+//! A provider need not be able to store every kind of file system object (the example plugin
+//! stores only regular files and directories with short names). What it may never do is lose
+//! one silently. So every object of the source is either
+//!
+//! * **stored faithfully**: GNU tar restores it with the same type, content, permission bits,
+//!   owner, modification time (whole seconds; sub-second digits, if the archive keeps any, must
+//!   be exact) and symbolic link target; or
+//! * **reported**: absent from the archive, with a `backup_operation_error` event of
+//!   `UnknownTypeIgnored` or `SocketIgnored` naming it or one of its ancestor directories.
+//!
+//! Sockets can never be stored in a tar archive, so they must always be reported. Hard links
+//! may be stored as links or as independent copies of the content: either way nothing is lost.
+//! Any other `backup_operation_error` on the fixture (which is readable and does not change) is
+//! a failure.
+
+mod checks;
+mod runner;
+pub mod support;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aa_abi::host::{LoadError, PluginLibrary};
+use aa_abi::ProviderError;
+
+pub use runner::{Failure, Outcome, Verdict};
+
+/// How a suite run is restricted.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Run only the checks whose full name (`Provider/Type/check`) contains this text.
+    pub filter: Option<String>,
+}
+
+/// Counts of one or more suite runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    pub fn add(&mut self, other: &Summary) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+    }
+
+    fn count(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Passed => self.passed += 1,
+            Verdict::Failed(_) => self.failed += 1,
+            Verdict::Skipped(_) => self.skipped += 1,
+        }
+    }
+}
+
+/// The closing line: `N passed, M failed` and `, K skipped` when any were skipped.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} passed, {} failed", self.passed, self.failed)?;
+        if self.skipped > 0 {
+            write!(f, ", {} skipped", self.skipped)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a library could not be tested at all.
+#[derive(Debug)]
+pub struct Error {
+    library: PathBuf,
+    kind: ErrorKind,
+}
+
+#[derive(Debug)]
+enum ErrorKind {
+    Load(LoadError),
+    Identification(ProviderError),
+}
+
+impl Error {
+    /// The library the error is about.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let library = self.library.display();
+        match &self.kind {
+            ErrorKind::Load(e) => write!(f, "{library}: {e}"),
+            ErrorKind::Identification(e) => {
+                write!(f, "{library}: the provider's identification failed: {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Loads the provider library `path` and runs every applicable check, calling `on_outcome`
+/// after each one (for progress output) and returning the counts.
+///
+/// The caller must make sure `path` is an ELF shared library: loading a damaged one can crash
+/// the process, which no check can guard against.
+pub fn run_library(
+    path: &Path,
+    options: &Options,
+    on_outcome: &mut dyn FnMut(&Outcome),
+) -> Result<Summary, Error> {
+    let error = |kind| Error {
+        library: path.to_path_buf(),
+        kind,
+    };
+    let library = PluginLibrary::load(path).map_err(|e| error(ErrorKind::Load(e)))?;
+    let identification = library
+        .identification()
+        .map_err(|e| error(ErrorKind::Identification(e)))?;
+    let mut summary = Summary::default();
+    for check in checks::applicable(&identification) {
+        if options
+            .filter
+            .as_deref()
+            .is_some_and(|f| !check.name().contains(f))
+        {
+            continue;
+        }
+        let outcome = check.run(&library, &identification);
+        summary.count(&outcome.verdict);
+        on_outcome(&outcome);
+    }
+    Ok(summary)
+}
+
+/// The names of the checks that apply to a provider library, without running them.
+pub fn check_names(path: &Path) -> Result<Vec<String>, Error> {
+    let error = |kind| Error {
+        library: path.to_path_buf(),
+        kind,
+    };
+    let library = PluginLibrary::load(path).map_err(|e| error(ErrorKind::Load(e)))?;
+    let identification = library
+        .identification()
+        .map_err(|e| error(ErrorKind::Identification(e)))?;
+    Ok(checks::applicable(&identification)
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line() {
+        let mut s = Summary {
+            passed: 3,
+            failed: 1,
+            skipped: 0,
+        };
+        assert_eq!(s.to_string(), "3 passed, 1 failed");
+        s.add(&Summary {
+            passed: 1,
+            failed: 0,
+            skipped: 2,
+        });
+        assert_eq!(s.to_string(), "4 passed, 1 failed, 2 skipped");
+    }
+}
