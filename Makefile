@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DEMO_OUT := $(CURDIR)/demo-output
 
-.PHONY: all build release demo test lint fmt install clean
+.PHONY: all build release demo test python-aa lint fmt install clean
 
 all: build
 
@@ -23,8 +23,12 @@ demo: build
 	@echo "Backup created: $(DEMO_OUT)/demo.tar.gz"
 	@tar -tzvf $(DEMO_OUT)/demo.tar.gz
 
+# The reference Python aa 2.0.6 (from PyPI, in target/python-aa) for the differential tests.
+python-aa:
+	@tests/setup-python-aa.sh
+
 # Every test: unit tests of each crate and the end-to-end tests of the built binary.
-test: build
+test: build python-aa
 	$(CARGO) test --workspace
 
 lint:
