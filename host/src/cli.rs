@@ -1,45 +1,59 @@
-//! The command line, with the original program's option names and short forms.
+//! The command line, with the original program's option names, short forms and defaults.
+//!
+//! Like the original's `argparse` parser, long options may be abbreviated to any unambiguous
+//! prefix and a repeated option takes its last value. Values are checked here (the archiver
+//! name, a compression level of 0 to 9, integers), so a bad value is a usage error (exit code
+//! 2) before anything is done; [`Cli::raw_options`] then hands them to the configuration as its
+//! command-line layer.
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
+
+use crate::archiver::Archiver;
+use crate::config::{Opt, RawOptions, Value};
+use crate::paths::expand_tilde;
 
 /// aa: make backups as described by archive specification files (NAME.aa).
 #[derive(Debug, Parser)]
 #[command(
     name = "aa",
     version,
-    about = "A simple backup utility: creates tar backups described by archive specification files.",
+    about = "AutoArchive: creates backups described by archive specification files (.aa files), \
+             optionally incremental, with GNU tar or the built-in archiver.",
+    override_usage = "aa [options] [command] [AA_SPEC ...]",
+    infer_long_args = true,
+    args_override_self = true,
     after_help = "Archivers: tar, targz, tarbz2, tarxz, tarzst (GNU tar), the same with _internal \
-                  (built-in), or TYPE@PROVIDER for any loaded provider (see --list-providers)."
+                  (built-in), or TYPE@PROVIDER for any loaded provider (see --list-providers).\n\
+                  Exit status: 0 when everything went well, 1 when an error or a warning was shown."
 )]
 pub struct Cli {
-    /// Archive specification: NAME (searched in the archive specifications directory) or a
-    /// path to a file ending with .aa.
+    /// Archive specification: a NAME, looked up as NAME.aa in the archive specifications
+    /// directory, or the path of a file ending with .aa.
     #[arg(value_name = "AA_SPEC")]
     pub specs: Vec<String>,
+
+    /// Show configured and orphaned archives.
+    #[arg(long, help_heading = "Commands", conflicts_with_all = ["purge", "list_providers"])]
+    pub list: bool,
+
+    /// Purge the stored data of an orphaned archive.
+    #[arg(long, help_heading = "Commands", conflicts_with = "list_providers")]
+    pub purge: bool,
 
     /// List the loaded archiver providers with their library, backup types and features.
     #[arg(long, help_heading = "Commands")]
     pub list_providers: bool,
 
-    /// Archiver type (default: targz).
-    #[arg(
-        short = 'a',
-        long,
-        value_name = "ARCHIVER",
-        help_heading = "Archiving options"
-    )]
-    pub archiver: Option<String>,
+    /// Archiver type: tar, targz, tarbz2, tarxz, tarzst, tar_internal, targz_internal,
+    /// tarbz2_internal, ... (default: targz).
+    #[arg(short = 'a', long, value_name = "ARCHIVER", value_parser = parse_archiver, help_heading = "Archiving options")]
+    pub archiver: Option<Archiver>,
 
     /// Compression strength, 0 (fastest) to 9 (strongest); default: the compressor's own.
-    #[arg(
-        short = 'c',
-        long,
-        value_name = "NUM",
-        help_heading = "Archiving options"
-    )]
-    pub compression_level: Option<String>,
+    #[arg(short = 'c', long, value_name = "NUM", value_parser = clap::value_parser!(u32).range(0..=9), help_heading = "Archiving options")]
+    pub compression_level: Option<u32>,
 
     /// Directory where the backup is created (default: the current directory).
     #[arg(
@@ -50,21 +64,147 @@ pub struct Cli {
     )]
     pub dest_dir: Option<PathBuf>,
 
-    /// Overwrite the old backup at the start of creation instead of at the end.
+    /// Overwrite the old backup when the creation of the new one starts, not when it is
+    /// complete (saves space on the backup volume).
     #[arg(long, help_heading = "Archiving options")]
     pub overwrite_at_start: bool,
 
-    /// Turn on verbose output.
-    #[arg(short = 'v', long, action = ArgAction::SetTrue, help_heading = "General options")]
-    pub verbose: bool,
+    /// Make an incremental backup.
+    #[arg(short = 'i', long, help_heading = "Incremental archiving options")]
+    pub incremental: bool,
 
-    /// Show only errors; wins over --verbose.
+    /// Backup level to create; everything stored about higher levels is erased (default: the
+    /// next level).
+    #[arg(
+        short = 'l',
+        long,
+        value_name = "LEVEL",
+        allow_negative_numbers = true,
+        help_heading = "Incremental archiving options"
+    )]
+    pub level: Option<i64>,
+
+    /// Restart the backup level automatically (see the *restart-* options).
+    #[arg(long, help_heading = "Incremental archiving options")]
+    pub restarting: bool,
+
+    /// Highest backup level; when reached, the level restarts to a lower one (usually 1, see
+    /// --max-restart-level-size) (default: 10).
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        allow_negative_numbers = true,
+        help_heading = "Incremental archiving options"
+    )]
+    pub restart_after_level: Option<i64>,
+
+    /// Days after which the backup level restarts to 1 or higher.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        allow_negative_numbers = true,
+        help_heading = "Incremental archiving options"
+    )]
+    pub restart_after_age: Option<i64>,
+
+    /// Number of level restarts after which the level restarts to 0.
+    #[arg(
+        long,
+        value_name = "COUNT",
+        allow_negative_numbers = true,
+        help_heading = "Incremental archiving options"
+    )]
+    pub full_restart_after_count: Option<i64>,
+
+    /// Days after which the backup level restarts to 0.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        allow_negative_numbers = true,
+        help_heading = "Incremental archiving options"
+    )]
+    pub full_restart_after_age: Option<i64>,
+
+    /// Largest size, in percent of the level 0 backup, of a backup whose level may be the
+    /// target of a restart.
+    #[arg(
+        long,
+        value_name = "PERCENTAGE",
+        allow_negative_numbers = true,
+        help_heading = "Incremental archiving options"
+    )]
+    pub max_restart_level_size: Option<i64>,
+
+    /// Remove the backups of levels above the one being created (made obsolete by a restart).
+    #[arg(long, help_heading = "Incremental archiving options")]
+    pub remove_obsolete_backups: bool,
+
+    /// Keep old backups: rename a backup about to be overwritten by inserting a keeping ID
+    /// (aa, ab, ... zz; aa is the most recent) before its extension, with all its increments.
+    #[arg(short = 'k', long, help_heading = "Options for keeping old backups")]
+    pub keep_old_backups: bool,
+
+    /// Number of old backups to keep with --keep-old-backups (default: 1).
+    #[arg(
+        long,
+        value_name = "NUM",
+        allow_negative_numbers = true,
+        help_heading = "Options for keeping old backups"
+    )]
+    pub number_of_old_backups: Option<i64>,
+
+    /// Command run once before the backups of the selected archives.
+    #[arg(
+        long,
+        value_name = "COMMAND_BEFORE_ALL",
+        help_heading = "Command execution options"
+    )]
+    pub command_before_all_backups: Option<String>,
+
+    /// Command run once after the backups of the selected archives.
+    #[arg(
+        long,
+        value_name = "COMMAND_AFTER_ALL",
+        help_heading = "Command execution options"
+    )]
+    pub command_after_all_backups: Option<String>,
+
+    /// Command run before each backup; if it fails, that backup is not made.
+    #[arg(
+        long,
+        value_name = "COMMAND_BEFORE",
+        help_heading = "Command execution options"
+    )]
+    pub command_before_backup: Option<String>,
+
+    /// Command run after each backup.
+    #[arg(
+        long,
+        value_name = "COMMAND_AFTER",
+        help_heading = "Command execution options"
+    )]
+    pub command_after_backup: Option<String>,
+
+    /// Verbose output.
+    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "General options")]
+    pub verbose: u8,
+
+    /// Quiet output: only errors are shown; wins over --verbose.
     #[arg(short = 'q', long, help_heading = "General options")]
     pub quiet: bool,
+
+    /// Operate on all configured archives as well as those given as AA_SPEC (the default of
+    /// --list when no AA_SPEC is given).
+    #[arg(long, help_heading = "General options")]
+    pub all: bool,
 
     /// Directory with archive specification files (default: <user-config-dir>/archive_specs).
     #[arg(long, value_name = "DIR_PATH", help_heading = "General options")]
     pub archive_specs_dir: Option<PathBuf>,
+
+    /// User configuration file (default: <user-config-dir>/aa.conf).
+    #[arg(long, value_name = "FILE_PATH", help_heading = "General options")]
+    pub user_config_file: Option<PathBuf>,
 
     /// User configuration directory (default: ~/.config/aa).
     #[arg(long, value_name = "DIR_PATH", help_heading = "General options")]
@@ -73,4 +213,230 @@ pub struct Cli {
     /// Additional directory to load archiver plugins from (repeatable; see also AA_PLUGIN_PATH).
     #[arg(long, value_name = "DIR_PATH", help_heading = "General options")]
     pub plugin_dir: Vec<PathBuf>,
+
+    /// Force the archiver type, whatever the .aa file says.
+    #[arg(long, value_name = "ARCHIVER", value_parser = parse_archiver, help_heading = "Force options")]
+    pub force_archiver: Option<Archiver>,
+
+    /// Force incremental backups.
+    #[arg(long, help_heading = "Force options")]
+    pub force_incremental: bool,
+
+    /// Force backup level restarting.
+    #[arg(long, help_heading = "Force options")]
+    pub force_restarting: bool,
+
+    /// Force the compression strength.
+    #[arg(long, value_name = "NUM", value_parser = clap::value_parser!(u32).range(0..=9), help_heading = "Force options")]
+    pub force_compression_level: Option<u32>,
+
+    /// Force the directory where backups are created.
+    #[arg(long, value_name = "DIR_PATH", help_heading = "Force options")]
+    pub force_dest_dir: Option<PathBuf>,
+
+    /// Force the command run before each backup.
+    #[arg(long, value_name = "COMMAND_BEFORE", help_heading = "Force options")]
+    pub force_command_before_backup: Option<String>,
+
+    /// Force the command run after each backup.
+    #[arg(long, value_name = "COMMAND_AFTER", help_heading = "Force options")]
+    pub force_command_after_backup: Option<String>,
+
+    /// Force overwriting backups at the start of their creation.
+    #[arg(long, help_heading = "Force options")]
+    pub force_overwrite_at_start: bool,
+
+    /// No incremental backups.
+    #[arg(long, help_heading = "Negation options")]
+    pub no_incremental: bool,
+
+    /// No backup level restarting.
+    #[arg(long, help_heading = "Negation options")]
+    pub no_restarting: bool,
+
+    /// Do not remove obsolete backups.
+    #[arg(long, help_heading = "Negation options")]
+    pub no_remove_obsolete_backups: bool,
+
+    /// Do not keep old backups.
+    #[arg(long, help_heading = "Negation options")]
+    pub no_keep_old_backups: bool,
+
+    /// Do not operate on all configured archives.
+    #[arg(long, help_heading = "Negation options")]
+    pub no_all: bool,
+
+    /// Overwrite a backup only once the new one is complete.
+    #[arg(long, help_heading = "Negation options")]
+    pub no_overwrite_at_start: bool,
+}
+
+fn parse_archiver(name: &str) -> Result<Archiver, String> {
+    Archiver::parse(name).map_err(|e| e.to_string())
+}
+
+/// The command the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Create,
+    List,
+    Purge,
+    ListProviders,
+}
+
+impl Cli {
+    pub fn command(&self) -> Command {
+        if self.list_providers {
+            Command::ListProviders
+        } else if self.list {
+            Command::List
+        } else if self.purge {
+            Command::Purge
+        } else {
+            Command::Create
+        }
+    }
+
+    /// The options given on the command line, as a configuration layer.
+    pub fn raw_options(&self) -> RawOptions {
+        let mut raw = RawOptions::new();
+        let flags = [
+            (self.overwrite_at_start, Opt::OverwriteAtStart),
+            (self.incremental, Opt::Incremental),
+            (self.restarting, Opt::Restarting),
+            (self.remove_obsolete_backups, Opt::RemoveObsoleteBackups),
+            (self.keep_old_backups, Opt::KeepOldBackups),
+            (self.quiet, Opt::Quiet),
+            (self.all, Opt::All),
+            (self.force_incremental, Opt::ForceIncremental),
+            (self.force_restarting, Opt::ForceRestarting),
+            (self.force_overwrite_at_start, Opt::ForceOverwriteAtStart),
+            (self.no_incremental, Opt::NoIncremental),
+            (self.no_restarting, Opt::NoRestarting),
+            (
+                self.no_remove_obsolete_backups,
+                Opt::NoRemoveObsoleteBackups,
+            ),
+            (self.no_keep_old_backups, Opt::NoKeepOldBackups),
+            (self.no_all, Opt::NoAll),
+            (self.no_overwrite_at_start, Opt::NoOverwriteAtStart),
+        ];
+        // Like the original, only what was given counts: an absent flag does not hide a
+        // configuration file's value.
+        for (given, opt) in flags {
+            if given {
+                raw.set(opt, Some(Value::Bool(true)));
+            }
+        }
+        let ints = [
+            (self.level, Opt::Level),
+            (self.restart_after_level, Opt::RestartAfterLevel),
+            (self.restart_after_age, Opt::RestartAfterAge),
+            (self.full_restart_after_count, Opt::FullRestartAfterCount),
+            (self.full_restart_after_age, Opt::FullRestartAfterAge),
+            (self.max_restart_level_size, Opt::MaxRestartLevelSize),
+            (self.number_of_old_backups, Opt::NumberOfOldBackups),
+            (self.compression_level.map(i64::from), Opt::CompressionLevel),
+            (
+                self.force_compression_level.map(i64::from),
+                Opt::ForceCompressionLevel,
+            ),
+        ];
+        for (value, opt) in ints {
+            if let Some(v) = value {
+                raw.set(opt, Some(Value::Int(v)));
+            }
+        }
+        if self.verbose > 0 {
+            raw.set(Opt::Verbose, Some(Value::Int(i64::from(self.verbose))));
+        }
+        let strings = [
+            (
+                &self.command_before_all_backups,
+                Opt::CommandBeforeAllBackups,
+            ),
+            (&self.command_after_all_backups, Opt::CommandAfterAllBackups),
+            (&self.command_before_backup, Opt::CommandBeforeBackup),
+            (&self.command_after_backup, Opt::CommandAfterBackup),
+            (
+                &self.force_command_before_backup,
+                Opt::ForceCommandBeforeBackup,
+            ),
+            (
+                &self.force_command_after_backup,
+                Opt::ForceCommandAfterBackup,
+            ),
+        ];
+        for (value, opt) in strings {
+            if let Some(v) = value {
+                raw.set(opt, Some(Value::Str(v.clone())));
+            }
+        }
+        let paths = [
+            (&self.dest_dir, Opt::DestDir),
+            (&self.archive_specs_dir, Opt::ArchiveSpecsDir),
+            (&self.user_config_file, Opt::UserConfigFile),
+            (&self.user_config_dir, Opt::UserConfigDir),
+            (&self.force_dest_dir, Opt::ForceDestDir),
+        ];
+        for (value, opt) in paths {
+            if let Some(p) = value {
+                let value = (!p.as_os_str().is_empty()).then(|| Value::Path(expand_tilde(p)));
+                raw.set(opt, value);
+            }
+        }
+        for (value, opt) in [
+            (&self.archiver, Opt::Archiver),
+            (&self.force_archiver, Opt::ForceArchiver),
+        ] {
+            if let Some(a) = value {
+                raw.set(opt, Some(Value::Archiver(a.clone())));
+            }
+        }
+        raw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Configuration, OptionSource};
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("aa").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn options_become_a_configuration_layer() {
+        let cli = parse(&[
+            "-ik",
+            "-l",
+            "2",
+            "--number-of-old-backups=3",
+            "-vv",
+            "-a",
+            "tarxz",
+            "x",
+        ]);
+        let c = Configuration::from_raw(cli.raw_options());
+        assert!(c.flag(Opt::Incremental) && c.flag(Opt::KeepOldBackups));
+        assert_eq!(c.int(Opt::Level), Some(2));
+        assert_eq!(c.int(Opt::NumberOfOldBackups), Some(3));
+        assert_eq!(c.int(Opt::Verbose), Some(2));
+        assert_eq!(c.archiver(Opt::Archiver).unwrap().to_string(), "tarxz");
+        assert!(!c.is_present(Opt::Restarting));
+        assert_eq!(cli.specs, ["x"]);
+        assert_eq!(cli.command(), Command::Create);
+    }
+
+    #[test]
+    fn abbreviations_and_repetition_as_argparse() {
+        let cli = parse(&["--incr", "--list", "-c", "1", "-c", "2"]);
+        assert!(cli.incremental && cli.list && !cli.list_providers);
+        assert_eq!(cli.compression_level, Some(2));
+        assert!(Cli::try_parse_from(["aa", "-c", "10"]).is_err());
+        assert!(Cli::try_parse_from(["aa", "-a", "zip"]).is_err());
+        assert!(Cli::try_parse_from(["aa", "--list", "--purge"]).is_err());
+        assert_eq!(parse(&["--list-p"]).command(), Command::ListProviders);
+    }
 }

@@ -5,47 +5,58 @@
 pub mod app;
 pub mod archiver;
 pub mod cli;
+pub mod config;
 pub mod ini;
 pub mod paths;
 pub mod plugin_loader;
 pub mod service;
 pub mod spec;
+pub mod storage;
 pub mod ui;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::app::App;
 use crate::archiver::{ArchiverService, ArchiverServiceComponent};
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
+use crate::config::{Configuration, Locations, Opt, OptionSource};
 use crate::service::{ServiceAccessor, ServiceComponent};
+use crate::storage::Storage;
 use crate::ui::{Ui, Verbosity};
+
+/// Exit code of a run where something went wrong (an error or a warning was shown).
+const EXIT_ISSUES: u8 = 1;
+/// Exit code of an unusable configuration file, as the original's fatal errors.
+const EXIT_FATAL: u8 = 2;
 
 /// Runs `aa` with parsed arguments; the exit code is 1 when any error or warning was shown.
 pub fn run(cli: Cli) -> ExitCode {
-    let verbosity = if cli.quiet {
-        Verbosity::Quiet
-    } else if cli.verbose {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
+    let command_line = cli.raw_options();
+    let config = match config::load(&command_line, &Locations::standard()) {
+        Ok(config) => config,
+        Err(e) => {
+            let ui = Ui::new(Verbosity::Normal);
+            return if e.is_fatal() {
+                ui.fatal(&e.to_string());
+                ExitCode::from(EXIT_FATAL)
+            } else {
+                ui.error(&e.to_string());
+                ExitCode::from(EXIT_ISSUES)
+            };
+        }
     };
-    let ui = Ui::new(verbosity);
+    let ui = Ui::new(verbosity(&config));
 
-    let user_config_dir = cli
-        .user_config_dir
-        .as_deref()
-        .map(paths::expand_tilde)
-        .unwrap_or_else(paths::default_user_config_dir);
-    if let Err(e) = std::fs::create_dir_all(&user_config_dir) {
-        ui.error(
-            None,
-            &format!(
-                "cannot create the user configuration directory \"{}\": {e}",
-                user_config_dir.display()
-            ),
-        );
-        return ExitCode::FAILURE;
-    }
+    // Listing providers is our addition and needs no state: it leaves the directories alone.
+    let storage = if cli.command() == Command::ListProviders {
+        None
+    } else {
+        match prepare_state(&ui, &config) {
+            Some(storage) => Some(storage),
+            None => return ExitCode::from(EXIT_ISSUES),
+        }
+    };
 
     let exe = std::env::current_exe().ok();
     let dirs = plugin_loader::search_dirs(
@@ -58,45 +69,122 @@ pub fn run(cli: Cli) -> ExitCode {
         ui.notice(&rejection.to_string());
     }
 
-    let mut services = ServiceAccessor::new(user_config_dir.clone());
+    let mut services = ServiceAccessor::new(config.user_config_dir());
     let mut archiver_component = ArchiverServiceComponent::new(&mut services, &plugins);
 
-    if cli.list_providers {
-        list_providers(&ui, &services);
-    } else if cli.specs.is_empty() {
-        ui.error(None, "no archive specified; give AA_SPEC (see aa --help)");
-    } else {
-        let application = app::Application {
-            ui: &ui,
-            services: &services,
-            archive_specs_dir: cli
-                .archive_specs_dir
-                .as_deref()
-                .map(paths::expand_tilde)
-                .unwrap_or_else(|| user_config_dir.join("archive_specs")),
-            options: app::CommandLineOptions {
-                archiver: cli.archiver.clone(),
-                compression_level: cli.compression_level.clone(),
-                dest_dir: cli.dest_dir.clone(),
-                overwrite_at_start: cli.overwrite_at_start,
-            },
-        };
-        application.create_backups(&cli.specs);
-    }
+    let ok = match cli.command() {
+        Command::ListProviders => list_providers(&ui, &services),
+        command => {
+            let storage = storage
+                .as_ref()
+                .expect("the state is prepared for every action");
+            let app = App::new(&ui, &services, &config, storage);
+            let selected = app.selected_specs(&cli.specs);
+            let all = config.flag(Opt::All);
+            match command {
+                Command::Create if selected.is_empty() && !all => {
+                    ui.error(
+                        "No archive specification given. Pass the name or path of an archive \
+                         specification file as an argument, or use --all to process every \
+                         configured archive.",
+                    );
+                    false
+                }
+                Command::Purge if selected.is_empty() && !all => {
+                    ui.error(
+                        "No archive name given. Pass the name of an archive as an argument, or \
+                         use --all to purge the data of every orphaned archive.",
+                    );
+                    false
+                }
+                Command::List => app::list::run(&app, &selected),
+                Command::Purge => app::purge::run(&app, &selected),
+                _ => app::create::run(&app, &selected),
+            }
+        }
+    };
 
     archiver_component.destroy_services(&mut services);
-    if ui.errors() + ui.warnings() > 0 {
-        ExitCode::FAILURE
-    } else {
+    if ok && ui.errors() + ui.warnings() == 0 {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ISSUES)
     }
 }
 
-fn list_providers(ui: &Ui, services: &ServiceAccessor) {
+/// Creates the user configuration, archive specifications and storage directories as the
+/// original did (announcing each), and reads the storage. `None` after an error.
+fn prepare_state(ui: &Ui, config: &Configuration) -> Option<Storage> {
+    let user_config_dir = config.user_config_dir();
+    let user_dir_created = create_dir(ui, &user_config_dir, "User configuration directory")?;
+    // The specifications directory is only announced when it is not simply part of a user
+    // configuration directory that was just created.
+    let specs_dir = config.archive_specs_dir();
+    if !specs_dir.exists() {
+        let quiet_ui = Ui::new(Verbosity::Quiet);
+        let announce = !user_dir_created || !specs_dir.starts_with(&user_config_dir);
+        create_dir(
+            if announce { ui } else { &quiet_ui },
+            &specs_dir,
+            "Archive specifications directory",
+        );
+    }
+    match Storage::open(&user_config_dir) {
+        Ok((storage, created)) => {
+            if created {
+                ui.notice(&format!(
+                    "Storage directory does not exist. Creating \"{}\".",
+                    storage.dir().display()
+                ));
+            }
+            Some(storage)
+        }
+        Err(e) => {
+            ui.error(&format!("Unable to open the storage: {e}"));
+            None
+        }
+    }
+}
+
+/// `--quiet` wins over `--verbose` wherever each was given.
+fn verbosity(config: &Configuration) -> Verbosity {
+    if config.flag(Opt::Quiet) {
+        Verbosity::Quiet
+    } else if config.int(Opt::Verbose).is_some_and(|v| v > 0) {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    }
+}
+
+/// Creates `dir` if it does not exist, telling the user. `Some(created)`, or `None` after an
+/// error.
+fn create_dir(ui: &Ui, dir: &Path, what: &str) -> Option<bool> {
+    if dir.exists() {
+        return Some(false);
+    }
+    ui.notice(&format!(
+        "{what} does not exist. Creating \"{}\".",
+        dir.display()
+    ));
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => Some(true),
+        Err(e) => {
+            ui.error(&format!(
+                "Unable to create {} \"{}\": {e}",
+                what.to_lowercase(),
+                dir.display()
+            ));
+            None
+        }
+    }
+}
+
+fn list_providers(ui: &Ui, services: &ServiceAccessor) -> bool {
     let providers = services.provider_identifications::<ArchiverService>();
     if providers.is_empty() {
-        ui.error(None, "no archiver provider is loaded; check the plugin directories (--plugin-dir, AA_PLUGIN_PATH)");
-        return;
+        ui.error("no archiver provider is loaded; check the plugin directories (--plugin-dir, AA_PLUGIN_PATH)");
+        return false;
     }
     for (id, info) in providers {
         ui.output(&format!("{id}  {}", display_path(&info.library)));
@@ -114,6 +202,7 @@ fn list_providers(ui: &Ui, services: &ServiceAccessor) {
             ui.output(&format!("  {}: {features}", t.backup_type));
         }
     }
+    true
 }
 
 fn display_path(path: &std::path::Path) -> String {

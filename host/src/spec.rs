@@ -228,6 +228,18 @@ impl ArchiveSpec {
         self.archive.iter().map(|o| (o.name, o.value.as_str()))
     }
 
+    /// Like [`ArchiveSpec::archive_options`], with the line each option is on.
+    pub fn archive_entries(&self) -> impl Iterator<Item = (&str, &str, usize)> {
+        self.archive
+            .iter()
+            .map(|o| (o.name, o.value.as_str(), o.line))
+    }
+
+    /// An error about the value of an `[Archive]` option on `line`.
+    pub fn value_error(&self, line: usize, error: ValueError) -> SpecError {
+        SpecError::new(&self.file, Some(line), Kind::Value(error))
+    }
+
     /// An `[Archive]` option as a boolean; `None` if absent or empty. Errors name the file
     /// and the line.
     pub fn bool_option(&self, name: &str) -> Result<Option<bool>, SpecError> {
@@ -583,6 +595,15 @@ pub struct ValueError {
 }
 
 impl ValueError {
+    /// A wrong `value` of `option`; `expected` describes the accepted values.
+    pub fn new(option: &str, value: &str, expected: &'static str) -> ValueError {
+        ValueError {
+            option: option.to_string(),
+            value: value.to_string(),
+            expected,
+        }
+    }
+
     /// The option whose value is wrong.
     pub fn option(&self) -> &str {
         &self.option

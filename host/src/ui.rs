@@ -1,10 +1,12 @@
 //! User-facing messages on the terminal, in the original program's format (`aa: Error! [name]
 //! message`), so that existing scripts that grep its output keep working.
 //!
-//! The UI also counts errors and warnings: like the original, `aa` exits with 1 when any was
-//! shown.
+//! The archive being processed is a piece of UI state (as in the original): once set with
+//! [`Ui::set_label`], errors, warnings and informational messages are prefixed with it, so each
+//! archive's outcome is on its own line. The UI also counts errors and warnings: like the
+//! original, `aa` exits with 1 when any was shown.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 
 /// How much is printed.
@@ -15,9 +17,13 @@ pub enum Verbosity {
     Verbose,
 }
 
+/// The longest directory part of a label before it is shortened with `~`.
+const MAX_LABEL_DIR_LENGTH: usize = 10;
+
 /// Prints messages and remembers whether anything went wrong.
 pub struct Ui {
     verbosity: Verbosity,
+    label: RefCell<Option<String>>,
     errors: Cell<usize>,
     warnings: Cell<usize>,
 }
@@ -26,6 +32,7 @@ impl Ui {
     pub fn new(verbosity: Verbosity) -> Ui {
         Ui {
             verbosity,
+            label: RefCell::new(None),
             errors: Cell::new(0),
             warnings: Cell::new(0),
         }
@@ -35,38 +42,78 @@ impl Ui {
         self.verbosity
     }
 
-    /// An error, always shown; `archive` names the archive it concerns.
-    pub fn error(&self, archive: Option<&str>, message: &str) {
-        self.errors.set(self.errors.get() + 1);
-        eprintln!("aa: Error! {}{}", prefix(archive), message);
+    pub fn is_verbose(&self) -> bool {
+        self.verbosity == Verbosity::Verbose
     }
 
-    /// A warning, hidden by `--quiet`.
-    pub fn warning(&self, archive: Option<&str>, message: &str) {
-        self.warnings.set(self.warnings.get() + 1);
-        if self.verbosity > Verbosity::Quiet {
-            eprintln!("aa: Warning! {}{}", prefix(archive), message);
+    /// Sets the archive the following messages are about: an archive name or the path of a
+    /// `.aa` file (whose directory part is shortened); `None` for messages about the run.
+    pub fn set_label(&self, label: Option<&str>) {
+        *self.label.borrow_mut() = label.map(label_token);
+    }
+
+    fn prefix(&self) -> String {
+        match &*self.label.borrow() {
+            Some(l) => format!("[{l}] "),
+            None => String::new(),
         }
     }
 
-    /// A warning about the environment (e.g. a rejected plugin file) that does not make the
-    /// run fail.
+    /// An error, always shown.
+    pub fn error(&self, message: &str) {
+        self.errors.set(self.errors.get() + 1);
+        eprintln!("aa: Error! {}{}", self.prefix(), message);
+    }
+
+    /// A warning, hidden by `--quiet` but still counted.
+    pub fn warning(&self, message: &str) {
+        self.warnings.set(self.warnings.get() + 1);
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("aa: Warning! {}{}", self.prefix(), message);
+        }
+    }
+
+    /// An error that stops the program before any archive is processed.
+    pub fn fatal(&self, message: &str) {
+        self.errors.set(self.errors.get() + 1);
+        eprintln!("aa: Fatal Error! {message}");
+    }
+
+    /// A warning about the environment (e.g. a directory being created, a rejected plugin
+    /// file) that does not make the run fail.
     pub fn notice(&self, message: &str) {
         if self.verbosity > Verbosity::Quiet {
             eprintln!("aa: Warning! {message}");
         }
     }
 
+    /// Information about what is being done to the current archive, hidden by `--quiet`.
+    pub fn info(&self, message: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            self.print(&format!("{}{}", self.prefix(), message));
+        }
+    }
+
+    /// Plain output hidden by `--quiet` (e.g. what an executed command prints).
+    pub fn normal(&self, message: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            self.print(message);
+        }
+    }
+
     /// Informational output shown only with `--verbose`.
     pub fn verbose(&self, message: &str) {
         if self.verbosity >= Verbosity::Verbose {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{message}");
+            self.print(message);
         }
     }
 
     /// Plain output (listings), not affected by verbosity.
     pub fn output(&self, message: &str) {
+        self.print(message);
+    }
+
+    fn print(&self, message: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{message}");
     }
@@ -80,6 +127,84 @@ impl Ui {
     }
 }
 
-fn prefix(archive: Option<&str>) -> String {
-    archive.map(|a| format!("[{a}] ")).unwrap_or_default()
+/// The label as the original shows it: a path keeps its file name and a shortened directory.
+fn label_token(label: &str) -> String {
+    match label.rfind('/') {
+        Some(i) if i > 0 || label.len() > 1 => {
+            let (dir, name) = (&label[..i], &label[i + 1..]);
+            let dir = if dir.is_empty() { "/" } else { dir };
+            let short = shorten(dir, MAX_LABEL_DIR_LENGTH);
+            if short.ends_with('/') {
+                format!("{short}{name}")
+            } else {
+                format!("{short}/{name}")
+            }
+        }
+        _ => label.to_string(),
+    }
+}
+
+/// Shortens `text` to `width` characters by replacing its middle with `~`.
+pub fn shorten(text: &str, width: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let head = width / 2;
+    let tail = width - head - 1;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('~');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// The width of the terminal `aa` writes to: the first of standard output, error and input
+/// that is a terminal, then the controlling terminal, then `$COLUMNS`, then 80. Never fails:
+/// the original crashed when run without a terminal (from cron or in a pipe).
+pub fn terminal_width() -> usize {
+    fn width_of(fd: libc::c_int) -> Option<usize> {
+        // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct we pass.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+        (rc == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
+    }
+    for fd in [1, 2, 0] {
+        if let Some(w) = width_of(fd) {
+            return w;
+        }
+    }
+    if let Ok(tty) = std::fs::File::open("/dev/tty") {
+        use std::os::fd::AsRawFd;
+        if let Some(w) = width_of(tty.as_raw_fd()) {
+            return w;
+        }
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .filter(|&w: &usize| w > 0)
+        .unwrap_or(80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_as_the_original() {
+        assert_eq!(label_token("home"), "home");
+        assert_eq!(label_token("/tmp/py1/specs/p.aa"), "/tmp/~pecs/p.aa");
+        assert_eq!(label_token("specs/p.aa"), "specs/p.aa");
+        assert_eq!(label_token("/p.aa"), "//p.aa".replacen("//", "/", 1));
+    }
+
+    #[test]
+    fn shortening() {
+        assert_eq!(shorten("abcdefghijklmn", 10), "abcde~klmn");
+        assert_eq!(shorten("abcdefghijklmn", 9), "abcd~klmn");
+        assert_eq!(shorten("short", 10), "short");
+    }
 }

@@ -1,0 +1,131 @@
+//! One archive's options and archiver: the `[Archive]` section of its `.aa` file layered over
+//! the configuration, the provider that makes its backups and the features that provider has
+//! for the backup type.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use aa_abi::host::Provider;
+use aa_abi::{ArchiverFeature, BackupType};
+
+use super::{App, Failure};
+use crate::archiver::{Archiver, ArchiverService};
+use crate::config::{parse_value, Configuration, Opt, OptionSource, RawOptions, Value};
+use crate::spec::{ArchiveSpec, SpecError};
+use crate::ui::Ui;
+
+/// An archive's options: its `.aa` file first, then the configuration.
+pub struct ArchiveSettings<'a> {
+    pub spec: Rc<ArchiveSpec>,
+    own: RawOptions,
+    config: &'a Configuration,
+}
+
+impl OptionSource for ArchiveSettings<'_> {
+    fn raw(&self, opt: Opt) -> Option<&Value> {
+        match self.own.entry(opt) {
+            Some(value) => value,
+            None => self.config.raw(opt),
+        }
+    }
+}
+
+impl<'a> ArchiveSettings<'a> {
+    /// Converts the `[Archive]` options of `spec`; a bad value names the file and line.
+    pub fn new(spec: Rc<ArchiveSpec>, config: &'a Configuration) -> Result<Self, SpecError> {
+        let mut own = RawOptions::new();
+        for (name, text, line) in spec.archive_entries() {
+            // The spec reader only lets the archive options through.
+            let Some(opt) = Opt::from_name(name) else {
+                continue;
+            };
+            let value = parse_value(opt, text).map_err(|e| spec.value_error(line, e))?;
+            own.set(opt, value);
+        }
+        Ok(ArchiveSettings { spec, own, config })
+    }
+
+    /// The archive name.
+    pub fn name(&self) -> &str {
+        self.spec.name()
+    }
+}
+
+/// The archiver side of an archive: which provider makes its backups, and how.
+pub struct ArchiveContext<'s, 'a> {
+    pub settings: &'s ArchiveSettings<'a>,
+    pub archiver: Archiver,
+    pub provider: Rc<Provider>,
+    features: Vec<ArchiverFeature>,
+}
+
+impl<'s, 'a> ArchiveContext<'s, 'a> {
+    /// Finds (creating it if needed) the provider of the archive's archiver.
+    pub fn new(app: &App<'_>, settings: &'s ArchiveSettings<'a>) -> Result<Self, Failure> {
+        let archiver = settings
+            .archiver(Opt::Archiver)
+            .ok_or_else(|| Failure("the option \"archiver\" is undefined".to_string()))?;
+        let provider = app
+            .services
+            .get_or_create_service::<ArchiverService>(&archiver.provider)?;
+        let features = app
+            .services
+            .provider_identifications::<ArchiverService>()
+            .into_iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(&archiver.provider))
+            .and_then(|(_, info)| info.identification.features_for(archiver.backup_type))
+            .map(<[ArchiverFeature]>::to_vec)
+            .ok_or_else(|| {
+                Failure(format!(
+                    "archiver \"{archiver}\": provider {} does not make {} backups",
+                    archiver.provider, archiver.backup_type
+                ))
+            })?;
+        Ok(ArchiveContext {
+            settings,
+            archiver,
+            provider,
+            features,
+        })
+    }
+
+    pub fn backup_type(&self) -> BackupType {
+        self.archiver.backup_type
+    }
+
+    /// Whether the archiver can honour `opt` (only some options depend on a feature).
+    pub fn supports(&self, opt: Opt) -> bool {
+        match opt {
+            Opt::CompressionLevel => self
+                .features
+                .contains(&ArchiverFeature::CompressionStrength),
+            Opt::Incremental => self.features.contains(&ArchiverFeature::Incremental),
+            _ => true,
+        }
+    }
+
+    /// Warns about options that are set but that the archiver cannot honour; they are
+    /// ignored, as in the original.
+    pub fn report_unsupported_options(&self, ui: &Ui) {
+        for opt in [Opt::CompressionLevel, Opt::Incremental] {
+            if self.settings.is_present(opt) && !self.supports(opt) {
+                ui.warning(&format!(
+                    "Option \"{opt}\" is not supported by the archiver of type \"{}\".",
+                    self.archiver
+                ));
+            }
+        }
+    }
+
+    /// Whether an incremental backup is asked for and possible.
+    pub fn incremental(&self) -> bool {
+        self.settings.flag(Opt::Incremental) && self.supports(Opt::Incremental)
+    }
+
+    /// Where the backups go.
+    pub fn destination(&self) -> Result<PathBuf, Failure> {
+        self.settings
+            .path(Opt::DestDir)
+            .ok_or_else(|| Failure("the option \"dest-dir\" is undefined".to_string()))
+    }
+}

@@ -1,0 +1,270 @@
+//! The default action: create the backup of each selected archive.
+//!
+//! Per archive: load its specification, run `command-before-backup` (if it fails, the backup
+//! is skipped), work out the level, keep old backups, make the backup with the archiver
+//! service, remove obsolete increments, record the level state, run `command-after-backup`.
+//! `command-before-all-backups` and `command-after-all-backups` frame the whole run.
+
+use std::path::{Path, PathBuf};
+
+use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
+
+use super::archive::{ArchiveContext, ArchiveSettings};
+use super::keeping::Keeping;
+use super::levels::{save_level_info, LevelInfo, RestartReason};
+use super::{commands, App, Failure, SpecRef};
+use crate::config::{Opt, OptionSource};
+use crate::spec;
+use crate::ui::Ui;
+
+/// Creates the backups of `selected` (or of every configured archive with `--all`). Returns
+/// false if the run as a whole could not be done.
+pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
+    let ui = app.ui;
+    let ok = create_all(app, selected);
+    ui.set_label(None);
+    if ui.is_verbose() {
+        ui.verbose("");
+        if ui.errors() > 0 || !ok {
+            ui.verbose("Backup creation for one or more archives finished with error(s)! Check program's output for details.");
+        } else if ui.warnings() > 0 {
+            ui.verbose("Backup creation completed successfully. One or more warnings were shown. Check program's output for details.");
+        } else {
+            ui.verbose("Backup creation completed successfully.");
+        }
+    }
+    ok
+}
+
+fn create_all(app: &App<'_>, selected: &[SpecRef]) -> bool {
+    let ui = app.ui;
+    let Some(specs) = app.specs_for_processing(selected) else {
+        return false;
+    };
+    let before_all = app.config.string(Opt::CommandBeforeAllBackups);
+    if let Err(e) = commands::execute(ui, before_all.as_deref()) {
+        ui.error(&e);
+        return false;
+    }
+    for spec in &specs {
+        let label = spec.label();
+        ui.set_label(Some(&label));
+        ui.verbose(&format!("\nProcessing \"{label}\"..."));
+        make_backup(app, spec);
+    }
+    ui.set_label(None);
+    let after_all = app.config.string(Opt::CommandAfterAllBackups);
+    if let Err(e) = commands::execute(ui, after_all.as_deref()) {
+        ui.error(&e);
+        return false;
+    }
+    true
+}
+
+fn make_backup(app: &App<'_>, spec_ref: &SpecRef) {
+    let ui = app.ui;
+    let settings = match app
+        .load_spec(&spec_ref.path)
+        .and_then(|spec| ArchiveSettings::new(spec, app.config))
+    {
+        Ok(s) => s,
+        Err(e) => return ui.error(&e.to_string()),
+    };
+    let before = settings.string(Opt::CommandBeforeBackup);
+    if let Err(e) = commands::execute(ui, before.as_deref()) {
+        return ui.error(&e);
+    }
+    match create_backup(app, &settings) {
+        Ok(backup) => log::info!("backup created: {}", backup.display()),
+        Err(Failure(e)) => ui.error(&format!("Unable to create the backup: {e}")),
+    }
+    let after = settings.string(Opt::CommandAfterBackup);
+    if let Err(e) = commands::execute(ui, after.as_deref()) {
+        ui.error(&e);
+    }
+}
+
+fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBuf, Failure> {
+    let ui = app.ui;
+    let ctx = ArchiveContext::new(app, settings)?;
+    let info = LevelInfo::compute(app, &ctx)?;
+    ctx.report_unsupported_options(ui);
+
+    let root = settings.spec.path();
+    check_root(root)?;
+    let (includes, warnings) = spec::expand_wildcards(root, settings.spec.include_files());
+    warnings.iter().for_each(|w| ui.warning(w));
+    let (excludes, warnings) = spec::expand_wildcards(root, settings.spec.exclude_files());
+    warnings.iter().for_each(|w| ui.warning(w));
+    let definition =
+        BackupDefinition::new(settings.name(), ctx.backup_type(), ctx.destination()?, root)
+            .include(includes)
+            .exclude(excludes);
+
+    let overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
+    let compression = match settings.int(Opt::CompressionLevel) {
+        Some(level) if ctx.supports(Opt::CompressionLevel) => {
+            Some(u32::try_from(level).map_err(|_| {
+                Failure(format!(
+                    "Compression strength value {level} is out of the interval 0..9."
+                ))
+            })?)
+        }
+        _ => None,
+    };
+    let keep = settings.flag(Opt::KeepOldBackups);
+    let number = settings.int(Opt::NumberOfOldBackups).unwrap_or(1);
+    let remove_obsolete = settings.flag(Opt::RemoveObsoleteBackups);
+    let errors_before = ui.errors();
+    let events = UiEvents { ui };
+
+    let incremental = ctx.incremental();
+    let next_level = info.next_level.unwrap_or(0);
+    if incremental {
+        report_restart(ui, &info);
+        if let Some(configured) = settings.int(Opt::Level) {
+            if configured > i64::from(next_level) {
+                ui.warning(&format!(
+                    "Backup level value {configured} is too high. Using level {next_level} instead."
+                ));
+            }
+        }
+    }
+    let mut keeping = Keeping::new(&ctx.provider, &definition, ui, incremental);
+    if keep {
+        keeping.keep(number, next_level, remove_obsolete)?;
+    }
+    let created = if incremental {
+        ctx.provider.backup_files_incrementally(
+            &definition,
+            compression,
+            Some(next_level),
+            overwrite_at_start,
+            &events,
+        )
+    } else {
+        ctx.provider
+            .backup_files(&definition, compression, overwrite_at_start, &events)
+    };
+    let backup = match created {
+        Ok(path) => path,
+        Err(e) => {
+            keeping.rollback();
+            return Err(e.into());
+        }
+    };
+    keeping.commit()?;
+    if incremental && remove_obsolete {
+        ctx.provider
+            .remove_backup_increments(&definition, Some(next_level + 1), None)?;
+    }
+    if ui.errors() > errors_before {
+        ui.verbose("Error(s) occurred during the backup creation. Please check program's output.");
+    }
+    save_level_info(app, &ctx, &info, &backup)?;
+    Ok(backup)
+}
+
+/// The archive root must be a directory we can read and enter.
+fn check_root(root: &Path) -> Result<(), Failure> {
+    let shown = root.display();
+    match std::fs::metadata(root) {
+        Err(_) => Err(Failure(format!(
+            "Directory \"{shown}\" configured in the \"path\" option does not exist."
+        ))),
+        Ok(m) if !m.is_dir() => Err(Failure(format!(
+            "Path \"{shown}\" configured in the \"path\" option is not a directory."
+        ))),
+        Ok(_) if !accessible(root) => Err(Failure(format!(
+            "Directory \"{shown}\" configured in the \"path\" option is not accessible."
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn accessible(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::R_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        ) == 0
+    }
+}
+
+fn report_restart(ui: &Ui, info: &LevelInfo) {
+    let next = info.next_level.unwrap_or(0);
+    match info.restart_reason {
+        Some(RestartReason::RestartCountLimitReached) => {
+            ui.warning("Maximal backup level restart count reached. Restarting to level 0.")
+        }
+        Some(RestartReason::LastFullRestartAgeLimitReached) => {
+            ui.warning("Maximal backup level full restart age reached. Restarting to level 0.")
+        }
+        Some(RestartReason::BackupLevelLimitReached) => ui.warning(&format!(
+            "Maximal backup level reached. Restarting to level {next}."
+        )),
+        Some(RestartReason::LastRestartAgeLimitReached) => ui.warning(&format!(
+            "Maximal backup level restart age reached. Restarting to level {next}."
+        )),
+        Some(RestartReason::NoRestart) | None => {}
+    }
+}
+
+/// Shows provider events as the original does.
+struct UiEvents<'a> {
+    ui: &'a Ui,
+}
+
+impl BackupEvents for UiEvents<'_> {
+    fn file_add(&self, name: &Path) {
+        self.ui.verbose(&name.display().to_string());
+    }
+
+    fn backup_operation_error(
+        &self,
+        operation: Op,
+        error: E,
+        name: Option<&Path>,
+        message: Option<&str>,
+    ) {
+        let name = name.map(|n| n.display().to_string()).unwrap_or_default();
+        let message = message.unwrap_or("");
+        let ui = self.ui;
+        match (operation, error) {
+            (Op::Stat, E::PermissionDenied) => {
+                ui.error(&format!("Cannot access \"{name}\". Permission denied."))
+            }
+            (Op::Open, E::PermissionDenied) => {
+                ui.error(&format!("Cannot open file \"{name}\". Permission denied."))
+            }
+            (_, E::FileChanged) => ui.warning(&format!("File changed as we read it: \"{name}\".")),
+            (_, E::SocketIgnored) => ui.warning(&format!("Socket ignored: \"{name}\".")),
+            (_, E::UnknownTypeIgnored) => {
+                ui.warning(&format!("Unknown file type ignored: \"{name}\"."))
+            }
+            (_, E::DirectoryRenamed) => {
+                ui.verbose(&format!("Directory has been renamed: \"{name}\"."))
+            }
+            (Op::Finish, E::SomeFilesChanged) => {
+                ui.warning("Some files were changed during the backup creation.")
+            }
+            (Op::Unknown | Op::Finish, E::UnknownOsError) => {
+                ui.error(&format!("A system error occurred: {message}"))
+            }
+            (Op::Unknown | Op::Finish, _) => ui.error(&format!("An error occurred: {message}")),
+            (_, E::UnknownOsError) => ui.error(&format!(
+                "A system error occurred while accessing file \"{name}\": {message}"
+            )),
+            (_, _) => ui.error(&format!(
+                "An error occurred while accessing file \"{name}\": {message}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Keeping old backups (`keep-old-backups`): before a backup is overwritten it is renamed with
+//! a keeping ID inserted before its extension (`home.aa.tar.gz`); older kept backups shift
+//! (`aa` -> `ab` ...) and the one that would go beyond `number-of-old-backups` is removed. For
+//! an incremental archive this applies to every level being overwritten, and a kept chain
+//! moves as a whole.
+//!
+//! The original removed the oldest kept backup before the new backup was made, so a failed run
+//! lost it. Here that backup is only moved aside (keeping ID `ab-removing` and the like)
+//! and removed by [`Keeping::commit`] once the new backup exists; [`Keeping::rollback`] undoes
+//! every rename when it could not be made. Removing kept backups beyond the number
+//! (`remove-obsolete-backups`) is likewise done on commit.
+
+use std::path::PathBuf;
+
+use aa_abi::host::Provider;
+use aa_abi::naming::backup_file_path;
+use aa_abi::BackupDefinition;
+
+use super::Failure;
+use crate::ui::Ui;
+
+/// Keeping IDs run from `aa` (the most recent) to `zz`.
+const KEEPING_ID_COUNT: i64 = 26 * 26;
+
+/// The keeping ID with number `n` (`0` is `aa`).
+pub fn keeping_id(n: i64) -> String {
+    let n = n.clamp(0, KEEPING_ID_COUNT - 1);
+    let digit = |d: i64| char::from(b'a' + d as u8);
+    [digit(n / 26), digit(n % 26)].iter().collect()
+}
+
+fn keeping_number(id: &str) -> i64 {
+    let b = id.as_bytes();
+    i64::from(b[0] - b'a') * 26 + i64::from(b[1] - b'a')
+}
+
+/// A kept backup moved aside, to be removed on commit.
+struct Held {
+    keeping_id: String,
+    /// First level of an incremental chain; `None` for a non-incremental backup.
+    first_level: Option<u32>,
+}
+
+/// Renames done for keeping, to be committed or rolled back.
+pub struct Keeping<'a> {
+    provider: &'a Provider,
+    definition: &'a BackupDefinition,
+    ui: &'a Ui,
+    incremental: bool,
+    /// (from keeping ID, to keeping ID, level), in the order done.
+    renames: Vec<(Option<String>, String, Option<u32>)>,
+    held: Vec<Held>,
+    /// Remove kept backups from this number on, on commit.
+    remove_from: Option<i64>,
+}
+
+impl<'a> Keeping<'a> {
+    pub fn new(
+        provider: &'a Provider,
+        definition: &'a BackupDefinition,
+        ui: &'a Ui,
+        incremental: bool,
+    ) -> Keeping<'a> {
+        Keeping {
+            provider,
+            definition,
+            ui,
+            incremental,
+            renames: Vec::new(),
+            held: Vec::new(),
+            remove_from: None,
+        }
+    }
+
+    /// Keeps the existing backup (or, incremental, the levels from `from_level` up) before it
+    /// is overwritten. On failure the renames done so far are undone.
+    pub fn keep(
+        &mut self,
+        number: i64,
+        from_level: u32,
+        remove_obsolete: bool,
+    ) -> Result<(), Failure> {
+        let number = if number > KEEPING_ID_COUNT {
+            self.ui.warning(&format!(
+                "Configured number of old backups ({number}) exceed maximal possible value \
+                 ({KEEPING_ID_COUNT}). Using the maximal possible value."
+            ));
+            KEEPING_ID_COUNT
+        } else {
+            number
+        };
+        let exists = if self.incremental {
+            self.provider
+                .does_any_backup_level_exist(self.definition, from_level, None)?
+        } else {
+            self.provider
+                .does_backup_exist(self.definition, None, None)?
+        };
+        if exists {
+            if number > 0 {
+                self.ui.info("Keeping already existing backups.");
+                let shifted = if self.incremental {
+                    self.shift_incremental(number, from_level, None)
+                } else {
+                    self.shift(number, None)
+                };
+                if let Err(e) = shifted {
+                    self.rollback();
+                    return Err(Failure(format!("Unable to keep the old backups: {}", e.0)));
+                }
+            } else {
+                self.ui.warning(
+                    "Keeping of old backups is enabled but the number to keep is 0. No backups will be kept.",
+                );
+            }
+        }
+        if remove_obsolete {
+            self.remove_from = Some(number.max(0));
+        }
+        Ok(())
+    }
+
+    fn rename(&mut self, from: Option<&str>, to: &str, level: Option<u32>) -> Result<(), Failure> {
+        self.provider
+            .keep_backup(self.definition, from, to, level)?;
+        self.renames
+            .push((from.map(str::to_string), to.to_string(), level));
+        Ok(())
+    }
+
+    fn shift(&mut self, number: i64, keeping: Option<&str>) -> Result<(), Failure> {
+        let index = keeping.map_or(0, |k| keeping_number(k) + 1);
+        let new_id = keeping_id(index);
+        if self
+            .provider
+            .does_backup_exist(self.definition, None, Some(&new_id))?
+        {
+            if index + 1 < number {
+                self.shift(number, Some(&new_id))?;
+            } else if index + 1 == number {
+                let held = format!("{new_id}-removing");
+                self.rename(Some(&new_id), &held, None)?;
+                self.held.push(Held {
+                    keeping_id: held,
+                    first_level: None,
+                });
+            }
+        }
+        if index < number {
+            self.rename(keeping, &new_id, None)?;
+        }
+        Ok(())
+    }
+
+    fn shift_incremental(
+        &mut self,
+        number: i64,
+        from_level: u32,
+        keeping: Option<&str>,
+    ) -> Result<(), Failure> {
+        let index = keeping.map_or(0, |k| keeping_number(k) + 1);
+        let new_id = keeping_id(index);
+        if let Some(first) = self.first_existing_level(0, Some(&new_id))? {
+            if index + 1 < number {
+                self.shift_incremental(number, first, Some(&new_id))?;
+            } else if index + 1 == number {
+                let held = format!("{new_id}-removing");
+                for level in self.existing_levels(first, Some(&new_id))? {
+                    self.rename(Some(&new_id), &held, Some(level))?;
+                }
+                self.held.push(Held {
+                    keeping_id: held,
+                    first_level: Some(first),
+                });
+            }
+        }
+        if index < number {
+            for level in self.existing_levels(from_level, keeping)? {
+                self.rename(keeping, &new_id, Some(level))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The lowest level from `from` on that has a backup.
+    fn first_existing_level(
+        &self,
+        from: u32,
+        keeping: Option<&str>,
+    ) -> Result<Option<u32>, Failure> {
+        if !self
+            .provider
+            .does_any_backup_level_exist(self.definition, from, keeping)?
+        {
+            return Ok(None);
+        }
+        // Bounded: the backups could vanish while we look (the original looped forever then).
+        for level in from..from.saturating_add(10_000) {
+            if self
+                .provider
+                .does_backup_exist(self.definition, Some(level), keeping)?
+            {
+                return Ok(Some(level));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The consecutive levels with a backup, starting with the first from `from` on.
+    fn existing_levels(&self, from: u32, keeping: Option<&str>) -> Result<Vec<u32>, Failure> {
+        let mut levels = Vec::new();
+        if let Some(mut level) = self.first_existing_level(from, keeping)? {
+            while self
+                .provider
+                .does_backup_exist(self.definition, Some(level), keeping)?
+            {
+                levels.push(level);
+                level += 1;
+            }
+        }
+        Ok(levels)
+    }
+
+    /// The new backup exists: removes the backups moved aside and, with
+    /// `remove-obsolete-backups`, the kept ones beyond the number to keep.
+    pub fn commit(self) -> Result<(), Failure> {
+        for held in &self.held {
+            let original = held.keeping_id.trim_end_matches("-removing");
+            match held.first_level {
+                None => {
+                    self.ui.info(&format!(
+                        "Removing kept backup with keeping ID \"{original}\"."
+                    ));
+                    self.provider
+                        .remove_backup(self.definition, Some(&held.keeping_id))?;
+                }
+                Some(first) => {
+                    self.ui.info(&format!(
+                        "Removing kept incremental backup with keeping ID \"{original}\"."
+                    ));
+                    self.provider.remove_backup_increments(
+                        self.definition,
+                        Some(first),
+                        Some(&held.keeping_id),
+                    )?;
+                }
+            }
+        }
+        let Some(from) = self.remove_from else {
+            return Ok(());
+        };
+        for n in from..KEEPING_ID_COUNT {
+            let id = keeping_id(n);
+            if self.incremental {
+                if let Some(first) = self.first_existing_level(0, Some(&id))? {
+                    self.ui.info(&format!(
+                        "Removing obsolete kept incremental backup with keeping ID \"{id}\"."
+                    ));
+                    self.provider.remove_backup_increments(
+                        self.definition,
+                        Some(first),
+                        Some(&id),
+                    )?;
+                }
+            } else if self
+                .provider
+                .does_backup_exist(self.definition, None, Some(&id))?
+            {
+                self.ui.info(&format!(
+                    "Removing obsolete kept backup with keeping ID \"{id}\"."
+                ));
+                self.provider.remove_backup(self.definition, Some(&id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The new backup could not be made: puts every renamed backup back under its old name.
+    pub fn rollback(&mut self) {
+        while let Some((from, to, level)) = self.renames.pop() {
+            let (Some(src), Some(dst)) = (
+                self.path(Some(&to), level),
+                self.path(from.as_deref(), level),
+            ) else {
+                continue;
+            };
+            if dst.exists() || !src.exists() {
+                self.ui.error(&format!(
+                    "Unable to restore the kept backup \"{}\" to \"{}\".",
+                    src.display(),
+                    dst.display()
+                ));
+                continue;
+            }
+            if let Err(e) = std::fs::rename(&src, &dst) {
+                self.ui.error(&format!(
+                    "Unable to restore the kept backup \"{}\": {e}",
+                    src.display()
+                ));
+            }
+        }
+        self.held.clear();
+        self.remove_from = None;
+    }
+
+    fn path(&self, keeping: Option<&str>, level: Option<u32>) -> Option<PathBuf> {
+        backup_file_path(
+            self.definition.destination(),
+            &self.definition.backup_id,
+            self.definition.backup_type,
+            level,
+            keeping,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeping_ids() {
+        assert_eq!(keeping_id(0), "aa");
+        assert_eq!(keeping_id(1), "ab");
+        assert_eq!(keeping_id(26), "ba");
+        assert_eq!(keeping_id(675), "zz");
+        for n in [0, 1, 25, 26, 300, 675] {
+            assert_eq!(keeping_number(&keeping_id(n)), n);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Which backup level to create next, and automatic level restarting.
+//!
+//! Without restarting the next level is one above the last one made (or `--level`). With
+//! `restarting`, the level falls back ("restarts") when a limit is reached: to 0 after
+//! `full-restart-after-count` restarts or `full-restart-after-age` days since the last full
+//! restart; to the restart level (1, or the lowest level whose backup is no bigger than
+//! `max-restart-level-size` percent of level 0) when the level would exceed
+//! `restart-after-level` or `restart-after-age` days have passed since the last restart. The
+//! dates, the restart count and the backup sizes are kept in the archive's storage realm under
+//! the original's variable names, so a chain started by the Python `aa` goes on here.
+
+use std::path::Path;
+
+use super::archive::ArchiveContext;
+use super::{App, Failure};
+use crate::config::{Opt, OptionSource};
+use crate::storage::vars;
+
+/// Why the next backup's level is lower than it would otherwise be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartReason {
+    NoRestart,
+    RestartCountLimitReached,
+    LastFullRestartAgeLimitReached,
+    BackupLevelLimitReached,
+    LastRestartAgeLimitReached,
+}
+
+impl RestartReason {
+    /// Whether this restart goes back to level 0.
+    pub fn is_full(self) -> bool {
+        matches!(
+            self,
+            RestartReason::RestartCountLimitReached | RestartReason::LastFullRestartAgeLimitReached
+        )
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            RestartReason::NoRestart => "No restart scheduled for the next backup.",
+            RestartReason::RestartCountLimitReached => "Maximal restart count reached.",
+            RestartReason::LastFullRestartAgeLimitReached => {
+                "Maximal age without full restart reached."
+            }
+            RestartReason::BackupLevelLimitReached => "Maximal backup level reached.",
+            RestartReason::LastRestartAgeLimitReached => "Maximal age without a restart reached.",
+        }
+    }
+}
+
+/// The level state of an archive whose archiver supports incremental backups (all `None`
+/// otherwise).
+#[derive(Debug, Clone, Default)]
+pub struct LevelInfo {
+    /// The highest level that can be created now (one above the last one made).
+    pub max_level: Option<u32>,
+    pub next_level: Option<u32>,
+    pub restart_reason: Option<RestartReason>,
+    /// The level a non-full restart would go back to.
+    pub restart_level: Option<u32>,
+}
+
+impl LevelInfo {
+    /// The level of the last backup made, if any.
+    pub fn current_level(&self) -> Option<u32> {
+        self.max_level.filter(|&m| m > 0).map(|m| m - 1)
+    }
+
+    /// Works the levels out; like the original this may repair missing restart variables in
+    /// the storage (with an error message) when restarting was switched on for an existing
+    /// chain.
+    pub fn compute(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<LevelInfo, Failure> {
+        if !ctx.supports(Opt::Incremental) {
+            return Ok(LevelInfo::default());
+        }
+        let realm = Realm {
+            app,
+            name: ctx.settings.name(),
+        };
+        let max = ctx.provider.get_max_backup_level(ctx.settings.name())?;
+        let restart_level = realm.restart_level(ctx, max)?;
+        let configured = ctx.settings.int(Opt::Level);
+        let next = match configured {
+            Some(l) if l < 0 => return Err(Failure(format!("The backup level {l} is not valid."))),
+            Some(l) if l <= i64::from(max) => l as u32,
+            _ => max,
+        };
+        let (next, reason) = if ctx.settings.flag(Opt::Restarting) && configured.is_none() {
+            realm.restart(ctx, next, restart_level)?
+        } else {
+            (next, RestartReason::NoRestart)
+        };
+        Ok(LevelInfo {
+            max_level: Some(max),
+            next_level: Some(next),
+            restart_reason: Some(reason),
+            restart_level: Some(restart_level),
+        })
+    }
+}
+
+/// Storage access for one archive.
+struct Realm<'r, 'a> {
+    app: &'r App<'a>,
+    name: &'r str,
+}
+
+impl Realm<'_, '_> {
+    fn get(&self, var: &str) -> Result<Option<String>, Failure> {
+        Ok(self.app.storage.get(self.name, var)?)
+    }
+
+    fn save(&self, var: &str, value: impl std::fmt::Display) -> Result<(), Failure> {
+        Ok(self.app.storage.save(self.name, var, value)?)
+    }
+
+    fn int(&self, var: &str) -> Result<Option<i64>, Failure> {
+        self.get(var)?
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    Failure(format!(
+                        "the stored value \"{v}\" of \"{var}\" is not a number"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn date(&self, var: &str) -> Result<Option<i64>, Failure> {
+        stored_date(self.app, self.name, var)
+    }
+
+    /// The stored value, or (with an error message, as the original) the fallback, saved.
+    fn int_or_repair(&self, var: &str, message: &str) -> Result<i64, Failure> {
+        if let Some(v) = self.int(var)? {
+            return Ok(v);
+        }
+        self.app.ui.error(message);
+        self.save(var, 0)?;
+        Ok(0)
+    }
+
+    fn date_or_repair(&self, var: &str, message: &str, today: i64) -> Result<i64, Failure> {
+        if let Some(d) = self.date(var)? {
+            return Ok(d);
+        }
+        self.app.ui.error(message);
+        self.save(var, format_date(today))?;
+        Ok(today)
+    }
+
+    /// The size of the level's backup; a missing one is reported and stored as 0.
+    fn size_or_zero(&self, level: u32) -> Result<i64, Failure> {
+        let var = format!("{}{level}", vars::BACKUP_SIZE);
+        if let Some(size) = self.int(&var)? {
+            return Ok(size);
+        }
+        self.app.ui.warning(&format!(
+            "Unable to obtain size of the level {level} backup file."
+        ));
+        self.save(&var, 0)?;
+        Ok(0)
+    }
+
+    fn restart_level(&self, ctx: &ArchiveContext<'_, '_>, max: u32) -> Result<u32, Failure> {
+        let limit = ctx.settings.int(Opt::MaxRestartLevelSize).unwrap_or(0);
+        if limit == 0 || self.get(&format!("{}0", vars::BACKUP_SIZE))?.is_none() {
+            return Ok(1);
+        }
+        let level0 = self.size_or_zero(0)?;
+        let mut level = 1;
+        if level0 > 0 {
+            while level + 1 < max
+                && (self.size_or_zero(level)? as f64 / level0 as f64) * 100.0 > limit as f64
+            {
+                level += 1;
+            }
+        }
+        Ok(level)
+    }
+
+    fn restart(
+        &self,
+        ctx: &ArchiveContext<'_, '_>,
+        next: u32,
+        restart_level: u32,
+    ) -> Result<(u32, RestartReason), Failure> {
+        let settings = ctx.settings;
+        let set = |opt| settings.int(opt).filter(|&v| v != 0);
+        if next < 1 {
+            return Ok((next, RestartReason::NoRestart));
+        }
+        if let Some(limit) = set(Opt::FullRestartAfterCount) {
+            let count = self.int_or_repair(
+                vars::RESTART_COUNT,
+                "Unable to read the restart count. Setting it to 0.",
+            )?;
+            if count >= limit {
+                return Ok((0, RestartReason::RestartCountLimitReached));
+            }
+        }
+        let today = today();
+        if let Some(limit) = set(Opt::FullRestartAfterAge) {
+            let last = self.date_or_repair(
+                vars::LAST_FULL_RESTART,
+                "Unable to read the last full restart date. Setting it to today.",
+                today,
+            )?;
+            if today - last > limit {
+                return Ok((0, RestartReason::LastFullRestartAgeLimitReached));
+            }
+        }
+        if next < 2 {
+            return Ok((next, RestartReason::NoRestart));
+        }
+        if settings
+            .int(Opt::RestartAfterLevel)
+            .is_some_and(|limit| i64::from(next) > limit)
+        {
+            return Ok((restart_level, RestartReason::BackupLevelLimitReached));
+        }
+        if let Some(limit) = set(Opt::RestartAfterAge) {
+            let last = self.date_or_repair(
+                vars::LAST_RESTART,
+                "Unable to read the last restart date. Setting it to today.",
+                today,
+            )?;
+            if today - last > limit {
+                return Ok((restart_level, RestartReason::LastRestartAgeLimitReached));
+            }
+        }
+        Ok((next, RestartReason::NoRestart))
+    }
+}
+
+/// Records what restarting needs after the backup `backup` of level `info.next_level` was
+/// made: restart count and dates when a restart happened, and the backup's size.
+pub fn save_level_info(
+    app: &App<'_>,
+    ctx: &ArchiveContext<'_, '_>,
+    info: &LevelInfo,
+    backup: &Path,
+) -> Result<(), Failure> {
+    let (Some(next), Some(reason)) = (info.next_level, info.restart_reason) else {
+        return Ok(());
+    };
+    if !ctx.incremental() || !ctx.settings.flag(Opt::Restarting) {
+        return Ok(());
+    }
+    let realm = Realm {
+        app,
+        name: ctx.settings.name(),
+    };
+    if reason != RestartReason::NoRestart {
+        let count = realm.int(vars::RESTART_COUNT)?.unwrap_or(0);
+        realm.save(vars::RESTART_COUNT, count + 1)?;
+    }
+    if next < 2 || reason != RestartReason::NoRestart {
+        let today = format_date(today());
+        realm.save(vars::LAST_RESTART, &today)?;
+        if next == 0 {
+            realm.save(vars::LAST_FULL_RESTART, &today)?;
+            realm.save(vars::RESTART_COUNT, 0)?;
+        }
+    }
+    let size = std::fs::metadata(backup)
+        .map_err(|e| Failure(format!("{}: {e}", backup.display())))?
+        .len();
+    realm.save(&format!("{}{next}", vars::BACKUP_SIZE), size)?;
+    let mut level = next + 1;
+    while app.storage.try_remove(
+        ctx.settings.name(),
+        &format!("{}{level}", vars::BACKUP_SIZE),
+    )? {
+        level += 1;
+    }
+    Ok(())
+}
+
+/// A date stored in `realm` (days since 1970-01-01), `None` if not stored.
+pub fn stored_date(app: &App<'_>, realm: &str, var: &str) -> Result<Option<i64>, Failure> {
+    match app.storage.get(realm, var)? {
+        None => Ok(None),
+        Some(text) => parse_date(&text).map(Some).ok_or_else(|| {
+            Failure(format!(
+                "the stored value \"{text}\" of \"{var}\" is not a date (YYYY-MM-DD)"
+            ))
+        }),
+    }
+}
+
+/// Today's local date, in days since 1970-01-01 (the original used `date.today()`).
+pub fn today() -> i64 {
+    // SAFETY: `time` with a null pointer only returns the time; `localtime_r` fills the `tm`
+    // we own.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return now.div_euclid(86_400);
+        }
+        days_from_civil(
+            i64::from(tm.tm_year) + 1900,
+            i64::from(tm.tm_mon) + 1,
+            i64::from(tm.tm_mday),
+        )
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `YYYY-MM-DD`, as Python's `str(date)`.
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Parses `YYYY-MM-DD` (month and day may have one digit, as `strptime` allows).
+pub fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.trim().split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || y.len() != 4
+        || !(1..=2).contains(&m.len())
+        || !(1..=2).contains(&d.len())
+        || ![y, m, d]
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    (1..=days_in_month)
+        .contains(&d)
+        .then(|| days_from_civil(y, m, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(parse_date("2000-03-01"), Some(days_from_civil(2000, 3, 1)));
+        assert_eq!(parse_date("2024-2-9"), Some(days_from_civil(2024, 2, 9)));
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(
+            parse_date("2024-02-29").map(format_date).as_deref(),
+            Some("2024-02-29")
+        );
+        assert_eq!(parse_date("24-02-01"), None);
+        assert_eq!(parse_date("x"), None);
+        for d in [-1000, 0, 11_016, 20_000, 60_000] {
+            assert_eq!(parse_date(&format_date(d)), Some(d));
+        }
+        assert_eq!(
+            days_from_civil(2026, 11, 26) - days_from_civil(2026, 10, 27),
+            30
+        );
+    }
+}

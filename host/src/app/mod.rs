@@ -1,0 +1,239 @@
+//! The archiving application: the three user actions (create backups, list archives, purge
+//! orphaned data) on top of the configuration, the archive specifications, the storage and the
+//! archiver service.
+//!
+//! The modules follow the original's split: [`archive`] resolves one archive's options and
+//! provider, [`levels`] decides the backup level (incremental levels and their automatic
+//! restarting), [`keeping`] renames old backups out of the way, [`commands`] runs the user's
+//! hooks, and [`create`], [`list`] and [`purge`] are the actions. Every problem with one archive
+//! is reported on its own line, prefixed with the archive, and the run goes on with the next.
+
+pub mod archive;
+pub mod commands;
+pub mod create;
+pub mod keeping;
+pub mod levels;
+pub mod list;
+pub mod purge;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::archiver::ArchiverService;
+use crate::config::{Configuration, Opt, OptionSource};
+use crate::service::ServiceAccessor;
+use crate::spec::{ArchiveSpec, SpecError, SPEC_EXTENSION};
+use crate::storage::Storage;
+use crate::ui::Ui;
+
+/// A failure of one archive, already phrased for the user.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<T: fmt::Display> From<T> for Failure {
+    fn from(e: T) -> Failure {
+        Failure(e.to_string())
+    }
+}
+
+/// An archive specification selected for an action: `name` when it was given by name (or
+/// found in the archive specifications directory), `None` when given as a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecRef {
+    pub name: Option<String>,
+    pub path: PathBuf,
+}
+
+impl SpecRef {
+    /// What messages about this archive are prefixed with.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => self.path.display().to_string(),
+        }
+    }
+}
+
+/// Everything an action needs.
+pub struct App<'a> {
+    pub ui: &'a Ui,
+    pub services: &'a ServiceAccessor,
+    pub config: &'a Configuration,
+    pub storage: &'a Storage,
+    specs: std::cell::RefCell<BTreeMap<PathBuf, Rc<ArchiveSpec>>>,
+}
+
+impl<'a> App<'a> {
+    pub fn new(
+        ui: &'a Ui,
+        services: &'a ServiceAccessor,
+        config: &'a Configuration,
+        storage: &'a Storage,
+    ) -> App<'a> {
+        App {
+            ui,
+            services,
+            config,
+            storage,
+            specs: Default::default(),
+        }
+    }
+
+    /// The specifications named by the `AA_SPEC` arguments: names (looked up in the archive
+    /// specifications directory) first, then paths ending with `.aa`, without repetitions.
+    pub fn selected_specs(&self, args: &[String]) -> Vec<SpecRef> {
+        let specs_dir = self.config.archive_specs_dir();
+        let is_path = |a: &String| has_spec_extension(a);
+        let names = args.iter().filter(|a| !is_path(a)).map(|a| SpecRef {
+            name: Some(a.clone()),
+            path: specs_dir.join(format!("{a}.{SPEC_EXTENSION}")),
+        });
+        let paths = args.iter().filter(|a| is_path(a)).map(|a| SpecRef {
+            name: None,
+            path: PathBuf::from(a),
+        });
+        uniq(names.chain(paths))
+    }
+
+    /// Every `.aa` file of the archive specifications directory, sorted by name.
+    pub fn configured_specs(&self) -> Result<Vec<SpecRef>, String> {
+        let dir = self.config.archive_specs_dir();
+        if !dir.is_dir() {
+            return Err(format!(
+                "Archive specifications directory \"{}\" does not exist.",
+                dir.display()
+            ));
+        }
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut specs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = spec_stem(&file_name) {
+                specs.push(SpecRef {
+                    name: Some(stem.to_string()),
+                    path: dir.join(&file_name),
+                });
+            }
+        }
+        specs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(specs)
+    }
+
+    /// The specifications an action works on: the selected ones, plus every configured one
+    /// when none is selected or `--all` is given. `None` (after an error) if the configured
+    /// ones cannot be listed.
+    pub fn specs_for_processing(&self, selected: &[SpecRef]) -> Option<Vec<SpecRef>> {
+        if !selected.is_empty() && !self.config.flag(Opt::All) {
+            return Some(selected.to_vec());
+        }
+        match self.configured_specs() {
+            Ok(configured) => {
+                if configured.is_empty() {
+                    self.ui
+                        .warning("No configured archive specification files were found.");
+                }
+                Some(uniq(selected.iter().cloned().chain(configured)))
+            }
+            Err(e) => {
+                self.ui.error(&format!(
+                    "An error occurred while obtaining the list of all archive specification files: {e}"
+                ));
+                None
+            }
+        }
+    }
+
+    /// Loads (once per run) the specification at `path`.
+    pub fn load_spec(&self, path: &Path) -> Result<Rc<ArchiveSpec>, SpecError> {
+        if let Some(spec) = self.specs.borrow().get(path) {
+            return Ok(spec.clone());
+        }
+        let spec = Rc::new(ArchiveSpec::load_with_specs_dir(
+            path,
+            &self.config.archive_specs_dir(),
+        )?);
+        self.specs
+            .borrow_mut()
+            .insert(path.to_path_buf(), spec.clone());
+        Ok(spec)
+    }
+
+    /// Names of the archives of the specifications in `specs` that can be read.
+    pub fn valid_archive_names(&self, specs: &[SpecRef]) -> BTreeSet<String> {
+        specs
+            .iter()
+            .filter_map(|s| self.load_spec(&s.path).ok())
+            .map(|s| s.name().to_string())
+            .collect()
+    }
+
+    /// Names of the archives that have data stored by `aa` (storage realms) or by an
+    /// archiver provider (e.g. snapshot files).
+    pub fn stored_archive_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.storage.realm_names().into_iter().collect();
+        for (id, provider) in self.services.get_or_create_services::<ArchiverService>() {
+            match provider
+                .map_err(Failure::from)
+                .and_then(|p| Ok(p.get_stored_backup_ids()?))
+            {
+                Ok(ids) => names.extend(ids),
+                Err(Failure(e)) => self.ui.error(&format!(
+                    "Unable to get the list of stored archive names from {id}: {e}"
+                )),
+            }
+        }
+        names
+    }
+
+    /// Stored archives that no readable specification among `specs` describes.
+    pub fn orphaned_archives(&self, specs: &[SpecRef]) -> BTreeSet<String> {
+        let valid = self.valid_archive_names(specs);
+        self.stored_archive_names()
+            .into_iter()
+            .filter(|n| !valid.contains(n))
+            .collect()
+    }
+}
+
+/// Whether an `AA_SPEC` argument is a path: it has the `.aa` extension (Python's
+/// `os.path.splitext`, so `.aa` alone is a name).
+fn has_spec_extension(arg: &str) -> bool {
+    let file = arg.rsplit('/').next().unwrap_or(arg);
+    spec_stem(file).is_some()
+}
+
+/// `NAME` of a file name `NAME.aa` (a leading dot does not start an extension).
+fn spec_stem(file_name: &str) -> Option<&str> {
+    let stem = file_name.strip_suffix(&format!(".{SPEC_EXTENSION}"))?;
+    (!stem.trim_start_matches('.').is_empty()).then_some(stem)
+}
+
+fn uniq(specs: impl Iterator<Item = SpecRef>) -> Vec<SpecRef> {
+    let mut out: Vec<SpecRef> = Vec::new();
+    for s in specs {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_arguments_as_the_original() {
+        assert!(has_spec_extension("x.aa"));
+        assert!(has_spec_extension("dir/x.aa"));
+        assert!(!has_spec_extension("x"));
+        assert!(!has_spec_extension(".aa"));
+        assert!(!has_spec_extension("dir/.aa"));
+        assert!(!has_spec_extension("x.aa.bak"));
+        assert_eq!(spec_stem("..aa"), None);
+        assert_eq!(spec_stem("a.b.aa"), Some("a.b"));
+    }
+}

@@ -1,0 +1,345 @@
+//! The application's persistent storage: `<user-config-dir>/storage/NAME.realm`, one realm per
+//! archive, holding what backup level restarting needs between runs (restart dates, restart
+//! count, backup sizes per level).
+//!
+//! The files keep the original's format (Python's `RawConfigParser`): a `[AutoArchive]`
+//! section with `variable = value` lines, so that state written by the Python `aa` is read and
+//! continued, and the other way round. Unlike the original, each change is written to a
+//! temporary file that is then renamed over the realm, so a crash never leaves a truncated
+//! realm, and a removed variable is removed from the file too, not only from memory.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::ini::{Ini, IniOptions};
+
+/// The storage subdirectory of the user configuration directory.
+pub const STORAGE_SUBDIR: &str = "storage";
+const REALM_SUFFIX: &str = ".realm";
+/// The section every variable lives in.
+pub const DEFAULT_SECTION: &str = "AutoArchive";
+
+/// Variable names used for backup level restarting, as the original named them.
+pub mod vars {
+    pub const LAST_RESTART: &str = "archiving-last-restart";
+    pub const LAST_FULL_RESTART: &str = "archiving-last-full-restart";
+    pub const RESTART_COUNT: &str = "archiving-restart-count";
+    /// Followed by the level number.
+    pub const BACKUP_SIZE: &str = "archiving-size-level";
+}
+
+/// The content of one realm file: sections of variables, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Realm {
+    sections: Vec<(String, Vec<(String, String)>)>,
+}
+
+impl Realm {
+    fn parse(path: &Path) -> Result<Realm, StorageError> {
+        let options = IniOptions {
+            lowercase_keys: true,
+            allow_no_value: false,
+            interpolation: false,
+        };
+        let ini = Ini::load(path, options).map_err(|e| StorageError {
+            kind: StorageErrorKind::Broken(e.to_string()),
+        })?;
+        let mut realm = Realm::default();
+        for section in ini.sections() {
+            let vars = ini
+                .own_items(section)
+                .into_iter()
+                .map(|i| (i.key.to_string(), i.value.unwrap_or("").to_string()))
+                .collect();
+            realm.sections.push((section.to_string(), vars));
+        }
+        Ok(realm)
+    }
+
+    fn section(&self) -> Option<&Vec<(String, String)>> {
+        self.sections
+            .iter()
+            .find(|(name, _)| name == DEFAULT_SECTION)
+            .map(|(_, vars)| vars)
+    }
+
+    fn get(&self, var: &str) -> Option<&str> {
+        self.section()?
+            .iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set(&mut self, var: &str, value: String) {
+        let index = match self.sections.iter().position(|(n, _)| n == DEFAULT_SECTION) {
+            Some(i) => i,
+            None => {
+                self.sections
+                    .push((DEFAULT_SECTION.to_string(), Vec::new()));
+                self.sections.len() - 1
+            }
+        };
+        let vars = &mut self.sections[index].1;
+        match vars.iter_mut().find(|(k, _)| k == var) {
+            Some(entry) => entry.1 = value,
+            None => vars.push((var.to_string(), value)),
+        }
+    }
+
+    fn remove(&mut self, var: &str) -> bool {
+        for (name, vars) in &mut self.sections {
+            if name == DEFAULT_SECTION {
+                let before = vars.len();
+                vars.retain(|(k, _)| k != var);
+                return vars.len() != before;
+            }
+        }
+        false
+    }
+
+    /// The file content, as `RawConfigParser.write` lays it out.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, vars) in &self.sections {
+            out.push_str(&format!("[{name}]\n"));
+            for (k, v) in vars {
+                out.push_str(&format!("{k} = {}\n", v.replace('\n', "\n\t")));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The realm files of the user configuration directory, read at start.
+pub struct Storage {
+    dir: PathBuf,
+    realms: RefCell<BTreeMap<String, Result<Realm, String>>>,
+}
+
+impl Storage {
+    /// Reads every realm in `<user_config_dir>/storage`, creating the directory if needed
+    /// (the flag tells whether it was created). A realm that cannot be read is remembered as
+    /// broken: only the archive it belongs to fails.
+    pub fn open(user_config_dir: &Path) -> Result<(Storage, bool), StorageError> {
+        let dir = user_config_dir.join(STORAGE_SUBDIR);
+        let mut created = false;
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+            created = true;
+        }
+        let mut realms = BTreeMap::new();
+        let entries = fs::read_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(&dir, e))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
+                continue;
+            };
+            // As the original's `*.realm` glob: hidden files are not realms.
+            let Some(realm) = name.strip_suffix(REALM_SUFFIX) else {
+                continue;
+            };
+            if name.starts_with('.') || realm.is_empty() {
+                continue;
+            }
+            let parsed = Realm::parse(&entry.path()).map_err(|e| e.to_string());
+            realms.insert(realm.to_string(), parsed);
+        }
+        Ok((
+            Storage {
+                dir,
+                realms: RefCell::new(realms),
+            },
+            created,
+        ))
+    }
+
+    /// The storage directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, realm: &str) -> PathBuf {
+        self.dir.join(format!("{realm}{REALM_SUFFIX}"))
+    }
+
+    /// Names of the stored realms.
+    pub fn realm_names(&self) -> Vec<String> {
+        self.realms.borrow().keys().cloned().collect()
+    }
+
+    fn with_realm<T>(
+        &self,
+        realm: &str,
+        f: impl FnOnce(Option<&Realm>) -> T,
+    ) -> Result<T, StorageError> {
+        match self.realms.borrow().get(realm) {
+            None => Ok(f(None)),
+            Some(Ok(r)) => Ok(f(Some(r))),
+            Some(Err(e)) => Err(StorageError {
+                kind: StorageErrorKind::Broken(e.clone()),
+            }),
+        }
+    }
+
+    /// The value of `var` in `realm`, `None` if it is not stored.
+    pub fn get(&self, realm: &str, var: &str) -> Result<Option<String>, StorageError> {
+        self.with_realm(realm, |r| r.and_then(|r| r.get(var)).map(str::to_string))
+    }
+
+    pub fn has(&self, realm: &str, var: &str) -> Result<bool, StorageError> {
+        Ok(self.get(realm, var)?.is_some())
+    }
+
+    /// Stores `value` as `var` of `realm` and writes the realm file.
+    pub fn save(
+        &self,
+        realm: &str,
+        var: &str,
+        value: impl fmt::Display,
+    ) -> Result<(), StorageError> {
+        let mut content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
+        content.set(var, value.to_string());
+        self.write(realm, content)
+    }
+
+    /// Removes `var` from `realm`; false if it was not stored.
+    pub fn try_remove(&self, realm: &str, var: &str) -> Result<bool, StorageError> {
+        let Some(mut content) = self.with_realm(realm, |r| r.cloned())? else {
+            return Ok(false);
+        };
+        if !content.remove(var) {
+            return Ok(false);
+        }
+        self.write(realm, content)?;
+        Ok(true)
+    }
+
+    /// Deletes `realm` and its file; false if there was no such realm.
+    pub fn remove_realm(&self, realm: &str) -> Result<bool, StorageError> {
+        if !self.realms.borrow().contains_key(realm) {
+            return Ok(false);
+        }
+        let file = self.file(realm);
+        match fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(StorageError::io(&file, e))
+            }
+            _ => {}
+        }
+        self.realms.borrow_mut().remove(realm);
+        Ok(true)
+    }
+
+    fn write(&self, realm: &str, content: Realm) -> Result<(), StorageError> {
+        let file = self.file(realm);
+        let temp = self
+            .dir
+            .join(format!(".{realm}{REALM_SUFFIX}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut f = fs::File::create(&temp)?;
+            f.write_all(content.render().as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&temp, &file)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&temp);
+            return Err(StorageError::io(&file, e));
+        }
+        self.realms
+            .borrow_mut()
+            .insert(realm.to_string(), Ok(content));
+        Ok(())
+    }
+}
+
+/// A failure to read or write the storage.
+#[derive(Debug)]
+pub struct StorageError {
+    kind: StorageErrorKind,
+}
+
+#[derive(Debug)]
+enum StorageErrorKind {
+    Io { path: PathBuf, source: io::Error },
+    Broken(String),
+}
+
+impl StorageError {
+    fn io(path: &Path, source: io::Error) -> StorageError {
+        StorageError {
+            kind: StorageErrorKind::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            StorageErrorKind::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StorageErrorKind::Broken(e) => write!(f, "unreadable storage realm: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_the_original_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage_dir = dir.path().join(STORAGE_SUBDIR);
+        fs::create_dir(&storage_dir).unwrap();
+        let python =
+            "[AutoArchive]\narchiving-last-restart = 2024-01-02\narchiving-restart-count = 0\n\
+                      archiving-size-level0 = 302\n\n";
+        fs::write(storage_dir.join("p.realm"), python).unwrap();
+        fs::write(storage_dir.join(".hidden.realm"), python).unwrap();
+        fs::write(storage_dir.join("broken.realm"), "no header\n").unwrap();
+
+        let (s, created) = Storage::open(dir.path()).unwrap();
+        assert!(!created);
+        assert_eq!(s.realm_names(), ["broken", "p"]);
+        assert_eq!(
+            s.get("p", vars::LAST_RESTART).unwrap().as_deref(),
+            Some("2024-01-02")
+        );
+        assert!(s.get("broken", vars::LAST_RESTART).is_err());
+        assert!(!s.has("none", vars::LAST_RESTART).unwrap());
+
+        s.save("p", "archiving-size-level1", 222).unwrap();
+        s.save("p", vars::RESTART_COUNT, "1").unwrap();
+        assert!(s.try_remove("p", vars::LAST_RESTART).unwrap());
+        assert!(!s.try_remove("p", vars::LAST_RESTART).unwrap());
+        assert_eq!(
+            fs::read_to_string(storage_dir.join("p.realm")).unwrap(),
+            "[AutoArchive]\narchiving-restart-count = 1\narchiving-size-level0 = 302\n\
+             archiving-size-level1 = 222\n\n"
+        );
+        s.save("new", vars::RESTART_COUNT, 0).unwrap();
+        assert_eq!(
+            fs::read_to_string(storage_dir.join("new.realm")).unwrap(),
+            "[AutoArchive]\narchiving-restart-count = 0\n\n"
+        );
+        assert!(s.remove_realm("new").unwrap());
+        assert!(!storage_dir.join("new.realm").exists());
+        assert!(!s.remove_realm("new").unwrap());
+        let leftovers: Vec<_> = fs::read_dir(&storage_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

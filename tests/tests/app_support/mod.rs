@@ -1,0 +1,122 @@
+//! Helpers shared by the `app_*` tests of the application (options, levels, keeping, hooks,
+//! listing): a small source tree, `.aa` files with extra `[Archive]` options, the storage realm
+//! and GNU tar restores of incremental chains.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aa_tests::Sandbox;
+
+/// `src/a.txt` and `src/d/b.txt` in the sandbox. Also creates the storage directory, so that
+/// its one-time announcement does not mix with the messages a test looks at.
+pub fn small_source(sb: &Sandbox) {
+    fs::create_dir_all(sb.config_dir().join("storage")).unwrap();
+    fs::create_dir_all(sb.src_dir().join("d")).unwrap();
+    fs::write(sb.src_dir().join("a.txt"), "a\n").unwrap();
+    fs::write(sb.src_dir().join("d/b.txt"), "b\n").unwrap();
+}
+
+/// A spec backing up `a.txt` and `d` of the sandbox's source into its `dest/`, with
+/// `archive` appended to the `[Archive]` section.
+pub fn spec_text(sb: &Sandbox, archive: &str) -> String {
+    format!(
+        "[Content]\npath = {}\ninclude-files = a.txt d\nexclude-files =\n\n[Archive]\ndest-dir = {}\n{archive}\n",
+        sb.src_dir().display(),
+        sb.dest_dir().display()
+    )
+}
+
+/// Writes `specs/NAME.aa` with [`spec_text`].
+pub fn write_spec(sb: &Sandbox, name: &str, archive: &str) -> PathBuf {
+    sb.write_spec_text(name, &spec_text(sb, archive))
+}
+
+pub fn realm_path(sb: &Sandbox, name: &str) -> PathBuf {
+    sb.config_dir()
+        .join("storage")
+        .join(format!("{name}.realm"))
+}
+
+/// A variable of the archive's storage realm.
+pub fn realm_var(sb: &Sandbox, name: &str, var: &str) -> Option<String> {
+    let text = fs::read_to_string(realm_path(sb, name)).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(" = ")?;
+        (k == var).then(|| v.to_string())
+    })
+}
+
+/// Writes a realm in the original's format.
+pub fn write_realm(sb: &Sandbox, name: &str, vars: &[(&str, String)]) {
+    let mut text = String::from("[AutoArchive]\n");
+    for (k, v) in vars {
+        text += &format!("{k} = {v}\n");
+    }
+    text.push('\n');
+    fs::create_dir_all(sb.config_dir().join("storage")).unwrap();
+    fs::write(realm_path(sb, name), text).unwrap();
+}
+
+/// The local date `days` days ago as `YYYY-MM-DD` (what the original stores).
+pub fn date_days_ago(days: u32) -> String {
+    let out = Command::new("date")
+        .arg(format!("--date=-{days} days"))
+        .arg("+%Y-%m-%d")
+        .output()
+        .expect("run date");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub fn today() -> String {
+    date_days_ago(0)
+}
+
+/// Snapshot files in the user configuration directory.
+pub fn snapshots(sb: &Sandbox) -> Vec<String> {
+    let dir = sb.config_dir().join("snapshots");
+    if !dir.exists() {
+        return Vec::new();
+    }
+    aa_tests::dir_names(&dir)
+}
+
+/// Restores an incremental chain in order, as GNU tar documents it.
+pub fn restore(archives: &[PathBuf], dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    for archive in archives {
+        let status = Command::new("tar")
+            .args(["--listed-incremental=/dev/null", "-xf"])
+            .arg(archive)
+            .arg("-C")
+            .arg(dest)
+            .status()
+            .unwrap();
+        assert!(status.success(), "restoring {}", archive.display());
+    }
+}
+
+pub fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Backup files in `dest/`, sorted.
+pub fn dest_files(sb: &Sandbox) -> Vec<String> {
+    aa_tests::dir_names(&sb.dest_dir())
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
