@@ -6,7 +6,7 @@
 //! section with `variable = value` lines, so that state written by the Python `aa` is read and
 //! continued, and the other way round. Unlike the original, each change is written to a
 //! temporary file that is then renamed over the realm, so a crash never leaves a truncated
-//! realm, and a removed variable is removed from the file too, not only from memory.
+//! realm.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -88,17 +88,6 @@ impl Realm {
             Some(entry) => entry.1 = value,
             None => vars.push((var.to_string(), value)),
         }
-    }
-
-    fn remove(&mut self, var: &str) -> bool {
-        for (name, vars) in &mut self.sections {
-            if name == DEFAULT_SECTION {
-                let before = vars.len();
-                vars.retain(|(k, _)| k != var);
-                return vars.len() != before;
-            }
-        }
-        false
     }
 
     /// The file content, as `RawConfigParser.write` lays it out.
@@ -208,18 +197,6 @@ impl Storage {
         self.write(realm, content)
     }
 
-    /// Removes `var` from `realm`; false if it was not stored.
-    pub fn try_remove(&self, realm: &str, var: &str) -> Result<bool, StorageError> {
-        let Some(mut content) = self.with_realm(realm, |r| r.cloned())? else {
-            return Ok(false);
-        };
-        if !content.remove(var) {
-            return Ok(false);
-        }
-        self.write(realm, content)?;
-        Ok(true)
-    }
-
     /// Deletes `realm` and its file; false if there was no such realm.
     pub fn remove_realm(&self, realm: &str) -> Result<bool, StorageError> {
         if !self.realms.borrow().contains_key(realm) {
@@ -320,12 +297,10 @@ mod tests {
 
         s.save("p", "archiving-size-level1", 222).unwrap();
         s.save("p", vars::RESTART_COUNT, "1").unwrap();
-        assert!(s.try_remove("p", vars::LAST_RESTART).unwrap());
-        assert!(!s.try_remove("p", vars::LAST_RESTART).unwrap());
         assert_eq!(
             fs::read_to_string(storage_dir.join("p.realm")).unwrap(),
-            "[AutoArchive]\narchiving-restart-count = 1\narchiving-size-level0 = 302\n\
-             archiving-size-level1 = 222\n\n"
+            "[AutoArchive]\narchiving-last-restart = 2024-01-02\narchiving-restart-count = 1\n\
+             archiving-size-level0 = 302\narchiving-size-level1 = 222\n\n"
         );
         s.save("new", vars::RESTART_COUNT, 0).unwrap();
         assert_eq!(

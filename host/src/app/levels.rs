@@ -267,13 +267,9 @@ pub fn save_level_info(
         .map_err(|e| Failure(format!("{}: {e}", backup.display())))?
         .len();
     realm.save(&format!("{}{next}", vars::BACKUP_SIZE), size)?;
-    let mut level = next + 1;
-    while app.storage.try_remove(
-        ctx.settings.name(),
-        &format!("{}{level}", vars::BACKUP_SIZE),
-    )? {
-        level += 1;
-    }
+    // Sizes of the levels above `next` stay in the realm, as the original leaves them (it
+    // drops them from memory only, after its last write). They are overwritten when the chain
+    // reaches those levels again, and restarting never looks above the current level.
     Ok(())
 }
 

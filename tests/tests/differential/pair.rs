@@ -93,7 +93,10 @@ impl Side {
             cmd.stdin(Stdio::from(slave));
             Some(master)
         } else {
-            cmd.stdin(Stdio::null());
+            // No terminal: ours takes the listing width from $COLUMNS, here the width of the
+            // original's pseudo-terminal, so both lay out --list the same way.
+            cmd.stdin(Stdio::null())
+                .env("COLUMNS", PTY_COLUMNS.to_string());
             None
         };
         let command = format!("{label} (in {}'s sandbox) {}", self.label, args.join(" "));
@@ -122,12 +125,15 @@ impl Side {
     }
 }
 
-/// A pseudo-terminal 400 columns wide (wide enough that `--list` never shortens a path).
+/// Width of the original's pseudo-terminal, wide enough that `--list` never shortens a path.
+const PTY_COLUMNS: u16 = 400;
+
+/// A pseudo-terminal [`PTY_COLUMNS`] wide.
 fn sized_pty() -> (OwnedFd, OwnedFd) {
     let (mut master, mut slave) = (-1, -1);
     let size = libc::winsize {
         ws_row: 50,
-        ws_col: 400,
+        ws_col: PTY_COLUMNS,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
