@@ -105,10 +105,12 @@ fn the_python_chain_restarts_and_the_realm_is_updated_in_its_format() {
          archiving-last-full-restart = {}\n\
          archiving-restart-count = 1\n\
          archiving-size-level0 = {}\n\
-         archiving-size-level1 = {size1}\n\n",
+         archiving-size-level1 = {size1}\n\
+         archiving-size-level2 = {}\n\n",
         today(),
         fixture_realm_var("archiving-last-full-restart"),
         fixture_realm_var("archiving-size-level0"),
+        fixture_realm_var("archiving-size-level2"),
     );
     assert_eq!(realm, expected);
 
