@@ -47,3 +47,11 @@ install: release
 clean:
 	$(CARGO) clean
 	rm -rf $(DEMO_OUT)
+
+# Builds the release binaries and runs the performance benchmark (see BENCHMARKS.md): our aa
+# against GNU tar, pigz, zstd, xz and pbzip2. REPS=n sets the repetitions, TYPES="tar gz" the
+# backup types, AA_BENCH_DIR the corpus cache.
+.PHONY: bench
+bench:
+	$(CARGO) build --release -p aa-host -p aa-plugin-tar-internal -p aa-plugin-tar-external
+	bench/run.sh

@@ -15,6 +15,7 @@ pub mod ffi;
 pub mod host;
 pub mod naming;
 pub mod plugin;
+pub mod snapshots;
 pub mod types;
 
 pub use error::{ProviderError, ProviderErrorKind};

@@ -36,8 +36,10 @@ fn tar_internal_conforms() {
             "TarInternal/TarZst/backup-extracts-identically",
             "TarInternal/TarXz/compression-strengths-0-and-9",
             "TarInternal/Tar/compression-strength-refused",
-            "TarInternal/TarGz/incremental-not-declared",
-            "TarInternal/incremental-not-implemented",
+            "TarInternal/Tar/incremental-chain-restores",
+            "TarInternal/TarGz/incremental-levels-and-redo",
+            "TarInternal/TarZst/incremental-failed-run-keeps-state",
+            "TarInternal/TarXz/incremental-stored-ids-and-purge",
         ],
     );
 }

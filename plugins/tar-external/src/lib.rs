@@ -17,7 +17,7 @@
 //! * tar runs with `LC_ALL=C` and without `TAR_OPTIONS`, so its messages can be parsed and the
 //!   command line alone decides what is archived;
 //! * an incremental archive `proj` only owns snapshots named `proj.snar` / `proj.N.snar` (see
-//!   [`snapshots`]).
+//!   [`snapshots`], shared with `TarInternal`, which continues chains made with GNU tar).
 
 pub mod classify;
 pub mod compress;
@@ -25,7 +25,9 @@ mod error;
 mod locate;
 pub mod quoting;
 mod run;
-pub mod snapshots;
+
+/// The snapshot files of incremental backups, in the layout every provider shares.
+pub use aa_abi::snapshots;
 
 use std::ffi::OsString;
 use std::fs;
@@ -45,7 +47,7 @@ pub use error::Error;
 pub use locate::TAR_OVERRIDE_VAR;
 
 use run::{run_tar, TarRun};
-use snapshots::{any_backup_level_exists, check_backup_id, Snapshots};
+use snapshots::{check_backup_id, Snapshots};
 
 /// The provider id users select with e.g. `targz@TarExternal`.
 pub const PROVIDER_ID: &str = "TarExternal";
@@ -104,7 +106,7 @@ impl TarExternalProvider {
     /// Creates the provider, making `<work_dir>/snapshots` for incremental backups.
     pub fn new(work_dir: &Path) -> Result<TarExternalProvider, Error> {
         let snapshots = Snapshots::new(work_dir);
-        snapshots.create_dir()?;
+        fs::create_dir_all(snapshots.dir()).map_err(|e| Error::io(snapshots.dir(), e))?;
         Ok(TarExternalProvider {
             snapshots,
             tar: OnceLock::new(),
@@ -193,13 +195,7 @@ impl ArchiverProvider for TarExternalProvider {
     ) -> Result<PathBuf, ProviderError> {
         let id = definition.backup_id.as_str();
         check_backup_id(id)?;
-        let max_level = self.snapshots.max_level(id)?;
-        let level = level.unwrap_or(max_level);
-        if level > max_level {
-            return Err(ProviderError::invalid_value(format!(
-                "Backup level {level} of '{id}' is out of the interval 0..{max_level}."
-            )));
-        }
+        let level = self.snapshots.resolve_level(id, level)?;
         let final_path = backup_path(definition, Some(level), None)?;
         // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
         let working = self.snapshots.working_copy(id, level)?;
@@ -208,7 +204,7 @@ impl ArchiverProvider for TarExternalProvider {
             compression_strength,
             final_path,
             overwrite_at_start,
-            Some(&working),
+            Some(working.path()),
             events,
         )?;
         // Only after the archive is in place: a snapshot must never claim content that no
@@ -223,28 +219,7 @@ impl ArchiverProvider for TarExternalProvider {
         level: Option<u32>,
         keeping_id: Option<&str>,
     ) -> Result<(), ProviderError> {
-        let id = definition.backup_id.as_str();
-        check_backup_id(id)?;
-        let level = match level {
-            Some(level) => level,
-            None => self.snapshots.max_level(id)?,
-        };
-        let mut current = level;
-        loop {
-            let path = backup_path(definition, Some(current), keeping_id)?;
-            if fs::symlink_metadata(&path).is_err() {
-                break;
-            }
-            fs::remove_file(&path).map_err(|e| ProviderError::from_io(path.display(), &e))?;
-            self.snapshots.remove_one(id, current, keeping_id)?;
-            current += 1;
-        }
-        // Snapshots without a backup file (e.g. the files were deleted by hand) would make the
-        // next level build on content that no longer exists.
-        if keeping_id.is_none() && self.snapshots.max_level(id)? > level {
-            self.snapshots.remove_from(id, level)?;
-        }
-        Ok(())
+        snapshots::remove_backup_increments(&self.snapshots, definition, level, keeping_id)
     }
 
     fn does_any_backup_level_exist(
@@ -253,33 +228,21 @@ impl ArchiverProvider for TarExternalProvider {
         from_level: u32,
         keeping_id: Option<&str>,
     ) -> Result<bool, ProviderError> {
-        let ext = definition.backup_type.extension().ok_or_else(|| {
-            ProviderError::unsupported_type(format!(
-                "Unsupported backup type: {}",
-                definition.backup_type
-            ))
-        })?;
-        Ok(any_backup_level_exists(
-            definition.destination(),
-            &definition.backup_id,
-            keeping_id,
-            ext,
-            from_level,
-        )?)
+        snapshots::does_any_backup_level_exist(definition, from_level, keeping_id)
     }
 
     fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
         check_backup_id(backup_id)?;
-        Ok(self.snapshots.max_level(backup_id)?)
+        self.snapshots.max_level(backup_id)
     }
 
     fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
-        Ok(self.snapshots.ids()?)
+        self.snapshots.ids()
     }
 
     fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
         check_backup_id(backup_id)?;
-        Ok(self.snapshots.purge(backup_id)?)
+        self.snapshots.purge(backup_id)
     }
 }
 

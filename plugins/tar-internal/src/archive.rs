@@ -12,18 +12,27 @@
 //! unit-testable; [`Archiver`] does the file system side: it reads metadata and content,
 //! detects hard links and files changing under it, and reports non-fatal problems through
 //! the backup events. Only a failure to write the archive itself is fatal.
+//!
+//! The archiver runs on the calling thread, so events are raised there, in member order, and
+//! a file is announced (`file_add`) after it is opened and before its content is read. Per
+//! regular file it makes five system calls (open, fstat, read, fstat to detect a change
+//! while reading, close): a file smaller than the free room in the current chunk is read
+//! with one `read` of one byte more than its size, whose short count proves the end of the
+//! file. Content is read straight into the output chunk ([`TarOutput::window`]), and headers
+//! are encoded into a reused buffer, so storing a file allocates nothing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fmt;
-use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
 
+use crate::sys::{self, FileType, Stat};
 use crate::walk::Entry;
 
 const BLOCK: usize = 512;
@@ -85,11 +94,14 @@ pub struct Member<'a> {
 /// Writes `value` as zero-padded octal with a terminating NUL; `false` if it does not fit.
 fn put_octal(field: &mut [u8], value: u64) -> bool {
     let digits = field.len() - 1;
-    let text = format!("{value:0digits$o}");
-    if text.len() > digits {
+    if digits < 21 && value >> (3 * digits) != 0 {
         return false;
     }
-    field[..digits].copy_from_slice(text.as_bytes());
+    let mut rest = value;
+    for digit in field[..digits].iter_mut().rev() {
+        *digit = b'0' + (rest & 7) as u8;
+        rest >>= 3;
+    }
     field[digits] = 0;
     true
 }
@@ -181,10 +193,25 @@ fn pax_header_name(name: &[u8]) -> Vec<u8> {
 /// records, then the ustar header. The content itself (for regular files) follows, padded
 /// to a whole block.
 pub fn header_blocks(member: &Member<'_>) -> Vec<u8> {
-    let mut path = member.name.to_vec();
-    if member.kind == Kind::Directory {
-        path.push(b'/');
-    }
+    let mut out = Vec::new();
+    encode_header(member, &mut out);
+    out
+}
+
+/// [`header_blocks`] into `out` (cleared first), so a buffer can serve every member.
+pub fn encode_header(member: &Member<'_>, out: &mut Vec<u8>) {
+    encode_header_with(member, &[], out);
+}
+
+/// [`encode_header`] with further pax records after the standard ones (GNU tar's
+/// `GNU.dumpdir` of incremental archives); any makes an extended header.
+pub fn encode_header_with(member: &Member<'_>, extra: &[(&str, &[u8])], out: &mut Vec<u8>) {
+    out.clear();
+    let path: Cow<'_, [u8]> = if member.kind == Kind::Directory {
+        Cow::Owned([member.name, b"/"].concat())
+    } else {
+        Cow::Borrowed(member.name)
+    };
     let mut records = Vec::new();
     let (mut header, name_fits) = ustar_header(&path);
     if !name_fits {
@@ -253,8 +280,10 @@ pub fn header_blocks(member: &Member<'_>) -> Vec<u8> {
     put_octal(&mut ustar.dev_major, u64::from(major));
     put_octal(&mut ustar.dev_minor, u64::from(minor));
     header.set_cksum();
+    for (key, value) in extra {
+        pax_record(&mut records, key, value);
+    }
 
-    let mut out = Vec::with_capacity(BLOCK * 2);
     if !records.is_empty() {
         let (mut pax, _) = ustar_header(&pax_header_name(member.name));
         let pax_ustar = pax.as_ustar_mut().expect("a ustar header");
@@ -277,7 +306,6 @@ pub fn header_blocks(member: &Member<'_>) -> Vec<u8> {
         out.resize(out.len().next_multiple_of(BLOCK), 0);
     }
     out.extend_from_slice(header.as_bytes());
-    out
 }
 
 // ---- Writing members from the file system -----------------------------------------------
@@ -291,6 +319,10 @@ pub struct ArchiveError {
 impl ArchiveError {
     pub fn io_error(&self) -> &io::Error {
         &self.error
+    }
+
+    pub fn into_io_error(self) -> io::Error {
+        self.error
     }
 }
 
@@ -341,22 +373,11 @@ pub fn report_os_error(
     }
 }
 
-fn mtime_of(m: &Metadata) -> Timestamp {
+fn mtime_of(m: &Stat) -> Timestamp {
     Timestamp {
-        secs: m.mtime(),
-        nanos: m.mtime_nsec().clamp(0, 999_999_999) as u32,
+        secs: m.mtime,
+        nanos: m.mtime_nsec.clamp(0, 999_999_999) as u32,
     }
-}
-
-/// What must not change while a file is read, for it to be stored consistently.
-fn change_stamp(m: &Metadata) -> (u64, i64, i64, i64, i64) {
-    (
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    )
 }
 
 /// Splits a Linux `dev_t` into major and minor numbers (glibc's encoding).
@@ -410,6 +431,70 @@ fn lookup(
     }
 }
 
+/// Owner names by id, looked up once each.
+#[derive(Default)]
+struct Owners {
+    users: HashMap<u32, Vec<u8>>,
+    groups: HashMap<u32, Vec<u8>>,
+}
+
+impl Owners {
+    fn names(&mut self, uid: u32, gid: u32) -> (&[u8], &[u8]) {
+        self.users
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid).unwrap_or_default());
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| lookup_group(gid).unwrap_or_default());
+        (&self.users[&uid], &self.groups[&gid])
+    }
+}
+
+/// Where the tar stream goes.
+pub trait TarOutput {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Room at the end of the stream to read content into: between 1 and `max` bytes.
+    /// Nothing is appended until [`commit`](TarOutput::commit).
+    fn window(&mut self, max: usize) -> io::Result<&mut [u8]>;
+    /// Appends the first `n` bytes of the last window.
+    fn commit(&mut self, n: usize) -> io::Result<()>;
+}
+
+/// A [`TarOutput`] over any writer, through a buffer of its own.
+pub struct WriteOutput<W: Write> {
+    inner: W,
+    window: Vec<u8>,
+}
+
+impl<W: Write> WriteOutput<W> {
+    pub fn new(inner: W) -> Self {
+        WriteOutput {
+            inner,
+            window: vec![0; 128 * 1024],
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> TarOutput for WriteOutput<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_all(bytes)
+    }
+
+    fn window(&mut self, max: usize) -> io::Result<&mut [u8]> {
+        let len = self.window.len().min(max.max(1));
+        Ok(&mut self.window[..len])
+    }
+
+    fn commit(&mut self, n: usize) -> io::Result<()> {
+        self.inner.write_all(&self.window[..n])
+    }
+}
+
 /// How reading a file's content ended.
 enum Copied {
     /// Exactly the promised number of bytes.
@@ -420,34 +505,76 @@ enum Copied {
     ReadError(io::Error),
 }
 
-/// Writes a tar stream of file system objects to `W`.
-pub struct Archiver<'e, W: Write> {
-    out: W,
+/// The outcome of opening a regular file to store.
+pub enum Opened {
+    /// The open file and its metadata (`fstat`).
+    File(OwnedFd, Stat),
+    /// The operation that failed, and why.
+    Failed(BackupSubOperation, io::Error),
+    /// Not the object that was listed any more.
+    Changed,
+}
+
+/// Opens regular file `base` in `dir` for reading. `listed` is its `lstat`, if one was made:
+/// the opened file must be that object. Without one, the file must still be a regular file.
+pub fn open_regular(dir: &OwnedFd, base: &CStr, listed: Option<&Stat>) -> Opened {
+    let file = match sys::openat(dir.as_fd(), base, OPEN_FLAGS) {
+        Ok(file) => file,
+        Err(error) => {
+            // Without an lstat, tell "cannot look it up" (a directory without search
+            // permission) from "cannot open it".
+            if listed.is_none() {
+                if let Err(stat_error) = sys::lstat_at(dir.as_fd(), base) {
+                    return Opened::Failed(BackupSubOperation::Stat, stat_error);
+                }
+            }
+            return Opened::Failed(BackupSubOperation::Open, error);
+        }
+    };
+    let at_open = match sys::fstat(file.as_fd()) {
+        Ok(stat) => stat,
+        Err(error) => return Opened::Failed(BackupSubOperation::Stat, error),
+    };
+    let same = at_open.is_file() && listed.is_none_or(|l| l.identity() == at_open.identity());
+    if same {
+        Opened::File(file, at_open)
+    } else {
+        Opened::Changed
+    }
+}
+
+/// Flags for opening a file to store. O_NOFOLLOW and O_NONBLOCK: if the file was replaced by
+/// a link or a FIFO since it was listed, fail or return at once instead of following or
+/// blocking.
+const OPEN_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+
+/// Writes a tar stream of file system objects to `O`.
+pub struct Archiver<'e, O: TarOutput> {
+    out: O,
     written: u64,
     events: &'e dyn BackupEvents,
     /// First stored name of each multiply linked file, by (device, inode).
     hard_links: HashMap<(u64, u64), PathBuf>,
-    users: HashMap<u32, Vec<u8>>,
-    groups: HashMap<u32, Vec<u8>>,
+    owners: Owners,
     /// The backup being written, which must not archive itself when it lies inside the root.
     own_file: Option<(u64, u64)>,
     some_files_changed: bool,
-    buffer: Vec<u8>,
+    header: Vec<u8>,
 }
 
-impl<'e, W: Write> Archiver<'e, W> {
+impl<'e, O: TarOutput> Archiver<'e, O> {
     /// `own_file` is the (device, inode) of the backup file, skipped if met in the tree.
-    pub fn new(out: W, events: &'e dyn BackupEvents, own_file: Option<(u64, u64)>) -> Self {
+    pub fn new(out: O, events: &'e dyn BackupEvents, own_file: Option<(u64, u64)>) -> Self {
         Archiver {
             out,
             written: 0,
             events,
             hard_links: HashMap::new(),
-            users: HashMap::new(),
-            groups: HashMap::new(),
+            owners: Owners::default(),
             own_file,
             some_files_changed: false,
-            buffer: vec![0; 128 * 1024],
+            header: Vec::with_capacity(4 * BLOCK),
         }
     }
 
@@ -456,8 +583,13 @@ impl<'e, W: Write> Archiver<'e, W> {
         self.some_files_changed
     }
 
+    /// The output, without finishing the archive (after a failure).
+    pub fn into_output(self) -> O {
+        self.out
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
-        self.out.write_all(bytes)?;
+        self.out.put(bytes)?;
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -480,40 +612,51 @@ impl<'e, W: Write> Archiver<'e, W> {
         Ok(())
     }
 
-    fn user_name(&mut self, uid: u32) -> Vec<u8> {
-        self.users
-            .entry(uid)
-            .or_insert_with(|| lookup_user(uid).unwrap_or_default())
-            .clone()
-    }
-
-    fn group_name(&mut self, gid: u32) -> Vec<u8> {
-        self.groups
-            .entry(gid)
-            .or_insert_with(|| lookup_group(gid).unwrap_or_default())
-            .clone()
-    }
-
     fn write_header(
         &mut self,
         name: &Path,
-        metadata: &Metadata,
+        metadata: &Stat,
         kind: Kind<'_>,
     ) -> Result<(), ArchiveError> {
-        let uname = self.user_name(metadata.uid());
-        let gname = self.group_name(metadata.gid());
+        self.write_header_with(name, metadata, kind, &[])
+    }
+
+    fn write_header_with(
+        &mut self,
+        name: &Path,
+        metadata: &Stat,
+        kind: Kind<'_>,
+        extra: &[(&str, &[u8])],
+    ) -> Result<(), ArchiveError> {
+        let (uname, gname) = self.owners.names(metadata.uid, metadata.gid);
         let member = Member {
             name: name.as_os_str().as_bytes(),
             kind,
-            mode: metadata.mode() & 0o7777,
-            uid: u64::from(metadata.uid()),
-            gid: u64::from(metadata.gid()),
-            uname: &uname,
-            gname: &gname,
+            mode: metadata.mode & 0o7777,
+            uid: u64::from(metadata.uid),
+            gid: u64::from(metadata.gid),
+            uname,
+            gname,
             mtime: mtime_of(metadata),
         };
-        let blocks = header_blocks(&member);
-        self.write(&blocks)
+        encode_header_with(&member, extra, &mut self.header);
+        self.out.put(&self.header)?;
+        self.written += self.header.len() as u64;
+        Ok(())
+    }
+
+    /// Stores directory `name` (metadata `metadata`) with its GNU tar incremental dumpdir as
+    /// the `GNU.dumpdir` pax record (see [`crate::incremental::dumpdir`]).
+    pub fn add_directory_with_dumpdir(
+        &mut self,
+        name: &Path,
+        metadata: &Stat,
+        dumpdir: &[u8],
+    ) -> Result<(), ArchiveError> {
+        let records: [(&str, &[u8]); 1] = [("GNU.dumpdir", dumpdir)];
+        self.write_header_with(name, metadata, Kind::Directory, &records)?;
+        self.events.file_add(name);
+        Ok(())
     }
 
     /// Reports a failed operation on a walked object (see [`report_os_error`]).
@@ -523,13 +666,52 @@ impl<'e, W: Write> Archiver<'e, W> {
 
     /// Stores one object. Problems with the object itself are reported as events and the
     /// object is left out; only a failure to write the archive is returned.
-    pub fn add(&mut self, entry: &Entry) -> Result<(), ArchiveError> {
-        let metadata = &entry.metadata;
-        let file_type = metadata.file_type();
-        let name = entry.name.as_path();
-        let identity = (metadata.dev(), metadata.ino());
+    pub fn add(&mut self, mut entry: Entry) -> Result<(), ArchiveError> {
+        match (entry.file.take(), &entry.stat) {
+            (Some(file), Some(stat)) => self.add_regular(&entry.name, file, *stat),
+            (_, Some(stat)) if !stat.is_file() => self.add_other(&entry, stat),
+            // A regular file not opened yet, or an object not examined yet.
+            (_, stat) => match entry.location.as_ref().map_or_else(
+                || {
+                    Opened::Failed(
+                        BackupSubOperation::Open,
+                        io::Error::from_raw_os_error(libc::ENOENT),
+                    )
+                },
+                |(dir, base)| open_regular(dir, base, stat.as_ref()),
+            ) {
+                Opened::File(file, stat) => self.add_regular(&entry.name, file, stat),
+                Opened::Failed(operation, error) => {
+                    self.report(operation, &entry.name, &error);
+                    Ok(())
+                }
+                Opened::Changed => {
+                    self.file_changed(&entry.name);
+                    Ok(())
+                }
+            },
+        }
+    }
 
-        if file_type.is_socket() {
+    /// The first stored name of `stat`'s inode if it has several names and one is stored.
+    fn stored_link(&self, stat: &Stat) -> Option<PathBuf> {
+        if stat.is_dir() || stat.nlink < 2 {
+            return None;
+        }
+        self.hard_links.get(&stat.identity()).cloned()
+    }
+
+    fn remember_link(&mut self, stat: &Stat, name: &Path) {
+        if !stat.is_dir() && stat.nlink > 1 {
+            self.hard_links.insert(stat.identity(), name.to_path_buf());
+        }
+    }
+
+    /// Stores anything but a regular file.
+    fn add_other(&mut self, entry: &Entry, metadata: &Stat) -> Result<(), ArchiveError> {
+        let name = entry.name.as_path();
+        let file_type = metadata.file_type();
+        if file_type == FileType::Socket {
             self.events.backup_operation_error(
                 BackupSubOperation::Open,
                 BackupOperationError::SocketIgnored,
@@ -538,114 +720,77 @@ impl<'e, W: Write> Archiver<'e, W> {
             );
             return Ok(());
         }
-        let linked = !file_type.is_dir() && metadata.nlink() > 1;
-        if linked {
-            if let Some(first) = self.hard_links.get(&identity).cloned() {
-                let target = first.as_os_str().as_bytes();
-                self.write_header(name, metadata, Kind::HardLink { target })?;
-                self.events.file_add(name);
+        if let Some(first) = self.stored_link(metadata) {
+            let target = first.as_os_str().as_bytes();
+            self.write_header(name, metadata, Kind::HardLink { target })?;
+            self.events.file_add(name);
+            return Ok(());
+        }
+        let (major, minor) = split_dev(metadata.rdev);
+        let kind = match file_type {
+            FileType::Directory => Kind::Directory,
+            FileType::Symlink => Kind::Symlink {
+                target: entry.link.as_deref().unwrap_or_default(),
+            },
+            FileType::Fifo => Kind::Fifo,
+            FileType::CharDevice => Kind::CharDevice { major, minor },
+            FileType::BlockDevice => Kind::BlockDevice { major, minor },
+            _ => {
+                self.events.backup_operation_error(
+                    BackupSubOperation::Open,
+                    BackupOperationError::UnknownTypeIgnored,
+                    Some(name),
+                    None,
+                );
                 return Ok(());
             }
-        }
-
-        let stored = if file_type.is_file() {
-            self.add_regular(entry)?
-        } else if file_type.is_dir() {
-            self.write_header(name, metadata, Kind::Directory)?;
-            true
-        } else if file_type.is_symlink() {
-            match fs::read_link(&entry.path) {
-                Ok(target) => {
-                    let target = target.as_os_str().as_bytes();
-                    self.write_header(name, metadata, Kind::Symlink { target })?;
-                    true
-                }
-                Err(error) => {
-                    self.report(BackupSubOperation::Open, name, &error);
-                    false
-                }
-            }
-        } else if file_type.is_fifo() {
-            self.write_header(name, metadata, Kind::Fifo)?;
-            true
-        } else if file_type.is_char_device() || file_type.is_block_device() {
-            let (major, minor) = split_dev(metadata.rdev());
-            let kind = if file_type.is_char_device() {
-                Kind::CharDevice { major, minor }
-            } else {
-                Kind::BlockDevice { major, minor }
-            };
-            self.write_header(name, metadata, kind)?;
-            true
-        } else {
-            self.events.backup_operation_error(
-                BackupSubOperation::Open,
-                BackupOperationError::UnknownTypeIgnored,
-                Some(name),
-                None,
-            );
-            false
         };
-        if stored {
-            if !file_type.is_file() {
-                // Regular files announce themselves once opened, before their content.
-                self.events.file_add(name);
-            }
-            if linked {
-                self.hard_links.insert(identity, entry.name.clone());
-            }
-        }
+        self.write_header(name, metadata, kind)?;
+        self.events.file_add(name);
+        self.remember_link(metadata, name);
         Ok(())
     }
 
-    /// Stores a regular file; `Ok(false)` if it was left out.
-    fn add_regular(&mut self, entry: &Entry) -> Result<bool, ArchiveError> {
-        let before = &entry.metadata;
-        let name = entry.name.as_path();
-        if self.own_file == Some((before.dev(), before.ino())) {
+    /// Stores regular file `file`, whose metadata (at opening) is `before`.
+    fn add_regular(
+        &mut self,
+        name: &Path,
+        file: OwnedFd,
+        before: Stat,
+    ) -> Result<(), ArchiveError> {
+        if self.own_file == Some(before.identity()) {
             log::info!("{}: the backup file itself, not stored", name.display());
-            return Ok(false);
+            return Ok(());
         }
-        // O_NOFOLLOW and O_NONBLOCK: if the file was replaced by a link or a FIFO since it
-        // was examined, fail or return at once instead of following or blocking.
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&entry.path)
-            .and_then(|f| f.metadata().map(|m| (f, m)));
-        let (mut file, at_open) = match opened {
-            Ok(opened) => opened,
-            Err(error) => {
-                self.report(BackupSubOperation::Open, name, &error);
-                return Ok(false);
-            }
-        };
-        if (at_open.dev(), at_open.ino()) != (before.dev(), before.ino()) || !at_open.is_file() {
-            // Replaced between examining and opening: what was examined is gone.
-            self.file_changed(name);
-            return Ok(false);
+        if let Some(first) = self.stored_link(&before) {
+            let target = first.as_os_str().as_bytes();
+            self.write_header(name, &before, Kind::HardLink { target })?;
+            self.events.file_add(name);
+            return Ok(());
         }
 
-        let size = before.size();
-        self.write_header(name, before, Kind::Regular { size })?;
+        let size = before.size;
+        self.write_header(name, &before, Kind::Regular { size })?;
         self.events.file_add(name);
-        let copied = self.copy_content(&mut file, size)?;
+        let copied = self.copy_content(file.as_fd(), size)?;
         self.pad_block()?;
 
         match copied {
             Copied::Complete => {
-                let after = file.metadata();
-                if after.is_ok_and(|after| change_stamp(&after) != change_stamp(before)) {
+                let after = sys::fstat(file.as_fd());
+                if after.is_ok_and(|after| after.change_stamp() != before.change_stamp()) {
                     self.file_changed(name);
                 }
             }
             Copied::WrongSize => self.file_changed(name),
             Copied::ReadError(error) => self.report(BackupSubOperation::Read, name, &error),
         }
-        Ok(true)
+        self.remember_link(&before, name);
+        Ok(())
     }
 
-    fn file_changed(&mut self, name: &Path) {
+    /// Reports that `name` changed while it was stored (or replaced before).
+    pub fn file_changed(&mut self, name: &Path) {
         self.some_files_changed = true;
         self.events.backup_operation_error(
             BackupSubOperation::Read,
@@ -657,58 +802,58 @@ impl<'e, W: Write> Archiver<'e, W> {
 
     /// Streams exactly `size` bytes of `file` into the archive: zeros make up for a file
     /// that shrank, and bytes beyond `size` are left out, so the archive stays valid.
-    fn copy_content(&mut self, file: &mut File, size: u64) -> Result<Copied, ArchiveError> {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let result = self.copy_with(file, size, &mut buffer);
-        self.buffer = buffer;
-        result
-    }
-
-    fn copy_with(
-        &mut self,
-        file: &mut File,
-        size: u64,
-        buffer: &mut [u8],
-    ) -> Result<Copied, ArchiveError> {
+    fn copy_content(&mut self, file: BorrowedFd<'_>, size: u64) -> Result<Copied, ArchiveError> {
         let mut remaining = size;
+        // Whether a read returned less than asked for after the last byte: the end of file.
+        let mut at_end = false;
         while remaining > 0 {
-            let want = remaining.min(buffer.len() as u64) as usize;
-            match file.read(&mut buffer[..want]) {
+            // One byte more than needed, so that a short count proves the end.
+            let max = usize::try_from(remaining).map_or(usize::MAX, |r| r.saturating_add(1));
+            let window = self.out.window(max)?;
+            let asked = window.len();
+            match sys::read(file, window) {
                 Ok(0) => {
                     self.write_zeros(remaining)?;
                     return Ok(Copied::WrongSize);
                 }
-                Ok(n) => {
-                    self.write(&buffer[..n])?;
-                    remaining -= n as u64;
+                Ok(n) if n as u64 > remaining => {
+                    self.out.commit(remaining as usize)?;
+                    self.written += remaining;
+                    return Ok(Copied::WrongSize);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
+                Ok(n) => {
+                    self.out.commit(n)?;
+                    self.written += n as u64;
+                    remaining -= n as u64;
+                    at_end = remaining == 0 && n < asked;
+                }
+                Err(error) => {
                     self.write_zeros(remaining)?;
-                    return Ok(Copied::ReadError(e));
+                    return Ok(Copied::ReadError(error));
                 }
             }
         }
-        // One more byte tells whether the file grew.
-        loop {
-            return match file.read(&mut buffer[..1]) {
-                Ok(0) => Ok(Copied::Complete),
-                Ok(_) => Ok(Copied::WrongSize),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // The promised content is stored; a failure past it changes nothing.
-                Err(_) => Ok(Copied::Complete),
-            };
+        if at_end {
+            return Ok(Copied::Complete);
         }
+        // One more byte tells whether the file grew.
+        let mut probe = [0u8; 1];
+        Ok(match sys::read(file, &mut probe) {
+            Ok(0) => Copied::Complete,
+            Ok(_) => Copied::WrongSize,
+            // The promised content is stored; a failure past it changes nothing.
+            Err(_) => Copied::Complete,
+        })
     }
 
-    /// Writes the end-of-archive marker and returns the writer.
-    pub fn finish(mut self) -> Result<W, ArchiveError> {
+    /// Writes the end-of-archive marker; the archive is then complete in the output.
+    pub fn finish(&mut self) -> Result<(), ArchiveError> {
         self.write_zeros(2 * BLOCK as u64)?;
         let rest = self.written % RECORD;
         if rest != 0 {
             self.write_zeros(RECORD - rest)?;
         }
-        Ok(self.out)
+        Ok(())
     }
 }
 
@@ -890,7 +1035,7 @@ mod tests {
             secs: 1_600_000_000,
             nanos: 500_000_000,
         };
-        let mut f = File::create(&path).unwrap();
+        let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(&header_blocks(&m)).unwrap();
         let end = f.metadata().unwrap().len() + size.next_multiple_of(BLOCK as u64);
         f.set_len(end + 2 * BLOCK as u64).unwrap();
@@ -924,14 +1069,17 @@ mod tests {
     #[test]
     fn write_failure_is_fatal_with_the_os_message() {
         let dir = tempfile::tempdir().unwrap();
-        let metadata = fs::symlink_metadata(dir.path()).unwrap();
+        let fd = std::os::fd::OwnedFd::from(std::fs::File::open(dir.path()).unwrap());
+        let stat = sys::fstat(fd.as_fd()).unwrap();
         let entry = Entry {
             name: PathBuf::from("d"),
-            path: dir.path().to_path_buf(),
-            metadata,
+            location: Some((std::sync::Arc::new(fd), c".".to_owned())),
+            stat: Some(stat),
+            link: None,
+            file: None,
         };
-        let mut archiver = Archiver::new(Full, &aa_abi::NoEvents, None);
-        let err = archiver.add(&entry).unwrap_err();
+        let mut archiver = Archiver::new(WriteOutput::new(Full), &aa_abi::NoEvents, None);
+        let err = archiver.add(entry).unwrap_err();
         assert_eq!(err.to_string(), "No space left on device");
         assert_eq!(err.io_error().raw_os_error(), Some(libc::ENOSPC));
     }

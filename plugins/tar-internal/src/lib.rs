@@ -1,42 +1,61 @@
 //! The `TarInternal` archiver provider: writes POSIX (pax) tar backups in-process, with
 //! gzip, bzip2, xz or zstd compression, without any external program.
 //!
-//! The work is split so each part can be tested alone: [`walk`] decides which objects are
-//! stored and in which order (include/exclude semantics are documented there), [`archive`]
-//! turns them into tar members (format details there) and [`compress`] wraps the stream in
-//! the codec of the backup type (strength table there). This module ties them to the plugin
-//! ABI and to [`OutputFile`], which keeps the previous backup until the new one is complete.
+//! The work is a streaming pipeline whose stages overlap, each testable alone:
+//!
+//! ```text
+//! walk (own thread) -> read + tar (calling thread) -> compress (all cores) -> write
+//! ```
+//!
+//! [`walk`] decides which objects are stored and in which order (include/exclude semantics
+//! are documented there) and examines them ahead of the archiver; [`archive`] opens and reads
+//! them and encodes the tar members (format details there), on the calling thread so that
+//! the backup events are raised there, in member order; [`compress`] holds the codecs (strength
+//! table there) and [`pipeline`] the threads that run them and write the file, with bounded
+//! memory. This module ties them to the plugin ABI and to [`OutputFile`], which keeps the
+//! previous backup until the new one is complete. Another source of entries (an incremental
+//! walk, say) only has to produce [`walk::Step`]s.
 //!
 //! Errors about single source objects (unreadable, vanished, changed while read, sockets)
 //! are reported through the backup events and the backup goes on; anything that prevents a
 //! complete archive (root missing, destination not writable, disk full) fails the backup,
 //! and the partial output is removed.
+//!
+//! Incremental backups ([`incremental`]) are GNU tar's `--listed-incremental` ones, made
+//! without GNU tar: the same snapshot files, in the same place as the `TarExternal`
+//! provider keeps them ([`aa_abi::snapshots`]), and archives GNU tar restores level by level,
+//! so a chain can switch between the two providers in either direction. The environment
+//! variable `AA_NO_CHECK_DEVICE=1` is the equivalent of GNU tar's `--no-check-device`, for
+//! file systems whose device numbers change between mounts (see
+//! [`incremental::provider`]).
 
 pub mod archive;
 pub mod compress;
+pub mod incremental;
+pub mod pipeline;
+pub mod sys;
 pub mod walk;
 
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aa_abi::naming::OutputFile;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
+use aa_abi::snapshots::{self, check_backup_id, Snapshots};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation,
     BackupType, ProviderError, ProviderIdentification,
 };
 
-use crate::archive::{os_message, Archiver};
-use crate::compress::Compressor;
+use crate::archive::{os_message, ArchiveError, Archiver, TarOutput};
+use crate::compress::Codec;
+use crate::pipeline::Settings;
 use crate::walk::{Step, Walker};
 
 /// The provider id the host selects this plugin by.
 pub const PROVIDER_ID: &str = "TarInternal";
-
-/// Size of the buffer in front of the backup file; large writes keep syscalls few.
-const OUTPUT_BUFFER: usize = 1 << 20;
 
 /// The plugin: identification and provider factory.
 pub struct TarInternalPlugin;
@@ -45,16 +64,20 @@ impl Plugin for TarInternalPlugin {
     type Provider = TarInternalProvider;
 
     fn identification() -> ProviderIdentification {
-        let strength = [ArchiverFeature::CompressionStrength];
+        let all = [
+            ArchiverFeature::CompressionStrength,
+            ArchiverFeature::Incremental,
+        ];
         ProviderIdentification::new(
             PROVIDER_ID,
-            "Built-in tar archiver (POSIX tar; gzip, bzip2, xz and zstd compression).",
+            "Built-in tar archiver (POSIX tar; gzip, bzip2, xz and zstd compression; \
+             incremental backups compatible with GNU tar).",
         )
-        .with_type(BackupType::Tar, &[])
-        .with_type(BackupType::TarGz, &strength)
-        .with_type(BackupType::TarBz2, &strength)
-        .with_type(BackupType::TarXz, &strength)
-        .with_type(BackupType::TarZst, &strength)
+        .with_type(BackupType::Tar, &[ArchiverFeature::Incremental])
+        .with_type(BackupType::TarGz, &all)
+        .with_type(BackupType::TarBz2, &all)
+        .with_type(BackupType::TarXz, &all)
+        .with_type(BackupType::TarZst, &all)
     }
 
     fn create(work_dir: &Path) -> Result<TarInternalProvider, ProviderError> {
@@ -68,13 +91,17 @@ aa_abi::export_archiver_plugin!(TarInternalPlugin);
 
 /// The `TarInternal` archiver provider.
 pub struct TarInternalProvider {
-    /// Persistent state directory; unused until incremental backups need it.
+    /// Persistent state directory: the snapshots of incremental backups.
     work_dir: PathBuf,
 }
 
 impl TarInternalProvider {
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
+    }
+
+    fn snapshots(&self) -> Snapshots {
+        Snapshots::new(&self.work_dir)
     }
 }
 
@@ -101,38 +128,37 @@ impl ArchiverProvider for TarInternalProvider {
             return Err(fatal(root, &io::Error::from_raw_os_error(libc::ENOTDIR)));
         }
 
+        let codec = Codec::new(definition.backup_type, compression_strength)
+            .map_err(|e| ProviderError::unsupported_type(e.to_string()))?;
+        let walker = Walker::new(root, definition.includes(), definition.excludes())
+            .map_err(|e| fatal(root, &e))?;
+
         let output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
         let final_path = output.final_path().to_path_buf();
         let write_failed = |e: &io::Error| fatal(&final_path, e);
 
         let file = output.create().map_err(|e| write_failed(&e))?;
         let own_file = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-        let compressor = Compressor::new(
-            definition.backup_type,
-            compression_strength,
-            BufWriter::with_capacity(OUTPUT_BUFFER, file),
-        )
-        .map_err(|e| write_failed(&e))?;
+        let (stream, pipeline) =
+            pipeline::start(codec, file, Settings::default()).map_err(|e| write_failed(&e))?;
+        let (steps, walk_thread) = walk::spawn(walker).map_err(|e| write_failed(&e))?;
 
-        let mut archiver = Archiver::new(compressor, events, own_file);
-        for step in Walker::new(root, definition.includes(), definition.excludes()) {
-            match step {
-                Step::Entry(entry) => archiver
-                    .add(&entry)
-                    .map_err(|e| write_failed(e.io_error()))?,
-                Step::Error {
-                    operation,
-                    name,
-                    error,
-                } => archiver.report(operation, &name, &error),
-            }
+        let mut archiver = Archiver::new(stream, events, own_file);
+        let mut stored = store_all(&mut archiver, steps).map_err(ArchiveError::into_io_error);
+        // The walk thread stops once its channel is gone (dropped by `store_all`). If it
+        // died, the archive would silently miss the rest of the tree.
+        if walk_thread.join().is_err() && stored.is_ok() {
+            stored = Err(io::Error::other("the directory walk failed unexpectedly"));
         }
+        let stored = stored.and_then(|()| archiver.finish().map_err(ArchiveError::into_io_error));
         let some_files_changed = archiver.some_files_changed();
-        let compressor = archiver.finish().map_err(|e| write_failed(e.io_error()))?;
-        let mut buffered = compressor.finish().map_err(|e| write_failed(&e))?;
-        buffered.flush().map_err(|e| write_failed(&e))?;
-        let file = buffered.into_inner().map_err(|e| write_failed(e.error()))?;
-        drop(file);
+        let stream = archiver.into_output();
+        match stored {
+            Ok(()) => pipeline.finish(stream).map_err(|e| write_failed(&e))?,
+            Err(error) => return Err(write_failed(&pipeline.abort(stream, error))),
+        }
+        // `output` is dropped without commit on every early return above, which removes
+        // the partial file.
         let path = output.commit().map_err(|e| write_failed(&e))?;
 
         if some_files_changed {
@@ -145,4 +171,75 @@ impl ArchiverProvider for TarInternalProvider {
         }
         Ok(path)
     }
+
+    fn backup_files_incrementally(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        overwrite_at_start: bool,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, ProviderError> {
+        incremental::provider::backup_files_incrementally(
+            &self.work_dir,
+            definition,
+            compression_strength,
+            level,
+            overwrite_at_start,
+            events,
+        )
+    }
+
+    fn remove_backup_increments(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        keeping_id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        snapshots::remove_backup_increments(&self.snapshots(), definition, level, keeping_id)
+    }
+
+    fn does_any_backup_level_exist(
+        &self,
+        definition: &BackupDefinition,
+        from_level: u32,
+        keeping_id: Option<&str>,
+    ) -> Result<bool, ProviderError> {
+        snapshots::does_any_backup_level_exist(definition, from_level, keeping_id)
+    }
+
+    fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
+        check_backup_id(backup_id)?;
+        self.snapshots().max_level(backup_id)
+    }
+
+    fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
+        self.snapshots().ids()
+    }
+
+    fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
+        check_backup_id(backup_id)?;
+        self.snapshots().purge(backup_id)
+    }
+}
+
+/// Stores every walked object; on a write failure, returns the error with the output.
+pub(crate) fn store_all<O: TarOutput>(
+    archiver: &mut Archiver<'_, O>,
+    steps: std::sync::mpsc::Receiver<Vec<Step>>,
+) -> Result<(), ArchiveError> {
+    for batch in steps {
+        for step in batch {
+            match step {
+                Step::Entry(entry) => archiver.add(entry)?,
+                Step::Error {
+                    operation,
+                    name,
+                    error,
+                } => archiver.report(operation, &name, &error),
+                Step::Changed { name } => archiver.file_changed(&name),
+            }
+        }
+    }
+    Ok(())
 }

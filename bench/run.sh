@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# The `make bench` benchmark: our `aa` (TarInternal and TarExternal) against the reference
+# command lines, for every backup type, on the same warm data, alternating the commands.
+#
+# Environment:
+#   AA_BENCH_DIR  cache and work directory (default /tmp/aa-bench; the corpora are kept there)
+#   REPS          repetitions per command (default 5); medians are printed
+#   XZ_REPS       repetitions of the xz commands (default 1: one xz run of the corpus takes minutes)
+#   TYPES         backup types to run (default "tar gz zst bz2 xz")
+#   AA            the aa binary (default $CARGO_TARGET_DIR or ./target, then release/aa)
+#   RESULTS       where the Markdown table goes as well (default $AA_BENCH_DIR/results.md)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=${AA_BENCH_DIR:-/tmp/aa-bench}
+REPS=${REPS:-5}
+XZ_REPS=${XZ_REPS:-1}
+TYPES=${TYPES:-tar gz zst bz2 xz}
+AA=${AA:-${CARGO_TARGET_DIR:-$ROOT/target}/release/aa}
+RESULTS=${RESULTS:-$B/results.md}
+THREADS=$(nproc)
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ -x "$AA" ] || die "no aa binary at $AA (run 'make bench', or set AA)"
+
+# ---- tools --------------------------------------------------------------------------------
+missing=()
+for tool in pigz pbzip2 zstd xz bzip2 python3; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench: installing ${missing[*]}"
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+        { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y "${missing[@]}" >/dev/null; } ||
+        die "cannot install ${missing[*]}"
+fi
+
+# ---- corpora --------------------------------------------------------------------------------
+mkdir -p "$B/out" "$B/cfg/archive_specs" "$B/cfg/storage"
+echo "bench: corpora in $B (generated once, deterministic)"
+python3 "$ROOT/bench/gen_corpus.py" home "$B"
+python3 "$ROOT/bench/gen_corpus.py" tiny "$B"
+python3 "$ROOT/bench/gen_corpus.py" restore "$B"   # in case an earlier run was interrupted
+for corpus in home tiny; do
+    cat > "$B/$corpus.aa" <<EOF
+[Content]
+path = $B
+include-files = $corpus
+exclude-files =
+
+[Archive]
+EOF
+done
+# Warm the page cache: every run reads the same warm data.
+tar -cf - -C "$B" home tiny | cat > /dev/null
+
+# ---- measuring ------------------------------------------------------------------------------
+# run LABEL CMD...: runs CMD with an empty output directory and records
+# "wall_s cpu_s maxrss_kb size_bytes" in $B/samples/LABEL. The output directory is emptied
+# and flushed to disk before each run, so no run pays for an earlier run's write-back.
+mkdir -p "$B/samples"
+rm -f "$B"/samples/*
+run() {
+    local label=$1; shift
+    rm -rf "$B/out" && mkdir -p "$B/out"
+    sync
+    local t0 t1
+    t0=$(date +%s%N)
+    /usr/bin/time -f "%U %S %M" -o "$B/time.txt" "$@" >/dev/null 2>"$B/stderr.txt" || {
+        # aa exits 1 after a warning; only a missing backup is a failure.
+        true
+    }
+    t1=$(date +%s%N)
+    local out
+    out=$(find "$B/out" -type f ! -name '*._partial' | head -1)
+    [ -n "$out" ] || { cat "$B/stderr.txt" >&2; die "$label produced no output"; }
+    read -r user sys rss < <(tail -1 "$B/time.txt")
+    echo "$(( (t1 - t0) / 1000000 )) $user $sys $rss $(stat -c %s "$out")" >> "$B/samples/$label"
+}
+
+aa_run() { # aa_run LABEL CORPUS ARCHIVER
+    run "$1" "$AA" --user-config-dir "$B/cfg" --dest-dir "$B/out" -a "$3" "$B/$2.aa"
+}
+sh_run() { # sh_run LABEL SHELL-COMMAND
+    run "$1" bash -c "$2"
+}
+
+# median FILE COLUMN: the median of a column of a sample file (lower middle for even counts)
+median() {
+    local col=$2
+    awk -v c="$col" '{ if (c == 2) print $2 + $3; else print $c }' "$1" | sort -g |
+        awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# ---- the table ------------------------------------------------------------------------------
+{
+    echo "| type | command | wall s | CPU s | peak MiB | size MB | wall ours/ref | size ours/ref |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+} > "$RESULTS.tmp"
+
+# report TYPE REF LABEL...: one table row per label; ratios against REF
+report() {
+    local type=$1 ref=$2; shift 2
+    local ref_wall ref_size
+    ref_wall=$(median "$B/samples/$ref" 1)
+    ref_size=$(median "$B/samples/$ref" 5)
+    for label in "$@"; do
+        local f=$B/samples/$label wall cpu rss size
+        wall=$(median "$f" 1); cpu=$(median "$f" 2); rss=$(median "$f" 4); size=$(median "$f" 5)
+        awk -v t="$type" -v l="$label" -v w="$wall" -v c="$cpu" -v r="$rss" -v s="$size" \
+            -v rw="$ref_wall" -v rs="$ref_size" -v isref="$([ "$label" = "$ref" ] && echo 1 || echo 0)" \
+            'BEGIN { gsub(/\|/, "\\|", l); printf "| %s | `%s` | %.2f | %.2f | %.1f | %.1f | %s | %s |\n", t, l, w / 1000, c, r / 1024, s / 1e6,
+                     isref ? "(ref)" : sprintf("%.2f", w / rw), isref ? "(ref)" : sprintf("%.3f", s / rs) }' \
+            >> "$RESULTS.tmp"
+    done
+}
+
+# alternate REPS LABEL... : runs the commands of a group in turn, REPS times
+declare -A CMD
+alternate() {
+    local reps=$1; shift
+    for ((i = 1; i <= reps; i++)); do
+        for label in "$@"; do
+            echo "bench: [$i/$reps] $label" >&2
+            eval "${CMD[$label]}"
+        done
+    done
+}
+
+H="-C $B home"
+P=$THREADS
+for type in $TYPES; do
+    case $type in
+    tar)
+        CMD[tar_internal]="aa_run tar_internal home tar_internal"
+        CMD[tar_external]="aa_run tar_external home tar"
+        CMD["tar -cf"]="sh_run 'tar -cf' 'tar -cf $B/out/ref.tar $H'"
+        alternate "$REPS" tar_internal tar_external "tar -cf"
+        report tar "tar -cf" tar_internal tar_external "tar -cf"
+        ;;
+    gz)
+        CMD[targz_internal]="aa_run targz_internal home targz_internal"
+        CMD[targz_external]="aa_run targz_external home targz"
+        CMD["tar -c | pigz -p$P"]="sh_run 'tar -c | pigz -p$P' 'tar -cf - $H | pigz -p$P > $B/out/ref.tar.gz'"
+        CMD["tar -czf"]="sh_run 'tar -czf' 'tar -czf $B/out/ref.tar.gz $H'"
+        alternate "$REPS" targz_internal targz_external "tar -c | pigz -p$P" "tar -czf"
+        report targz "tar -c | pigz -p$P" targz_internal targz_external "tar -c | pigz -p$P" "tar -czf"
+        ;;
+    zst)
+        CMD[tarzst_internal]="aa_run tarzst_internal home tarzst_internal"
+        CMD[tarzst_external]="aa_run tarzst_external home tarzst"
+        CMD["tar -c | zstd -T$P"]="sh_run 'tar -c | zstd -T$P' 'tar -cf - $H | zstd -q -T$P > $B/out/ref.tar.zst'"
+        alternate "$REPS" tarzst_internal tarzst_external "tar -c | zstd -T$P"
+        report tarzst "tar -c | zstd -T$P" tarzst_internal tarzst_external "tar -c | zstd -T$P"
+        ;;
+    bz2)
+        CMD[tarbz2_internal]="aa_run tarbz2_internal home tarbz2_internal"
+        CMD[tarbz2_external]="aa_run tarbz2_external home tarbz2"
+        CMD["tar -c | pbzip2 -p$P"]="sh_run 'tar -c | pbzip2 -p$P' 'tar -cf - $H | pbzip2 -p$P > $B/out/ref.tar.bz2'"
+        alternate "$REPS" tarbz2_internal tarbz2_external "tar -c | pbzip2 -p$P"
+        report tarbz2 "tar -c | pbzip2 -p$P" tarbz2_internal tarbz2_external "tar -c | pbzip2 -p$P"
+        ;;
+    xz)
+        CMD[tarxz_internal]="aa_run tarxz_internal home tarxz_internal"
+        CMD[tarxz_external]="aa_run tarxz_external home tarxz"
+        CMD["tar -c | xz -T$P"]="sh_run 'tar -c | xz -T$P' 'tar -cf - $H | xz -T$P > $B/out/ref.tar.xz'"
+        alternate "$XZ_REPS" tarxz_internal tarxz_external "tar -c | xz -T$P"
+        report tarxz "tar -c | xz -T$P" tarxz_internal tarxz_external "tar -c | xz -T$P"
+        ;;
+    *) die "unknown type $type" ;;
+    esac
+done
+
+# ---- 200,000 tiny files: per-file cost and memory growth ------------------------------------
+T="-C $B tiny"
+CMD[tiny_tar_internal]="aa_run tiny_tar_internal tiny tar_internal"
+CMD[tiny_tar_external]="aa_run tiny_tar_external tiny tar"
+CMD["tiny: tar -cf"]="sh_run 'tiny: tar -cf' 'tar -cf $B/out/ref.tar $T'"
+CMD[tiny_targz_internal]="aa_run tiny_targz_internal tiny targz_internal"
+CMD["tiny: tar -c | pigz -p$P"]="sh_run 'tiny: tar -c | pigz -p$P' 'tar -cf - $T | pigz -p$P > $B/out/ref.tar.gz'"
+alternate "$REPS" tiny_tar_internal tiny_tar_external "tiny: tar -cf" tiny_targz_internal "tiny: tar -c | pigz -p$P"
+report "tar, 200k files" "tiny: tar -cf" tiny_tar_internal tiny_tar_external "tiny: tar -cf"
+report "targz, 200k files" "tiny: tar -c | pigz -p$P" tiny_targz_internal "tiny: tar -c | pigz -p$P"
+
+# ---- start-up ---------------------------------------------------------------------------------
+startup=()
+for ((i = 0; i < 60; i++)); do
+    t0=$(date +%s%N)
+    "$AA" --list-providers >/dev/null
+    t1=$(date +%s%N)
+    startup+=($(( (t1 - t0) / 1000 )))
+done
+startup_us=$(printf '%s\n' "${startup[@]:10}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+providers=$("$AA" --list-providers | grep -c '^[A-Za-z]' || true)
+
+# ---- incremental level 1 after changing 1% of the files ---------------------------------------
+inc_note=""
+if "$AA" --help 2>&1 | grep -q -- '--incremental'; then
+    inc_note="aa has --incremental: see the rows 'incremental'."
+    for label in inc_internal inc_external; do
+        archiver=$([ $label = inc_internal ] && echo targz_internal || echo targz)
+        for ((i = 1; i <= REPS; i++)); do
+            rm -rf "$B/cfg/storage" "$B/inc" && mkdir -p "$B/cfg/storage" "$B/inc"
+            "$AA" --user-config-dir "$B/cfg" --dest-dir "$B/inc" -a "$archiver" --incremental "$B/home.aa" \
+                >/dev/null 2>&1 || { inc_note="$inc_note $label: not supported by this provider."; break; }
+            python3 "$ROOT/bench/gen_corpus.py" mutate "$B"
+            rm -rf "$B/out" && mkdir -p "$B/out"
+            run "$label" "$AA" --user-config-dir "$B/cfg" --dest-dir "$B/out" -a "$archiver" --incremental "$B/home.aa"
+            python3 "$ROOT/bench/gen_corpus.py" restore "$B"
+        done
+    done
+else
+    inc_note="pending: this aa has no --incremental option yet (the incremental issue)."
+fi
+# The reference: GNU tar level 1 against a level-0 snapshot, same 1% change.
+for ((i = 1; i <= REPS; i++)); do
+    rm -f "$B/level0.snar"
+    tar --listed-incremental="$B/level0.snar" -cf /dev/null -C "$B" home
+    python3 "$ROOT/bench/gen_corpus.py" mutate "$B"
+    run "tar -g (level 1) | pigz -p$P" bash -c \
+        "cp $B/level0.snar $B/level1.snar && tar --listed-incremental=$B/level1.snar -cf - $H | pigz -p$P > $B/out/l1.tar.gz"
+    python3 "$ROOT/bench/gen_corpus.py" restore "$B"
+done
+report "incremental level 1" "tar -g (level 1) | pigz -p$P" \
+    $(ls "$B/samples" | grep -x 'inc_internal\|inc_external' || true) "tar -g (level 1) | pigz -p$P"
+
+# ---- output -------------------------------------------------------------------------------------
+{
+    echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+        "$(uname -sr); corpus $(du -s --apparent-size --block-size=1M "$B/home" | cut -f1) MiB" \
+        "in $(find "$B/home" -type f | wc -l) files; medians of $REPS runs (xz: $XZ_REPS)."
+    echo "Peak memory: maximum resident set of the process (of the largest process of a pipeline)."
+    echo
+    cat "$RESULTS.tmp"
+    echo
+    echo "Start-up, \`aa --list-providers\` with $providers providers loaded: median $(awk -v u="$startup_us" 'BEGIN { printf "%.1f", u / 1000 }') ms (50 runs)."
+    echo
+    echo "Incremental (aa): $inc_note"
+} > "$RESULTS"
+rm -f "$RESULTS.tmp"
+echo
+cat "$RESULTS"
