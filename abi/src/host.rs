@@ -143,7 +143,7 @@ pub struct PluginLibrary {
 impl PluginLibrary {
     /// Loads `path` and checks that it is an `aa` archiver plugin with a compatible ABI.
     ///
-    /// Each library is loaded on its own (never through `RootModule::load_from_file`, which
+    /// Each library is loaded on its own (never through `RootModule`'s own loading functions, which
     /// caches one library per root-module type). The caller should screen the file first:
     /// `dlopen` of a damaged ELF file can crash the process.
     pub fn load(path: &Path) -> Result<PluginLibrary, LoadError> {
