@@ -12,6 +12,28 @@ use std::path::{Path, PathBuf};
 
 use crate::types::BackupType;
 
+/// A root-relative include or exclude entry without its insignificant parts: leading `./`
+/// (with any slashes after it) and trailing `/`. The root itself (`.`, `./`) becomes empty.
+/// Both providers match members against entries in this form, so they agree on what an entry
+/// names.
+pub fn normalise_entry(mut name: &[u8]) -> &[u8] {
+    loop {
+        if let Some(rest) = name.strip_prefix(b"./") {
+            let slashes = rest.iter().take_while(|&&b| b == b'/').count();
+            name = &rest[slashes..];
+        } else if name.len() > 1 && name.ends_with(b"/") {
+            name = &name[..name.len() - 1];
+        } else {
+            break;
+        }
+    }
+    if name == b"." {
+        b""
+    } else {
+        name
+    }
+}
+
 /// Suffix of a backup that is still being written.
 pub const PARTIAL_SUFFIX: &str = "._partial";
 
@@ -139,6 +161,18 @@ mod tests {
             "x.tar.zst"
         );
         assert_eq!(backup_file_name("x", BackupType(99), None, None), None);
+    }
+
+    #[test]
+    fn entries_are_normalised() {
+        assert_eq!(normalise_entry(b"./a/b/"), b"a/b");
+        assert_eq!(normalise_entry(b".//a"), b"a");
+        assert_eq!(normalise_entry(b"././a//"), b"a");
+        assert_eq!(normalise_entry(b"./"), b"");
+        assert_eq!(normalise_entry(b"."), b"");
+        assert_eq!(normalise_entry(b"/"), b"/");
+        assert_eq!(normalise_entry(b"-x"), b"-x");
+        assert_eq!(normalise_entry(b".hidden/"), b".hidden");
     }
 
     #[test]

@@ -246,22 +246,12 @@ impl ArchiverProvider for TarExternalProvider {
     }
 }
 
-/// Removes leading `./` and trailing `/` so a name compares equal to tar's member name.
+/// An include or exclude entry as tar names the member: [`aa_abi::naming::normalise_entry`],
+/// with the root spelt `.`.
 pub fn normalise_name(name: &[u8]) -> Vec<u8> {
-    let mut s = name;
-    while let Some(rest) = s.strip_prefix(b"./") {
-        s = rest;
-        while let Some(rest) = s.strip_prefix(b"/") {
-            s = rest;
-        }
-    }
-    while s.len() > 1 && s.ends_with(b"/") {
-        s = &s[..s.len() - 1];
-    }
-    if s.is_empty() {
-        b".".to_vec()
-    } else {
-        s.to_vec()
+    match aa_abi::naming::normalise_entry(name) {
+        b"" => b".".to_vec(),
+        entry => entry.to_vec(),
     }
 }
 

@@ -46,23 +46,12 @@ use crate::sys::{self, FileType, Stat, DT_REG};
 /// Directories deeper than this are not kept open while their content is walked.
 pub const MAX_OPEN_DEPTH: usize = 64;
 
-/// Removes the insignificant `./` prefixes and `/` suffixes from a root-relative path; `.`
-/// becomes the empty path (the root).
+/// A root-relative include or exclude entry in the form members are matched in
+/// ([`aa_abi::naming::normalise_entry`]); `.` becomes the empty path (the root).
 pub fn normalize(path: &Path) -> PathBuf {
-    let mut bytes = path.as_os_str().as_bytes();
-    loop {
-        if let Some(rest) = bytes.strip_prefix(b"./") {
-            bytes = rest;
-        } else if bytes.len() > 1 && bytes.ends_with(b"/") {
-            bytes = &bytes[..bytes.len() - 1];
-        } else {
-            break;
-        }
-    }
-    if bytes == b"." {
-        bytes = b"";
-    }
-    PathBuf::from(OsStr::from_bytes(bytes))
+    PathBuf::from(OsStr::from_bytes(aa_abi::naming::normalise_entry(
+        path.as_os_str().as_bytes(),
+    )))
 }
 
 /// An object to store.
