@@ -18,7 +18,8 @@
 //!
 //! Besides the snapshot files, this module holds what the incremental methods of the service
 //! API do with backup files regardless of how a provider writes them:
-//! [`remove_backup_increments`] and [`does_any_backup_level_exist`].
+//! [`remove_backup_increments`] and [`does_any_backup_level_exist`], and the clock a snapshot's
+//! dump time must be read from ([`dump_start_time`]).
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -38,6 +39,39 @@ const SNAPSHOT_SUFFIX: &str = ".snar";
 /// Working files end differently, so they are never taken for a stored snapshot.
 const WORKING_PREFIX: &str = ".working-";
 const WORKING_SUFFIX: &str = ".snar.tmp";
+
+/// The dump time to record in the snapshot of a backup that starts now, as (seconds,
+/// nanoseconds) since the epoch.
+///
+/// The next level stores a file again only if its mtime or ctime is not older than this time.
+/// The kernel stamps files from its coarse clock, which lags the precise clock by up to one
+/// scheduler tick (4 ms at HZ=250), so a dump time read from the precise clock (as GNU tar
+/// reads it) can be later than the stamp of a change made just after it; if the backup had
+/// already read that file, the change is missed by every following level. Our own tests hit
+/// this race about every other run. The coarse clock is never ahead of the stamps of later
+/// changes; the cost is storing again, at the next level, a file changed in the same tick just
+/// before the backup started.
+pub fn dump_start_time() -> (i64, u32) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return (ts.tv_sec, ts.tv_nsec.clamp(0, 999_999_999) as u32);
+        }
+    }
+    // Elsewhere (or should the call fail): the precise clock, one second early to stay safe.
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX) - 1,
+            d.subsec_nanos(),
+        ),
+        Err(_) => (0, 0),
+    }
+}
 
 fn io_error(path: &Path, err: &io::Error) -> ProviderError {
     ProviderError::from_io(path.display(), err)
@@ -436,6 +470,25 @@ pub fn remove_backup_increments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The race [`dump_start_time`] closes: a file written right after the dump time is read
+    /// must never look older than it. With the precise clock this fails within a few rounds.
+    #[test]
+    fn a_change_after_the_dump_time_is_never_older_than_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        for round in 0..300 {
+            let (sec, nsec) = dump_start_time();
+            fs::write(&file, round.to_string()).unwrap();
+            let meta = fs::metadata(&file).unwrap();
+            let stamp = (meta.mtime(), meta.mtime_nsec());
+            assert!(
+                stamp >= (sec, i64::from(nsec)),
+                "round {round}: mtime {stamp:?} is older than the dump time {sec}.{nsec:09}"
+            );
+        }
+    }
 
     #[test]
     fn snapshot_names_belong_to_exactly_one_archive() {

@@ -18,7 +18,7 @@ use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
@@ -164,7 +164,25 @@ impl TreeBuilder {
         for (rel, time) in others.into_iter().chain(dirs) {
             set_mtime(&root.join(&rel), time);
         }
+        settle_timestamps();
         root
+    }
+}
+
+/// Waits (one scheduler tick at most) until the clock the kernel stamps files with has moved
+/// past the present, so that everything written so far is older than the dump time of the next
+/// backup, and the dump time of a backup GNU tar just made is older than anything written next.
+///
+/// Providers take a dump time from that coarse clock (`aa_abi::snapshots::dump_start_time`):
+/// without the wait, a file written in the same tick just before a level is stored again by
+/// the next level, and tests that expect an increment to hold only what changed would fail.
+pub fn settle_timestamps() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970");
+    let now = (now.as_secs() as i64, now.subsec_nanos());
+    while aa_abi::snapshots::dump_start_time() <= now {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

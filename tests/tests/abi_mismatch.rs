@@ -60,7 +60,7 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
         abi.join("Cargo.toml"),
         format!(
             "[package]\nname = \"aa-abi\"\nversion = \"{version}\"\nedition = \"2021\"\n\n\
-             [lib]\nname = \"aa_abi\"\n\n[dependencies]\nabi_stable = \"0.11.3\"\nlog = \"0.4\"\n"
+             [lib]\nname = \"aa_abi\"\n\n[dependencies]\nabi_stable = \"0.11.3\"\nlibc = \"0.2\"\nlog = \"0.4\"\n"
         ),
     )
     .unwrap();

@@ -17,10 +17,14 @@
 //! * tar runs with `LC_ALL=C` and without `TAR_OPTIONS`, so its messages can be parsed and the
 //!   command line alone decides what is archived;
 //! * an incremental archive `proj` only owns snapshots named `proj.snar` / `proj.N.snar` (see
-//!   [`snapshots`], shared with `TarInternal`, which continues chains made with GNU tar).
+//!   [`snapshots`], shared with `TarInternal`, which continues chains made with GNU tar);
+//! * the dump time in a new snapshot is when the backup started by the clock files are stamped
+//!   with, not tar's precise start time, so no change made just after the start is missed by
+//!   the next level (module `dump_time`).
 
 pub mod classify;
 pub mod compress;
+mod dump_time;
 mod error;
 mod locate;
 pub mod quoting;
@@ -199,6 +203,7 @@ impl ArchiverProvider for TarExternalProvider {
         let final_path = backup_path(definition, Some(level), None)?;
         // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
         let working = self.snapshots.working_copy(id, level)?;
+        let start = snapshots::dump_start_time();
         let path = self.create_archive(
             definition,
             compression_strength,
@@ -207,6 +212,7 @@ impl ArchiverProvider for TarExternalProvider {
             Some(working.path()),
             events,
         )?;
+        let working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
         // Only after the archive is in place: a snapshot must never claim content that no
         // stored backup holds.
         self.snapshots.install(id, level, working)?;

@@ -54,7 +54,11 @@ fn gnu_level(root: &Path, snar: &Path, archive: &Path, names: &[&str]) {
     args.extend([OsStr::new(&snar), OsStr::new(&file), OsStr::new("-C")]);
     args.push(root.as_os_str());
     args.extend(names.iter().map(OsStr::new));
+    // Before: what the test wrote is older than the dump time; after: the dump time is older
+    // than what the test writes next.
+    aa_tests::settle_timestamps();
     gnu_tar(&args);
+    aa_tests::settle_timestamps();
 }
 
 fn restore(archives: &[&Path], out: &Path) {
@@ -305,6 +309,8 @@ impl Setup {
     }
 
     fn level(&self, def: &BackupDefinition, level: Option<u32>) -> PathBuf {
+        // What the test wrote is older than the dump time, so an increment holds only changes.
+        aa_tests::settle_timestamps();
         self.provider
             .backup_files_incrementally(def, None, level, false, &NoEvents)
             .unwrap_or_else(|e| panic!("level {level:?} of {}: {e}", def.backup_id))

@@ -57,6 +57,7 @@ fn no_check_device_recognises_directories_by_name_and_inode() {
     let snar = tmp.path().join("work/snapshots/dev.snar");
     let def = BackupDefinition::new("dev", BackupType::Tar, &dest, &root).include(["data"]);
     let level = |level| {
+        aa_tests::settle_timestamps();
         provider
             .backup_files_incrementally(&def, None, level, false, &NoEvents)
             .unwrap()

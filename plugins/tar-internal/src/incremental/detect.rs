@@ -25,7 +25,7 @@
 //! Intended use (phase 2, in the provider), in two passes like GNU tar, because the renames
 //! of the whole tree go into the dumpdir of the *first* directory of the archive:
 //!
-//! 1. Take `dump_time = Timestamp::now()`, open the previous level with [`Snapshot::read`]
+//! 1. Take `dump_time = Timestamp::dump_start()`, open the previous level with [`Snapshot::read`]
 //!    (or [`Snapshot::empty`] for level 0), make a [`Planner`], and open a
 //!    [`super::SnapshotWriter`] on a temporary file next to the new snapshot. Walk the
 //!    directories depth first; for each, list it (`lstat` every entry, mark excludes), call

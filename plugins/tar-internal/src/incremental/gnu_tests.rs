@@ -53,7 +53,11 @@ fn gnu_level(root: &Path, snapshot: &Path, archive: &Path, extra: &[&str]) {
     args.extend(extra.iter().map(Into::into));
     args.push(".".into());
     let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    // Before: what the test wrote is older than the dump time; after: the dump time is older
+    // than what the test writes next.
+    aa_tests::settle_timestamps();
     gnu_tar(&args);
+    aa_tests::settle_timestamps();
 }
 
 fn restore(archives: &[&Path], target: &Path) {
@@ -559,7 +563,8 @@ fn decisions_and_dumpdirs_match_gnu_tar_and_levels_restore() {
     fs::copy(&s0, path("g1.snar")).unwrap();
     gnu_level(&root, &path("g1.snar"), &path("g1.tar"), &[]);
     // Level 1 by us from the same level 0, same tree.
-    let dump_time = Timestamp::now();
+    aa_tests::settle_timestamps();
+    let dump_time = Timestamp::dump_start();
     let mut planner = Planner::new(Snapshot::read(&s0).unwrap(), Options::default());
     let plans = plan_tree(&root, &mut planner);
     let ops = planner.rename_ops();

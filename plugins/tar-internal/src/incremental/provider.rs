@@ -220,7 +220,7 @@ pub fn backup_files_incrementally(
         Snapshot::read(&path).map_err(snapshot_failure)?
     };
     // Taken before the walk: what changes while the backup runs is stored again next time.
-    let dump_time = Timestamp::now();
+    let dump_time = Timestamp::dump_start();
     let events = RootRelative(events);
 
     // Pass 1. Dropped (and so deleted) on any failure below: stored snapshots stay as they were.

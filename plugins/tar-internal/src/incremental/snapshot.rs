@@ -43,7 +43,6 @@ use std::fs::File;
 use std::hash::Hasher;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::dumpdir::{Code, Entry};
 
@@ -88,20 +87,13 @@ impl Timestamp {
         }
     }
 
-    /// The current time: take it *before* walking the tree, so that a file changed during
-    /// the walk is dumped again next time.
-    pub fn now() -> Timestamp {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(after) => Timestamp {
-                sec: i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-                nsec: after.subsec_nanos(),
-            },
-            Err(before) => {
-                let before = before.duration();
-                let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
-                Timestamp::from_stat(-secs, -i64::from(before.subsec_nanos()))
-            }
-        }
+    /// The dump time of a backup that starts now: take it *before* walking the tree, so that
+    /// a file changed during the walk is dumped again next time. It comes from the clock the
+    /// kernel stamps files with (see [`aa_abi::snapshots::dump_start_time`]), so no change made
+    /// after it can look older than it.
+    pub fn dump_start() -> Timestamp {
+        let (sec, nsec) = aa_abi::snapshots::dump_start_time();
+        Timestamp { sec, nsec }
     }
 }
 
@@ -1226,6 +1218,6 @@ mod tests {
                 nsec: 999_999_999
             } < Timestamp { sec: 0, nsec: 0 }
         );
-        assert!(Timestamp::now().sec > 1_600_000_000);
+        assert!(Timestamp::dump_start().sec > 1_600_000_000);
     }
 }
