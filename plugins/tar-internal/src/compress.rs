@@ -40,11 +40,12 @@
 //! is their fastest real level. zstd stops at 19 because levels above it need the `--ultra`
 //! memory budget on the decompressing side as well.
 
-use std::fs::File;
 use std::io::{self, Write};
 
 use aa_abi::{BackupType, MAX_COMPRESSION_STRENGTH};
 use flate2::{Compress, Compression, Crc, FlushCompress};
+
+use crate::output::Output;
 
 /// A codec's level scale: the levels strength 0 and strength 9 map to, and its default.
 struct Scale {
@@ -317,58 +318,6 @@ pub trait StreamEncoder: Send {
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
-/// The backup file, written sequentially, with its write-back to disk started as it goes.
-///
-/// The backup is flushed to disk before it replaces the previous one ([`OutputFile`]'s
-/// commit); started early, that write-back overlaps with the backup instead of following it
-/// (for a plain tar of a warm tree it was 40% of the run).
-///
-/// [`OutputFile`]: aa_abi::naming::OutputFile
-pub struct Output {
-    file: File,
-    written: u64,
-    started: u64,
-}
-
-/// Bytes between two starts of write-back.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-impl Output {
-    pub fn new(file: File) -> Output {
-        Output {
-            file,
-            written: 0,
-            started: 0,
-        }
-    }
-}
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.started >= WRITEBACK_STEP {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a plain system call on an open descriptor. It only starts the write-out
-            // of dirty pages and is advisory: a file system without it is no worse off.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    self.started as libc::off64_t,
-                    (self.written - self.started) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-            self.started = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
 /// No compression: the tar stream goes straight to the file.
 pub struct PlainEncoder(pub Output);
 
@@ -378,7 +327,7 @@ impl StreamEncoder for PlainEncoder {
     }
 
     fn finish(self: Box<Self>) -> io::Result<()> {
-        Ok(())
+        self.0.finish()
     }
 }
 
@@ -430,7 +379,8 @@ impl StreamEncoder for XzEncoder {
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
-        self.run(&[], true)
+        self.run(&[], true)?;
+        self.file.finish()
     }
 }
 
@@ -464,13 +414,14 @@ impl StreamEncoder for ZstdEncoder {
     }
 
     fn finish(self: Box<Self>) -> io::Result<()> {
-        self.0.finish().map(drop)
+        self.0.finish()?.finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Read;
 
     #[test]

@@ -32,6 +32,7 @@
 pub mod archive;
 pub mod compress;
 pub mod incremental;
+pub mod output;
 pub mod pipeline;
 pub mod sys;
 pub mod walk;

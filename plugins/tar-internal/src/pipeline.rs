@@ -33,9 +33,10 @@ use flate2::Crc;
 
 use crate::archive::TarOutput;
 use crate::compress::{
-    bzip2_chunk, gzip_trailer, Codec, GzipChunks, Output, PlainEncoder, StreamEncoder, XzEncoder,
+    bzip2_chunk, gzip_trailer, Codec, GzipChunks, PlainEncoder, StreamEncoder, XzEncoder,
     ZstdEncoder, BZIP2_CHUNK, GZIP_DICTIONARY, GZIP_HEADER, GZIP_LAST_BLOCK,
 };
+use crate::output::Output;
 
 /// Chunk size of the codecs without a natural one: large enough that per-chunk costs (a
 /// channel hand-off, a sync flush) vanish, small enough that all threads are kept busy.
@@ -352,7 +353,7 @@ fn write_in_order(
         file.write_all(&GZIP_LAST_BLOCK)?;
         file.write_all(&gzip_trailer(&crc))?;
     }
-    Ok(())
+    file.finish()
 }
 
 impl Pipeline {
