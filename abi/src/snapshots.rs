@@ -247,7 +247,34 @@ impl Snapshots {
     /// Deleted when dropped, unless [installed](Snapshots::install).
     pub fn working_file(&self) -> Result<WorkingFile, ProviderError> {
         self.create_dir()?;
+        self.remove_abandoned_working_files();
         WorkingFile::create_in(&self.dir)
+    }
+
+    /// Removes the working files that a run killed before it could clean up (SIGKILL, a power
+    /// cut) left behind. A working file is abandoned when the process named in it no longer
+    /// exists and nobody holds its lock (a live run keeps it locked; the lock also covers a
+    /// run in another PID namespace sharing the directory). Best effort: what cannot be
+    /// checked or removed stays.
+    fn remove_abandoned_working_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = working_file_pid(entry.file_name().as_bytes()) else {
+                continue;
+            };
+            if process_exists(pid) {
+                continue;
+            }
+            let path = entry.path();
+            if let Ok(file) = File::open(&path) {
+                if try_lock(&file) {
+                    log::debug!("removing {}, left by a run that was killed", path.display());
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
     }
 
     /// A working file for a level `level` backup that starts as a copy of level `level - 1`'s
@@ -278,6 +305,29 @@ impl Snapshots {
     pub fn purge(&self, id: &str) -> Result<(), ProviderError> {
         self.remove_from(id, 0)
     }
+}
+
+/// The process id in the name of a working file (see [`WorkingFile::create_in`]).
+fn working_file_pid(name: &[u8]) -> Option<libc::pid_t> {
+    let rest = name
+        .strip_prefix(WORKING_PREFIX.as_bytes())?
+        .strip_suffix(WORKING_SUFFIX.as_bytes())?;
+    let digits = rest.split(|&b| b == b'-').next()?;
+    let pid: libc::pid_t = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    (pid > 0).then_some(pid)
+}
+
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Takes an exclusive lock on `file` without waiting; it lasts until the file is closed.
+fn try_lock(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on an open descriptor.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 /// A snapshot being written, removed when dropped unless it was installed.
@@ -312,11 +362,14 @@ impl WorkingFile {
                 .open(&path)
             {
                 Ok(file) => {
+                    // Held while this run lives, so that no other run takes the file for
+                    // abandoned (see `Snapshots::remove_abandoned_working_files`).
+                    try_lock(&file);
                     return Ok(WorkingFile {
                         path,
                         file,
                         keep: false,
-                    })
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
                 Err(e) => return Err(io_error(dir, &e)),
@@ -488,6 +541,61 @@ mod tests {
                 "round {round}: mtime {stamp:?} is older than the dump time {sec}.{nsec:09}"
             );
         }
+    }
+
+    /// Working files of runs that are gone are removed; those of live runs stay.
+    #[test]
+    fn abandoned_working_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots::new(dir.path());
+        snapshots.create_dir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let name =
+            |pid: u32, n: u32| format!("{WORKING_PREFIX}{pid}-{n}-000000001{WORKING_SUFFIX}");
+        let path = |name: &str| snapshots.dir().join(name);
+        let abandoned = name(dead, 0);
+        let locked = name(dead, 1);
+        let ours = name(std::process::id(), 2);
+        for n in [
+            &abandoned,
+            &locked,
+            &ours,
+            "proj.snar",
+            ".working-x.snar.tmp",
+        ] {
+            fs::write(path(n), b"").unwrap();
+        }
+        // A run in another PID namespace: its pid means nothing here, but it holds the lock.
+        let holder = File::open(path(&locked)).unwrap();
+        assert!(try_lock(&holder));
+
+        let new = snapshots.working_file().unwrap();
+        let mut left = fs::read_dir(snapshots.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<Vec<_>>();
+        left.sort();
+        let new_name = new
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let mut expected = vec![
+            locked,
+            ours,
+            new_name,
+            "proj.snar".into(),
+            ".working-x.snar.tmp".into(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        assert_eq!(working_file_pid(b".working-12-0-5.snar.tmp"), Some(12));
+        assert_eq!(working_file_pid(b".working-0-0-5.snar.tmp"), None);
+        assert_eq!(working_file_pid(b".working-12-0-5.snar"), None);
     }
 
     #[test]

@@ -828,6 +828,20 @@ impl Aa {
         self
     }
 
+    /// Starts `aa` in a process group of its own (with everything it starts, such as GNU tar
+    /// and a compressor), so that a test can kill the whole group at once, as a power cut
+    /// would stop them. Output is discarded.
+    pub fn spawn(mut self) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let description = format!("{:?}", self.cmd);
+        self.cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {description}: {e}"))
+    }
+
     /// Runs `aa`, killing it if it hangs.
     pub fn run(mut self) -> AaOutput {
         let description = format!("{:?}", self.cmd);

@@ -5,8 +5,11 @@
 //! service, remove obsolete increments, record the level state, run `command-after-backup`.
 //! `command-before-all-backups` and `command-after-all-backups` frame the whole run.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use aa_abi::naming::PARTIAL_SUFFIX;
+use aa_abi::snapshots::backup_level_for;
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
 
 use super::archive::{ArchiveContext, ArchiveSettings};
@@ -14,6 +17,7 @@ use super::keeping::Keeping;
 use super::levels::{save_level_info, LevelInfo, RestartReason};
 use super::{commands, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
+use crate::lock::ArchiveLock;
 use crate::spec;
 use crate::ui::Ui;
 
@@ -70,6 +74,11 @@ fn make_backup(app: &App<'_>, spec_ref: &SpecRef) {
         Ok(s) => s,
         Err(e) => return ui.error(&e.to_string()),
     };
+    // Held until the archive is done, hooks included (see `crate::lock`).
+    let _lock = match ArchiveLock::acquire(&app.config.user_config_dir(), settings.name()) {
+        Ok(lock) => lock,
+        Err(e) => return ui.error(&e.to_string()),
+    };
     let before = settings.string(Opt::CommandBeforeBackup);
     if let Err(e) = commands::execute(ui, before.as_deref()) {
         return ui.error(&e);
@@ -100,6 +109,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         BackupDefinition::new(settings.name(), ctx.backup_type(), ctx.destination()?, root)
             .include(includes)
             .exclude(excludes);
+    remove_abandoned_partials(&definition);
 
     let overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
     let compression = match settings.int(Opt::CompressionLevel) {
@@ -163,6 +173,30 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     }
     save_level_info(app, &ctx, &info, &backup)?;
     Ok(backup)
+}
+
+/// Removes the `._partial` files of this archive's backups that a killed run left in the
+/// destination. Only called with the archive's lock held, so no other run is writing them.
+fn remove_abandoned_partials(definition: &BackupDefinition) {
+    let Some(ext) = definition.backup_type.extension() else {
+        return;
+    };
+    let id = definition.backup_id.as_str();
+    let dest = definition.destination.as_path();
+    let Ok(entries) = std::fs::read_dir(dest) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(backup) = name.as_bytes().strip_suffix(PARTIAL_SUFFIX.as_bytes()) else {
+            continue;
+        };
+        if backup_level_for(backup, id, None, ext).is_some() {
+            let path = entry.path();
+            log::info!("removing {}, left by a run that was killed", path.display());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// The archive root must be a directory we can read and enter.

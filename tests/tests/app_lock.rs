@@ -1,0 +1,52 @@
+//! One run per archive at a time: while a run processes an archive (here held in its
+//! `command-before-backup`), a second run reports that archive as busy, naming the process,
+//! goes on with its other archives and exits with 1; the first run is not disturbed, and once
+//! it ended the archive can be backed up again.
+
+mod app_support;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use aa_tests::*;
+use app_support::*;
+
+#[test]
+fn a_second_run_skips_an_archive_that_is_being_backed_up() {
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_spec(&sb, "slow", "command-before-backup = sleep 2");
+    write_spec(&sb, "other", "");
+
+    let mut first = sb.aa().arg("slow").spawn();
+    let lock = sb.config_dir().join("locks/slow.lock");
+    let pid = first.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::read_to_string(&lock)
+        .map(|s| s.trim() != pid)
+        .unwrap_or(true)
+    {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended");
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let second = sb.aa().args(["slow", "other"]).run();
+    assert_eq!(second.status.code(), Some(1), "{second}");
+    assert!(
+        second.stderr.contains(&format!(
+            "Another aa run is processing this archive (process {pid})"
+        )),
+        "{second}"
+    );
+    assert_eq!(second.stderr.lines().count(), 1, "one line:\n{second}");
+    assert!(first.try_wait().unwrap().is_none(), "the first run ended");
+    assert_eq!(dest_files(&sb), ["other.tar.gz"], "{second}");
+
+    assert!(first.wait().unwrap().success());
+    assert_eq!(dest_files(&sb), ["other.tar.gz", "slow.tar.gz"]);
+    sb.aa().arg("slow").run().assert_success();
+}
