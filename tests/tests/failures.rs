@@ -200,3 +200,32 @@ fn unknown_archivers_are_rejected_without_creating_files() {
     );
     assert!(dir_names(&sb.dest_dir()).is_empty(), "{out}");
 }
+
+/// A destination directory that does not exist is one line naming the option, with either
+/// provider (GNU tar would otherwise report three lines about a `._partial` file).
+#[test]
+fn missing_destination_is_one_line_naming_the_option() {
+    for archiver in ["targz", "targz_internal"] {
+        let sb = Sandbox::new();
+        simple_fixture(&sb.src_dir());
+        let missing = sb.path().join("no-such-dest");
+        sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &missing));
+
+        let out = sb.aa().args(["-a", archiver, "data"]).run();
+        out.assert_clean_failure();
+        let errors: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("Error!"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{archiver}:\n{out}");
+        assert!(
+            errors[0].contains(&format!(
+                "Directory \"{}\" configured in the \"dest-dir\" option does not exist.",
+                missing.display()
+            )),
+            "{archiver}:\n{out}"
+        );
+        assert!(!missing.exists());
+    }
+}

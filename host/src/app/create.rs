@@ -101,6 +101,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
 
     let root = settings.spec.path();
     check_root(root)?;
+    check_destination(&ctx.destination()?)?;
     let (includes, warnings) = spec::expand_wildcards(root, settings.spec.include_files());
     warnings.iter().for_each(|w| ui.warning(w));
     let (excludes, warnings) = spec::expand_wildcards(root, settings.spec.exclude_files());
@@ -201,35 +202,38 @@ fn remove_abandoned_partials(definition: &BackupDefinition) {
 
 /// The archive root must be a directory we can read and enter.
 fn check_root(root: &Path) -> Result<(), Failure> {
-    let shown = root.display();
-    match std::fs::metadata(root) {
+    check_dir(root, "path", libc::R_OK | libc::X_OK, "accessible")
+}
+
+/// The destination must be a directory we can write in. Checked before the provider runs, so
+/// the user reads one line naming the option rather than what tar says about a `._partial`
+/// file they never named.
+fn check_destination(dest: &Path) -> Result<(), Failure> {
+    check_dir(dest, "dest-dir", libc::W_OK | libc::X_OK, "writable")
+}
+
+fn check_dir(dir: &Path, option: &str, mode: libc::c_int, what: &str) -> Result<(), Failure> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
         Err(_) => Err(Failure(format!(
-            "Directory \"{shown}\" configured in the \"path\" option does not exist."
+            "Directory \"{shown}\" configured in the \"{option}\" option does not exist."
         ))),
         Ok(m) if !m.is_dir() => Err(Failure(format!(
-            "Path \"{shown}\" configured in the \"path\" option is not a directory."
+            "Path \"{shown}\" configured in the \"{option}\" option is not a directory."
         ))),
-        Ok(_) if !accessible(root) => Err(Failure(format!(
-            "Directory \"{shown}\" configured in the \"path\" option is not accessible."
+        Ok(_) if !accessible(dir, mode) => Err(Failure(format!(
+            "Directory \"{shown}\" configured in the \"{option}\" option is not {what}."
         ))),
         Ok(_) => Ok(()),
     }
 }
 
-fn accessible(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
+fn accessible(path: &Path, mode: libc::c_int) -> bool {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    unsafe {
-        libc::faccessat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::R_OK | libc::X_OK,
-            libc::AT_EACCESS,
-        ) == 0
-    }
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) == 0 }
 }
 
 fn report_restart(ui: &Ui, info: &LevelInfo) {
