@@ -81,14 +81,21 @@ pub struct LoadedPlugin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub path: PathBuf,
+    /// Whether `path` is a plugin directory rather than a file in one.
+    pub directory: bool,
     pub reason: String,
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.directory {
+            "plugin directory"
+        } else {
+            "plugin"
+        };
         write!(
             f,
-            "plugin \"{}\" ignored: {}",
+            "{what} \"{}\" ignored: {}",
             self.path.display(),
             self.reason
         )
@@ -112,7 +119,8 @@ pub fn load_plugins(dirs: &[SearchDir]) -> (Vec<LoadedPlugin>, Vec<Rejection>) {
                 if dir.dedicated {
                     rejected.push(Rejection {
                         path: dir.path.clone(),
-                        reason: format!("cannot read the plugin directory: {e}"),
+                        directory: true,
+                        reason: format!("cannot be read: {e}"),
                     });
                 }
                 continue;
@@ -136,7 +144,11 @@ pub fn load_plugins(dirs: &[SearchDir]) -> (Vec<LoadedPlugin>, Vec<Rejection>) {
             match load_one(&path, is_library_name, &loaded) {
                 Ok(Some(plugin)) => loaded.push(plugin),
                 Ok(None) => {}
-                Err(reason) => rejected.push(Rejection { path, reason }),
+                Err(reason) => rejected.push(Rejection {
+                    path,
+                    directory: false,
+                    reason,
+                }),
             }
         }
     }

@@ -227,6 +227,32 @@ fn unusable_files_in_plugin_directories_give_one_warning_each() {
     assert_rejected_with_warnings(&out, &expected);
 }
 
+/// A plugin directory that cannot be read is one warning naming it as a directory; the
+/// built-in providers still load and the exit code stays 0.
+#[test]
+fn a_missing_plugin_directory_is_one_warning() {
+    let sb = Sandbox::new();
+    let missing = sb.path().join("no-plugins-here");
+    let out = sb
+        .aa()
+        .arg("--plugin-dir")
+        .arg(&missing)
+        .arg("--list-providers")
+        .run();
+    out.assert_success();
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "aa: Warning! plugin directory \"{}\" ignored: cannot be read: No such file or directory (os error 2)",
+            missing.display()
+        ),
+        "{out}"
+    );
+    let listing = parse_listing(&out.stdout);
+    find(&listing, "TarInternal");
+    find(&listing, "TarExternal");
+}
+
 #[test]
 fn backups_still_work_next_to_unusable_plugins() {
     let sb = Sandbox::new();
