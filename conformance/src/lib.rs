@@ -9,8 +9,9 @@
 //! the features of each) and runs every check that applies to that declaration. A provider is
 //! never asked for something it does not claim; a claim it makes is held to the seed's letter.
 //!
-//! Every check runs in a fresh temporary directory with a freshly created provider, and under
-//! `catch_unwind`, so one failure (or panic) never hides the results of the others.
+//! Every check runs in a fresh temporary directory with a freshly created provider, under
+//! `catch_unwind` and on a thread of its own with a time limit ([`Options::timeout`]), so one
+//! failure, panic or hang never hides the results of the others.
 //!
 //! # What is checked
 //!
@@ -67,17 +68,34 @@ pub mod support;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use aa_abi::host::{LoadError, PluginLibrary};
-use aa_abi::ProviderError;
+use aa_abi::{ProviderError, ProviderIdentification};
 
 pub use runner::{Failure, Outcome, Verdict};
 
 /// How a suite run is restricted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Run only the checks whose full name (`Provider/Type/check`) contains this text.
     pub filter: Option<String>,
+    /// How long one check may take before it fails as hung; `None` for no limit.
+    pub timeout: Option<Duration>,
+}
+
+/// The time limit of one check unless told otherwise: far above what the slowest check takes
+/// with the shipped providers in a debug build (seconds), low enough that a hung provider is
+/// reported the same hour.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            filter: None,
+            timeout: Some(DEFAULT_TIMEOUT),
+        }
+    }
 }
 
 /// Counts of one or more suite runs.
@@ -167,8 +185,12 @@ pub fn run_library(
     let identification = library
         .identification()
         .map_err(|e| error(ErrorKind::Identification(e)))?;
+    // Checks run on threads of their own, which a hung provider may keep for ever; libraries
+    // are never unloaded anyway, so the library and its identification live as long.
+    let library: &'static PluginLibrary = Box::leak(Box::new(library));
+    let identification: &'static ProviderIdentification = Box::leak(Box::new(identification));
     let mut summary = Summary::default();
-    for check in checks::applicable(&identification) {
+    for check in checks::applicable(identification) {
         if options
             .filter
             .as_deref()
@@ -176,7 +198,7 @@ pub fn run_library(
         {
             continue;
         }
-        let outcome = check.run(&library, &identification);
+        let outcome = check.run_within(options.timeout, library, identification);
         summary.count(&outcome.verdict);
         on_outcome(&outcome);
     }

@@ -6,8 +6,9 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use aa_conformance::{run_library, Options, Summary, Verdict};
+use aa_conformance::{run_library, Options, Summary, Verdict, DEFAULT_TIMEOUT};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -24,6 +25,10 @@ struct Cli {
     /// Also test every shared library (*.so) in DIR; may be repeated.
     #[arg(long = "plugin-dir", value_name = "DIR")]
     plugin_dirs: Vec<PathBuf>,
+
+    /// Fail a check that takes longer than SECS seconds (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT.as_secs())]
+    timeout: u64,
 
     /// Print the detail lines of each failure below it.
     #[arg(short, long)]
@@ -83,7 +88,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let options = Options { filter: cli.filter };
+    let options = Options {
+        filter: cli.filter,
+        timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
+    };
     for library in &libraries {
         let tested = screen(library).map_err(|e| e.to_string()).and_then(|()| {
             run_library(library, &options, &mut |outcome| {

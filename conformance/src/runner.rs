@@ -8,7 +8,9 @@ use std::fmt;
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{mpsc, Once};
+use std::thread;
+use std::time::Duration;
 
 use aa_abi::host::{PluginLibrary, Provider};
 use aa_abi::{ArchiverFeature, BackupType, ProviderIdentification};
@@ -100,7 +102,7 @@ macro_rules! ensure {
 
 pub(crate) use {ensure, fail};
 
-type Body = Box<dyn Fn(&Context<'_>) -> CheckResult>;
+type Body = Box<dyn Fn(&Context<'_>) -> CheckResult + Send>;
 
 /// A named behaviour check, bound to one backup type (or to none, for provider-wide checks).
 pub(crate) struct Check {
@@ -114,7 +116,7 @@ impl Check {
         provider_id: &str,
         backup_type: Option<BackupType>,
         name: &str,
-        body: impl Fn(&Context<'_>) -> CheckResult + 'static,
+        body: impl Fn(&Context<'_>) -> CheckResult + Send + 'static,
     ) -> Check {
         let name = match backup_type {
             Some(t) => format!("{provider_id}/{t}/{name}"),
@@ -129,6 +131,21 @@ impl Check {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Runs the check on a thread of its own ([`within`]), so that a provider that hangs
+    /// fails this check after `timeout` instead of stopping the suite.
+    pub fn run_within(
+        self,
+        timeout: Option<Duration>,
+        library: &'static PluginLibrary,
+        identification: &'static ProviderIdentification,
+    ) -> Outcome {
+        let name = self.name.clone();
+        let verdict = within(timeout, &name, move || {
+            self.run(library, identification).verdict
+        });
+        Outcome { name, verdict }
     }
 
     /// Runs the check in a fresh temporary directory, turning a panic into a failure.
@@ -204,6 +221,43 @@ impl Context<'_> {
         self.identification
             .features_for(self.backup_type)
             .is_some_and(|f| f.contains(&feature))
+    }
+}
+
+// ---- time limit ---------------------------------------------------------------------------
+
+/// Runs `body` on a new thread and waits for its verdict at most `timeout` (for ever with
+/// `None`). A thread that does not finish in time cannot be stopped: it is left running
+/// (holding its temporary directory) and the check fails saying so.
+pub(crate) fn within(
+    timeout: Option<Duration>,
+    name: &str,
+    body: impl FnOnce() -> Verdict + Send + 'static,
+) -> Verdict {
+    let (tx, rx) = mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name(name.chars().take(60).collect())
+        .spawn(move || {
+            let _ = tx.send(body());
+        });
+    if let Err(e) = spawned {
+        return Verdict::Failed(Failure::new(format!("cannot start a thread: {e}")));
+    }
+    let received = match timeout {
+        Some(limit) => rx.recv_timeout(limit).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => Some(limit),
+            mpsc::RecvTimeoutError::Disconnected => None,
+        }),
+        None => rx.recv().map_err(|_| None),
+    };
+    match received {
+        Ok(verdict) => verdict,
+        Err(Some(limit)) => Verdict::Failed(Failure::new(format!(
+            "did not finish within {} s (the provider may hang; its thread is left running)",
+            limit.as_secs_f64()
+        ))),
+        // `guarded` catches panics, so the thread ends without a verdict only if one escaped.
+        Err(None) => Verdict::Failed(Failure::new("the check's thread ended without a verdict")),
     }
 }
 
@@ -304,6 +358,33 @@ mod tests {
         assert_eq!(verdicts[4], Verdict::Passed);
         // Outside a check the previous hook is back in charge.
         assert!(!IN_CHECK.with(Cell::get));
+    }
+
+    #[test]
+    fn a_check_that_hangs_fails_after_the_time_limit() {
+        let limit = Some(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let verdict = within(limit, "hangs", || {
+            thread::sleep(Duration::from_secs(30));
+            Verdict::Passed
+        });
+        assert!(started.elapsed() < Duration::from_secs(10));
+        match verdict {
+            Verdict::Failed(f) => assert!(
+                f.summary.starts_with("did not finish within 0.2 s"),
+                "{f:?}"
+            ),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        assert_eq!(within(limit, "quick", || Verdict::Passed), Verdict::Passed);
+        assert_eq!(
+            within(None, "no limit", || Verdict::Passed),
+            Verdict::Passed
+        );
+        let panicked = within(limit, "panics", || guarded(|| panic!("inside")));
+        assert!(
+            matches!(panicked, Verdict::Failed(f) if f.summary.starts_with("panicked: inside"))
+        );
     }
 
     #[test]
