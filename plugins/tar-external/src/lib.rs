@@ -18,6 +18,8 @@
 //!   command line alone decides what is archived;
 //! * an incremental archive `proj` only owns snapshots named `proj.snar` / `proj.N.snar` (see
 //!   [`snapshots`], shared with `TarInternal`, which continues chains made with GNU tar);
+//! * `AA_NO_CHECK_DEVICE=1` adds `--no-check-device` to incremental runs, as `TarInternal`
+//!   honours it (see [`snapshots::NO_CHECK_DEVICE_VAR`]);
 //! * the dump time in a new snapshot is when the backup started by the clock files are stamped
 //!   with, not tar's precise start time, so no change made just after the start is missed by
 //!   the next level (module `dump_time`).
@@ -133,7 +135,7 @@ impl TarExternalProvider {
         compression_strength: Option<u32>,
         final_path: PathBuf,
         overwrite_at_start: bool,
-        snapshot: Option<&Path>,
+        snapshot: Option<Listed<'_>>,
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, Error> {
         let tar = self.tar_path()?;
@@ -147,15 +149,14 @@ impl TarExternalProvider {
         // tar resolves relative paths against its own working directory; pin them down.
         let archive =
             std::path::absolute(output.path()).map_err(|e| Error::io(output.path(), e))?;
-        let snapshot = snapshot
-            .map(|s| std::path::absolute(s).map_err(|e| Error::io(s, e)))
+        let absolute = snapshot
+            .map(|s| std::path::absolute(s.snapshot).map_err(|e| Error::io(s.snapshot, e)))
             .transpose()?;
-        let args = tar_arguments(
-            definition,
-            compression_strength,
-            &archive,
-            snapshot.as_deref(),
-        );
+        let snapshot = snapshot.zip(absolute.as_deref()).map(|(s, path)| Listed {
+            snapshot: path,
+            check_device: s.check_device,
+        });
+        let args = tar_arguments(definition, compression_strength, &archive, snapshot);
         run_tar(
             TarRun {
                 tar,
@@ -202,6 +203,7 @@ impl ArchiverProvider for TarExternalProvider {
         let level = self.snapshots.resolve_level(id, level)?;
         let final_path = backup_path(definition, Some(level), None)?;
         // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
+        let check_device = snapshots::check_device_from_env()?;
         let working = self.snapshots.working_copy(id, level)?;
         let start = snapshots::dump_start_time();
         let path = self.create_archive(
@@ -209,7 +211,10 @@ impl ArchiverProvider for TarExternalProvider {
             compression_strength,
             final_path,
             overwrite_at_start,
-            Some(working.path()),
+            Some(Listed {
+                snapshot: working.path(),
+                check_device,
+            }),
             events,
         )?;
         let working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
@@ -282,12 +287,22 @@ fn option_with(option: &str, value: &[u8]) -> OsString {
     OsString::from_vec(bytes)
 }
 
+/// How tar runs in listed-incremental mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    /// The snapshot file tar reads and rewrites.
+    pub snapshot: &'a Path,
+    /// Whether directories are also recognised by device number (see
+    /// [`snapshots::NO_CHECK_DEVICE_VAR`]).
+    pub check_device: bool,
+}
+
 /// The complete tar command line (without the program name).
 pub fn tar_arguments(
     definition: &BackupDefinition,
     compression_strength: Option<u32>,
     archive: &Path,
-    snapshot: Option<&Path>,
+    listed: Option<Listed<'_>>,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "--create",
@@ -304,11 +319,14 @@ pub fn tar_arguments(
     if let Some(option) = compress::tar_option(definition.backup_type, compression_strength) {
         args.push(option.into());
     }
-    if let Some(snapshot) = snapshot {
+    if let Some(listed) = listed {
         args.push(option_with(
             "--listed-incremental=",
-            snapshot.as_os_str().as_bytes(),
+            listed.snapshot.as_os_str().as_bytes(),
         ));
+        if !listed.check_device {
+            args.push("--no-check-device".into());
+        }
     }
     args.push(option_with("--file=", archive.as_os_str().as_bytes()));
     args.push(option_with(
@@ -397,7 +415,16 @@ mod tests {
         let def = BackupDefinition::new("b", BackupType::Tar, "/dst", "/src")
             .include(["."])
             .exclude(["x"]);
-        let args = tar_arguments(&def, None, Path::new("/a.tar"), Some(Path::new("/s.snar")));
+        let listed = |check_device| {
+            Some(Listed {
+                snapshot: Path::new("/s.snar"),
+                check_device,
+            })
+        };
+        let args = tar_arguments(&def, None, Path::new("/a.tar"), listed(true));
+        assert!(!args.contains(&"--no-check-device".into()));
+        let unchecked = tar_arguments(&def, None, Path::new("/a.tar"), listed(false));
+        assert!(unchecked.contains(&"--no-check-device".into()));
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         assert!(args.contains(&"--listed-incremental=/s.snar"));
         assert!(args.contains(&"--exclude=x"));

@@ -34,8 +34,8 @@
 //! and removable file systems, LVM snapshots) every directory would look replaced and each
 //! level would store everything; setting the environment variable [`NO_CHECK_DEVICE_VAR`]
 //! (`AA_NO_CHECK_DEVICE=1`) compares name and inode only, like GNU tar's
-//! `--no-check-device`. It must be set for every level of such a chain; TarExternal ignores
-//! it.
+//! `--no-check-device`. It must be set for every level of such a chain; TarExternal honours
+//! it too.
 //!
 //! Memory is bounded by the largest directory, not by the tree: the walk keeps one listing at
 //! a time plus the names of the subdirectories still to visit on the current path; the
@@ -76,32 +76,14 @@ use crate::pipeline::{self, Settings, Stream};
 use crate::sys::{self, FileType, Stat};
 use crate::walk::{normalize, Entry, Step, MAX_OPEN_DEPTH};
 
-/// The environment variable that turns the device check off (GNU tar's
-/// `--no-check-device`): `1` (or `true`, `yes`) turns it off, `0` (or `false`, `no`, empty)
-/// keeps it.
-pub const NO_CHECK_DEVICE_VAR: &str = "AA_NO_CHECK_DEVICE";
+/// The variable that turns off the device check (see [`aa_abi::snapshots::NO_CHECK_DEVICE_VAR`]).
+pub use aa_abi::snapshots::NO_CHECK_DEVICE_VAR;
 
 /// The detection options [`NO_CHECK_DEVICE_VAR`] selects.
 pub fn options_from_env() -> Result<Options, ProviderError> {
-    parse_no_check_device(std::env::var_os(NO_CHECK_DEVICE_VAR).as_deref())
-}
-
-/// The options for a value of [`NO_CHECK_DEVICE_VAR`] (`None`: not set).
-pub fn parse_no_check_device(value: Option<&OsStr>) -> Result<Options, ProviderError> {
-    let Some(value) = value else {
-        return Ok(Options::default());
-    };
-    let text = value.to_string_lossy().trim().to_ascii_lowercase();
-    match text.as_str() {
-        "1" | "true" | "yes" => Ok(Options {
-            check_device: false,
-        }),
-        "" | "0" | "false" | "no" => Ok(Options::default()),
-        _ => Err(ProviderError::invalid_value(format!(
-            "{NO_CHECK_DEVICE_VAR}: invalid value '{}' (expected 1 or 0)",
-            value.to_string_lossy()
-        ))),
-    }
+    Ok(Options {
+        check_device: aa_abi::snapshots::check_device_from_env()?,
+    })
 }
 
 /// The path of an archive name below the root: `.` is the root itself (the empty path),
@@ -783,23 +765,6 @@ fn examine(dir: &Arc<OwnedFd>, base: CString, name: Vec<u8>) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn no_check_device_values() {
-        let parse = |v: Option<&str>| parse_no_check_device(v.map(OsStr::new));
-        assert!(parse(None).unwrap().check_device);
-        for off in ["1", "true", "YES", " 1 "] {
-            assert!(!parse(Some(off)).unwrap().check_device, "{off}");
-        }
-        for on in ["", "0", "false", "no"] {
-            assert!(parse(Some(on)).unwrap().check_device, "{on}");
-        }
-        let err = parse(Some("maybe")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "AA_NO_CHECK_DEVICE: invalid value 'maybe' (expected 1 or 0)"
-        );
-    }
 
     #[test]
     fn names() {
