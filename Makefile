@@ -38,11 +38,18 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+SHARE = $(DESTDIR)$(PREFIX)/share
+
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/aa/plugins
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/aa/plugins $(SHARE)/man/man1 \
+		$(SHARE)/bash-completion/completions $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
 	install -m 755 target/release/aa $(DESTDIR)$(PREFIX)/bin/aa
 	install -m 755 target/release/libaa_plugin_tar_internal.so target/release/libaa_plugin_tar_external.so \
 		$(DESTDIR)$(PREFIX)/lib/aa/plugins/
+	target/release/aa --generate man > $(SHARE)/man/man1/aa.1
+	target/release/aa --generate bash > $(SHARE)/bash-completion/completions/aa
+	target/release/aa --generate zsh > $(SHARE)/zsh/site-functions/_aa
+	target/release/aa --generate fish > $(SHARE)/fish/vendor_completions.d/aa.fish
 
 clean:
 	$(CARGO) clean

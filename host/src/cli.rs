@@ -6,9 +6,11 @@
 //! 2) before anything is done; [`Cli::raw_options`] then hands them to the configuration as its
 //! command-line layer.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use clap_complete::Shell;
 
 use crate::archiver::Archiver;
 use crate::config::{Opt, RawOptions, Value};
@@ -214,6 +216,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR_PATH", help_heading = "General options")]
     pub plugin_dir: Vec<PathBuf>,
 
+    /// Writes the manual page or a shell completion script to standard output and exits (for
+    /// `make install` and packagers; hidden from the help).
+    #[arg(long, value_enum, value_name = "WHAT", hide = true)]
+    pub generate: Option<Generate>,
+
     /// Force the archiver type, whatever the .aa file says.
     #[arg(long, value_name = "ARCHIVER", value_parser = parse_archiver, help_heading = "Force options")]
     pub force_archiver: Option<Archiver>,
@@ -273,6 +280,29 @@ pub struct Cli {
 
 fn parse_archiver(name: &str) -> Result<Archiver, String> {
     Archiver::parse(name).map_err(|e| e.to_string())
+}
+
+/// What `--generate` writes: the manual page (roff) or a completion script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Writes what `what` names, made from the same definition as the parser, so the manual and
+/// the completions never disagree with the options `aa` takes.
+pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
+    let mut command = <Cli as CommandFactory>::command();
+    let shell = match what {
+        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::Bash => Shell::Bash,
+        Generate::Zsh => Shell::Zsh,
+        Generate::Fish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut command, "aa", out);
+    Ok(())
 }
 
 /// The command the user asked for.

@@ -1,5 +1,6 @@
 //! The `aa` command.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,5 +12,17 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .init();
     let cli = aa_host::cli::Cli::parse();
+    if let Some(what) = cli.generate {
+        let mut out = std::io::stdout().lock();
+        return match aa_host::cli::generate(what, &mut out).and_then(|()| out.flush()) {
+            // A reader that stopped early (`| head`) is no failure.
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("aa: cannot write to standard output: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     aa_host::run(cli)
 }

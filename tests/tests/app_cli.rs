@@ -173,3 +173,34 @@ fn state_directories_are_created_and_announced() {
         "aa: Warning! No configured archive specification files were found.\n"
     );
 }
+
+/// `--generate` (hidden, for `make install` and packagers): the manual page and completion
+/// scripts come from the parser's own definition, so they name every option `aa` takes.
+#[test]
+fn generate_writes_the_manual_and_completions() {
+    let sb = Sandbox::new();
+    let run = |what: &str| {
+        let out = sb.aa().args(["--generate", what]).run();
+        out.assert_success();
+        assert!(out.stderr.is_empty(), "{out}");
+        out.stdout
+    };
+    let man = run("man");
+    assert!(man.contains(".TH aa 1"), "{man}");
+    for option in [
+        "keep\\-old\\-backups",
+        "restart\\-after\\-level",
+        "plugin\\-dir",
+    ] {
+        assert!(man.contains(option), "the manual lacks {option}");
+    }
+    assert!(run("bash").contains("--keep-old-backups"));
+    assert!(run("zsh").contains("--list-providers"));
+    assert!(run("fish").contains("restart-after-level"));
+    // Hidden from the help, and nothing else is done: no configuration directory appears.
+    let help = sb.aa().arg("--help").run();
+    assert!(!help.stdout.contains("--generate"), "{help}");
+    assert!(!sb.config_dir().join("storage").exists());
+    let bad = sb.aa().args(["--generate", "word"]).run();
+    assert_eq!(bad.status.code(), Some(2), "{bad}");
+}
