@@ -3,6 +3,7 @@
 
     gen_corpus.py home DIR     ~400 MB tree that looks like a home directory
     gen_corpus.py tiny DIR     200,000 tiny files in nested directories
+    gen_corpus.py dirs DIR     288,000 directories, one small file in each of the 3,600 parents
     gen_corpus.py mutate DIR   change 1% of the files of a `home` tree (append a line, new mtime)
     gen_corpus.py restore DIR  undo `mutate` exactly (truncate, old mtime)
 
@@ -223,6 +224,17 @@ def gen_tiny(root):
     t.finish()
 
 
+def gen_dirs(root):
+    # Many directories and few files: what an incremental level costs in memory per directory.
+    t = Tree(os.path.join(root, "dirs"))
+    for a in range(60):
+        for b in range(60):
+            for c in range(80):
+                os.makedirs(os.path.join(t.root, "a%02d/b%02d/c%02d" % (a, b, c)), exist_ok=True)
+            t.write("a%02d/b%02d/note" % (a, b), b"note\n")
+    t.finish()
+
+
 def mutated_files(root):
     files = []
     for dirpath, dirnames, filenames in os.walk(os.path.join(root, "home")):
@@ -255,7 +267,7 @@ def mutate(root, undo):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("home", "tiny", "mutate", "restore"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("home", "tiny", "dirs", "mutate", "restore"):
         sys.exit(__doc__)
     what, root = sys.argv[1], sys.argv[2]
     if what in ("mutate", "restore"):
@@ -268,7 +280,7 @@ def main():
     if os.path.exists(target):
         os.system("rm -rf '%s'" % target)
     os.makedirs(root, exist_ok=True)
-    (gen_home if what == "home" else gen_tiny)(root)
+    {"home": gen_home, "tiny": gen_tiny, "dirs": gen_dirs}[what](root)
     with open(stamp, "w") as f:
         f.write(VERSION)
 

@@ -226,6 +226,34 @@ done
 report "incremental level 1" "tar -g (level 1) | pigz -p$P" \
     $(ls "$B/samples" | grep -x 'inc_internal\|inc_external' || true) "tar -g (level 1) | pigz -p$P"
 
+# ---- incremental level 1 of 288,000 directories: the memory of the previous level's index -----
+python3 "$ROOT/bench/gen_corpus.py" dirs "$B"
+cat > "$B/dirs.aa" <<EOF
+[Content]
+path = $B
+include-files = dirs
+exclude-files =
+
+[Archive]
+EOF
+for ((i = 1; i <= REPS; i++)); do
+    for label in dirs_inc_internal dirs_inc_external; do
+        archiver=$([ $label = dirs_inc_internal ] && echo tar_internal || echo tar)
+        rm -rf "$B/cfg-dirs" "$B/inc" && mkdir -p "$B/cfg-dirs/storage" "$B/inc"
+        echo "bench: [$i/$REPS] $label" >&2
+        "$AA" --user-config-dir "$B/cfg-dirs" --dest-dir "$B/inc" -a "$archiver" --incremental "$B/dirs.aa" \
+            >/dev/null 2>&1 || die "$label: level 0 failed"
+        run "$label" "$AA" --user-config-dir "$B/cfg-dirs" --dest-dir "$B/out" -a "$archiver" --incremental "$B/dirs.aa"
+    done
+    echo "bench: [$i/$REPS] dirs: tar -g (level 1)" >&2
+    rm -f "$B/dirs0.snar"
+    tar --listed-incremental="$B/dirs0.snar" -cf /dev/null -C "$B" dirs
+    run "dirs: tar -g (level 1)" bash -c \
+        "cp $B/dirs0.snar $B/dirs1.snar && tar --listed-incremental=$B/dirs1.snar --format=posix -cf $B/out/l1.tar -C $B dirs"
+done
+report "incremental level 1, 288k directories" "dirs: tar -g (level 1)" \
+    dirs_inc_internal dirs_inc_external "dirs: tar -g (level 1)"
+
 # ---- output -------------------------------------------------------------------------------------
 {
     echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \

@@ -568,6 +568,13 @@ fn decisions_and_dumpdirs_match_gnu_tar_and_levels_restore() {
     let mut planner = Planner::new(Snapshot::read(&s0).unwrap(), Options::default());
     let plans = plan_tree(&root, &mut planner);
     let ops = planner.rename_ops();
+    // The same decisions when the previous snapshot's index is spilled to files (as for
+    // trees of more than `index::MEMORY_ENTRIES` directories), renames included.
+    let spilled = Snapshot::from_reader_in(fs::File::open(&s0).unwrap(), work.path(), 2).unwrap();
+    assert!(spilled.index_on_disk());
+    let mut spilled = Planner::new(spilled, Options::default());
+    assert_eq!(plan_tree(&root, &mut spilled), plans);
+    assert_eq!(spilled.rename_ops(), ops);
     let (_, previous) = read_snapshot(&s0);
     assert_same_decisions(
         &plans,

@@ -42,6 +42,7 @@
 
 pub mod detect;
 pub mod dumpdir;
+pub mod index;
 pub mod provider;
 pub mod snapshot;
 

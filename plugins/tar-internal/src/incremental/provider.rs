@@ -39,11 +39,12 @@
 //!
 //! Memory is bounded by the largest directory, not by the tree: the walk keeps one listing at
 //! a time plus the names of the subdirectories still to visit on the current path; the
-//! second pass holds one snapshot record at a time. Besides, the previous level's snapshot is
-//! indexed in memory (see [`crate::incremental::snapshot`]): about 60 to 80 bytes per
-//! directory it records, whatever the length of the names (80 MB for a million directories);
-//! the renamed directories of the level are kept with their names, and, as in a full backup,
-//! the first name of every file with several hard links.
+//! second pass holds one snapshot record at a time. The previous level's snapshot is indexed
+//! in at most 8 MiB plus under 0.4 bytes per directory, spilling to temporary files next to the
+//! snapshots for trees of more than 128 Ki directories (see [`crate::incremental::index`]; on
+//! 288,000 directories: 14 MB peak for a level 1, as for the level 0, where GNU tar took
+//! 200 MB). Besides, the renamed directories of the level are kept with their names, and, as
+//! in a full backup, the first name of every file with several hard links.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};

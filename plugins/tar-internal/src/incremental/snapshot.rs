@@ -30,14 +30,13 @@
 //!
 //! Memory: [`SnapshotReader`] streams one record at a time, so reading costs the largest
 //! directory, not the tree. [`Snapshot`], the previous level as the incremental planner
-//! needs it, keeps only two indexes in memory, a 64-bit hash of each directory name and each
-//! (device, inode) pair mapped to the record's byte offset, and reads a record back from the
-//! file when it is looked up: about 60 to 80 bytes per directory of the previous level (80 MB
-//! for a million directories), whatever the length of the names and listings.
+//! needs it, keeps only two indexes, a 64-bit hash of each directory name and each (device,
+//! inode) pair mapped to the record's byte offset, and reads a record back from the file when
+//! it is looked up. The indexes are sorted vectors up to [`index::MEMORY_ENTRIES`] directories
+//! and sorted temporary files beyond, looked up a page at a time (see [`super::index`]), so
+//! their memory is bounded too: at most 8 MiB, plus under 0.4 bytes per directory.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::hash_map::Entry as Slot;
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::hash::Hasher;
@@ -45,6 +44,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::dumpdir::{Code, Entry};
+use super::index::{self, Entry as IndexEntry, Index, IndexBuilder};
 
 /// The snapshot format this module reads and writes.
 pub const FORMAT_VERSION: u32 = 2;
@@ -792,12 +792,10 @@ impl<T: Read + Seek + Send> ReadSeek for T {}
 pub struct Snapshot {
     header: Option<Header>,
     source: Option<Box<dyn ReadSeek>>,
-    /// Name hash to (offset, record number) of the first record with that hash.
-    by_name: HashMap<u64, (u64, u64)>,
-    /// Further records with an already indexed hash: rare (duplicate names or collisions),
-    /// so kept apart to leave the main index at 24 bytes of payload per directory.
-    more_by_name: HashMap<u64, Vec<(u64, u64)>>,
-    by_identity: HashMap<(u64, u64), (u64, u64)>,
+    /// Name hash (and 0) to (offset, record number) of the records with that hash.
+    by_name: Index,
+    /// Device and inode to (offset, record number) of the records of that directory.
+    by_identity: Index,
     records: u64,
     path: Option<PathBuf>,
 }
@@ -818,30 +816,44 @@ impl Snapshot {
         Snapshot {
             header: None,
             source: None,
-            by_name: HashMap::new(),
-            more_by_name: HashMap::new(),
-            by_identity: HashMap::new(),
+            by_name: Index::empty(),
+            by_identity: Index::empty(),
             records: 0,
             path: None,
         }
     }
 
-    /// Opens and indexes the snapshot file at `path`; errors name the file.
+    /// Opens and indexes the snapshot file at `path`; errors name the file. A large index
+    /// spills to unnamed temporary files next to it (see [`super::index`]).
     pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
         let file = File::open(path).map_err(|err| SnapshotError::io(err, 0).with_path(path))?;
-        let mut snapshot = Snapshot::from_reader(file).map_err(|err| err.with_path(path))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut snapshot = Snapshot::from_reader_in(file, dir, index::MEMORY_ENTRIES)
+            .map_err(|err| err.with_path(path))?;
         snapshot.path = Some(path.to_path_buf());
         Ok(snapshot)
     }
 
     /// Indexes a snapshot from any seekable source positioned at its start (lookups seek to
-    /// offsets counted from there).
+    /// offsets counted from there); a large index spills to the system's temporary directory.
     pub fn from_reader<R: ReadSeek + 'static>(source: R) -> Result<Snapshot, SnapshotError> {
+        Snapshot::from_reader_in(source, &std::env::temp_dir(), index::MEMORY_ENTRIES)
+    }
+
+    /// [`Snapshot::from_reader`] keeping up to `memory_entries` index entries in memory and
+    /// spilling to `dir` beyond.
+    pub fn from_reader_in<R: ReadSeek + 'static>(
+        source: R,
+        dir: &Path,
+        memory_entries: usize,
+    ) -> Result<Snapshot, SnapshotError> {
         let mut reader = SnapshotReader::new(BufReader::new(source))?;
         let header = reader.header().cloned();
-        let mut by_name = HashMap::new();
-        let mut more_by_name: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
-        let mut by_identity = HashMap::new();
+        let mut by_name = IndexBuilder::new(dir, memory_entries);
+        let mut by_identity = IndexBuilder::new(dir, memory_entries);
         let mut records = 0;
         loop {
             let offset = reader.offset();
@@ -849,33 +861,41 @@ impl Snapshot {
                 break;
             };
             records += 1;
-            let hash = name_hash(&record.name);
-            match by_name.entry(hash) {
-                Slot::Vacant(slot) => {
-                    slot.insert((offset, records));
-                }
-                Slot::Occupied(_) => more_by_name
-                    .entry(hash)
-                    .or_default()
-                    .push((offset, records)),
-            }
+            let spill_error = |err| SnapshotError::io(err, offset);
+            by_name
+                .push(IndexEntry {
+                    key: (name_hash(&record.name), 0),
+                    record: records,
+                    offset,
+                })
+                .map_err(spill_error)?;
             by_identity
-                .entry((record.dev, record.ino))
-                .or_insert((offset, records));
+                .push(IndexEntry {
+                    key: (record.dev, record.ino),
+                    record: records,
+                    offset,
+                })
+                .map_err(spill_error)?;
         }
-        // Unused capacity would be most of the cost on large trees.
-        by_name.shrink_to_fit();
-        by_identity.shrink_to_fit();
+        let end = reader.offset();
+        let finish =
+            |builder: IndexBuilder| builder.finish().map_err(|e| SnapshotError::io(e, end));
+        let by_name = finish(by_name)?;
+        let by_identity = finish(by_identity)?;
         let source: Box<dyn ReadSeek> = Box::new(reader.input.into_inner());
         Ok(Snapshot {
             header,
             source: Some(source),
             by_name,
-            more_by_name,
             by_identity,
             records,
             path: None,
         })
+    }
+
+    /// Whether the indexes are kept in temporary files rather than in memory.
+    pub fn index_on_disk(&self) -> bool {
+        self.by_name.on_disk() || self.by_identity.on_disk()
     }
 
     /// The header, `None` for an empty file or [`Snapshot::empty`].
@@ -899,12 +919,8 @@ impl Snapshot {
 
     /// The first record named `name`.
     pub fn by_name(&mut self, name: &[u8]) -> Result<Option<DirRecord>, SnapshotError> {
-        let hash = name_hash(name);
-        let Some(&first) = self.by_name.get(&hash) else {
-            return Ok(None);
-        };
-        let more = self.more_by_name.get(&hash).cloned().unwrap_or_default();
-        for (offset, record) in std::iter::once(first).chain(more) {
+        let candidates = self.lookup(Lookup::Name, (name_hash(name), 0))?;
+        for (offset, record) in candidates {
             let found = self.record_at(offset, record)?;
             if found.name == name {
                 return Ok(Some(found));
@@ -915,10 +931,24 @@ impl Snapshot {
 
     /// The first record of the directory with device `dev` and inode `ino`.
     pub fn by_identity(&mut self, dev: u64, ino: u64) -> Result<Option<DirRecord>, SnapshotError> {
-        match self.by_identity.get(&(dev, ino)).copied() {
-            Some((offset, record)) => self.record_at(offset, record).map(Some),
+        match self.lookup(Lookup::Identity, (dev, ino))?.first() {
+            Some(&(offset, record)) => self.record_at(offset, record).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn lookup(&self, which: Lookup, key: (u64, u64)) -> Result<Vec<(u64, u64)>, SnapshotError> {
+        let index = match which {
+            Lookup::Name => &self.by_name,
+            Lookup::Identity => &self.by_identity,
+        };
+        index.get(key).map_err(|err| {
+            let err = SnapshotError::io(err, 0);
+            match &self.path {
+                Some(path) => err.with_path(path),
+                None => err,
+            }
+        })
     }
 
     fn record_at(&mut self, offset: u64, number: u64) -> Result<DirRecord, SnapshotError> {
@@ -948,6 +978,12 @@ impl Snapshot {
             ))),
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Lookup {
+    Name,
+    Identity,
 }
 
 /// A fixed-key hash, so the index is the same from run to run.
@@ -1177,6 +1213,12 @@ mod tests {
 
     #[test]
     fn snapshot_lookups() {
+        snapshot_lookups_with(index::MEMORY_ENTRIES);
+        // Every index spilled to temporary files, one entry per run.
+        snapshot_lookups_with(1);
+    }
+
+    fn snapshot_lookups_with(memory_entries: usize) {
         let mut a = record(b"./a", &[(Code::Dumped, b"f")]);
         a.ino = 1;
         let mut b = record(b"./b", &[]);
@@ -1184,7 +1226,10 @@ mod tests {
         let mut a_again = record(b"./a", &[]);
         a_again.ino = 3;
         let bytes = file(&[a.clone(), b.clone(), a_again]);
-        let mut snapshot = Snapshot::from_reader(io::Cursor::new(bytes)).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut snapshot =
+            Snapshot::from_reader_in(io::Cursor::new(bytes), tmp.path(), memory_entries).unwrap();
+        assert_eq!(snapshot.index_on_disk(), memory_entries < 3);
         assert_eq!(snapshot.len(), 3);
         assert_eq!(snapshot.dump_time(), Some(Timestamp { sec: 17, nsec: 9 }));
         // The first of duplicate names wins, as in GNU tar.
