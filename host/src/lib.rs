@@ -7,6 +7,7 @@ pub mod archiver;
 pub mod cli;
 pub mod config;
 pub mod ini;
+pub mod interrupt;
 pub mod lock;
 pub mod paths;
 pub mod plugin_loader;

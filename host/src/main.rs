@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // First, before any thread exists (see the module).
+    aa_host::interrupt::install();
     // Diagnostics for developers: AA_LOG=debug (env_logger syntax). Users see the UI messages.
     env_logger::Builder::new()
         .parse_env(env_logger::Env::new().filter("AA_LOG"))

@@ -9,7 +9,7 @@ mod app_support;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aa_tests::*;
@@ -24,15 +24,43 @@ fn is_leftover(name: &[u8]) -> bool {
     name.ends_with(b"._partial") || name.starts_with(b"snapshots/.working-")
 }
 
-fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
-    let sb = Sandbox::new();
-    small_source(&sb);
-    // Enough compressible data that a run at level 9 lasts well over a second.
+/// The small source plus enough compressible data that a run at level 9 lasts well over a
+/// second.
+fn big_source(sb: &Sandbox) {
+    small_source(sb);
     for i in 0..3 {
         let mut text = compressible_text(8 << 20);
         text.extend_from_slice(format!("file {i}\n").as_bytes());
         fs::write(sb.src_dir().join(format!("d/big-{i}.txt")), text).unwrap();
     }
+}
+
+/// Starts `aa` with `args` and returns it once it is writing `partial` (plus a moment).
+fn started_writing(sb: &Sandbox, args: &[&str], partial: &Path) -> std::process::Child {
+    let mut child = sb.aa().args(args).spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !partial.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?}: the run ended before it wrote anything"
+        );
+        assert!(Instant::now() < deadline, "{args:?}: no {partial:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Midway: the backup has started writing and is far from done.
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+/// Kills what is left of `child`'s process group (GNU tar, a compressor).
+fn kill_group(child: &std::process::Child) {
+    // SAFETY: kill(2) on the process group of our own child.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+}
+
+fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
+    let sb = Sandbox::new();
+    big_source(&sb);
     write_spec(&sb, "k", "incremental = yes");
     let run = |extra: &[&str]| {
         let out = sb.aa().args(["-a", archiver]).args(extra).arg("k").run();
@@ -48,24 +76,13 @@ fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
     let dest_before = snapshot(&sb.dest_dir());
     let config_before = state(&sb.config_dir());
 
-    let mut child = sb
-        .aa()
-        .args(["-a", archiver, "-c", "9", "--level", "0", "k"])
-        .spawn();
     let partial = sb.dest_dir().join(format!("k.{ext}._partial"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !partial.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{archiver}: the run ended before it wrote anything"
-        );
-        assert!(Instant::now() < deadline, "{archiver}: no {partial:?}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    // Midway: the backup has started writing and is far from done.
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on the process group of our own child.
-    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+    let mut child = started_writing(
+        &sb,
+        &["-a", archiver, "-c", "9", "--level", "0", "k"],
+        &partial,
+    );
+    kill_group(&child);
     let status = child.wait().unwrap();
     assert_eq!(
         status.signal(),
@@ -158,4 +175,46 @@ fn tar_internal_killed_midway_loses_nothing() {
 #[test]
 fn tar_external_killed_midway_loses_nothing() {
     killed_level_0_redo_loses_nothing("targz", "tar.gz");
+}
+
+/// Ctrl-C (here SIGINT to `aa` alone, as `kill -INT` sends it) during a backup: `aa` removes
+/// the unfinished `._partial` file itself and exits with 130; the previous backup is untouched.
+fn interrupted_run_removes_its_unfinished_backup(archiver: &str, ext: &str) {
+    let sb = Sandbox::new();
+    big_source(&sb);
+    write_spec(&sb, "k", "");
+    let out = sb.aa().args(["-a", archiver, "k"]).run();
+    out.assert_success();
+    // The destination directory's own time changes with the partial file; its content not.
+    let backups = || {
+        let mut state = snapshot(&sb.dest_dir());
+        state.remove(&b""[..]);
+        state
+    };
+    let before = backups();
+
+    let partial = sb.dest_dir().join(format!("k.{ext}._partial"));
+    let mut child = started_writing(&sb, &["-a", archiver, "-c", "9", "k"], &partial);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    kill_group(&child);
+    assert_eq!(status.code(), Some(130), "{archiver}: {status:?}");
+    assert!(!partial.exists(), "{archiver}: the partial file is left");
+    assert_same_tree(
+        &before,
+        &backups(),
+        Compare::default(),
+        &format!("{archiver}: backups after the interrupt"),
+    );
+}
+
+#[test]
+fn tar_internal_interrupted_removes_its_unfinished_backup() {
+    interrupted_run_removes_its_unfinished_backup("targz_internal", "tar.gz");
+}
+
+#[test]
+fn tar_external_interrupted_removes_its_unfinished_backup() {
+    interrupted_run_removes_its_unfinished_backup("targz", "tar.gz");
 }

@@ -8,7 +8,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use aa_abi::naming::PARTIAL_SUFFIX;
+use aa_abi::naming::{backup_file_path, working_path, PARTIAL_SUFFIX};
 use aa_abi::snapshots::backup_level_for;
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
 
@@ -17,6 +17,7 @@ use super::keeping::Keeping;
 use super::levels::{save_level_info, LevelInfo, RestartReason};
 use super::{commands, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
+use crate::interrupt;
 use crate::lock::ArchiveLock;
 use crate::spec;
 use crate::ui::Ui;
@@ -145,6 +146,19 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
     }
+    // A Ctrl-C from here on removes the backup being written (see `crate::interrupt`).
+    let _unfinished = (!overwrite_at_start)
+        .then(|| {
+            backup_file_path(
+                definition.destination.as_path(),
+                settings.name(),
+                ctx.backup_type(),
+                incremental.then_some(next_level),
+                None,
+            )
+        })
+        .flatten()
+        .map(|path| interrupt::remove_on_interrupt(&working_path(&path)));
     let created = if incremental {
         ctx.provider.backup_files_incrementally(
             &definition,
