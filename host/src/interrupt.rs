@@ -1,51 +1,77 @@
 //! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a run: the unfinished backup is removed before
 //! `aa` exits, instead of a `._partial` file being left for the next run to clean.
 //!
-//! The signals are blocked in every thread (threads inherit the mask of the thread that starts
-//! them, so [`install`] must run first, before any thread exists) and taken by one thread that
-//! waits for them: it removes the files registered with [`remove_on_interrupt`], says so, and
-//! ends the process with the usual status (128 + the signal number). The providers need no
-//! cooperation, and the programs they start (GNU tar, a compressor, hooks) are unaffected:
-//! Rust's process spawning resets the signal mask, so they receive a terminal's Ctrl-C and stop
-//! as they always do.
+//! The signal handler only writes the signal number to a pipe (the self-pipe pattern: a handler
+//! may do little safely); a thread reading the pipe removes the files registered with
+//! [`remove_on_interrupt`], says so, and ends the process with the usual status (128 + the
+//! signal number). The providers need no cooperation. Handlers do not survive `exec`, so the
+//! programs a run starts (GNU tar, a compressor, hooks) keep the default behaviour and stop on
+//! a terminal's Ctrl-C as they always did; blocking the signals instead would have been
+//! inherited by them. A signal that was ignored when `aa` started (`nohup`) stays ignored.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 /// Files to remove if the run is interrupted.
 static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// The write end of the pipe the handler signals through; -1 until [`install`].
+static PIPE: AtomicI32 = AtomicI32::new(-1);
+
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-/// Blocks the signals in this thread (and so in every thread started later) and starts the
-/// thread that handles them. Call it at the start of `main`.
+extern "C" fn on_signal(signal: libc::c_int) {
+    let fd = PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; one byte from a local.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// Starts the thread that handles the signals and installs the handler. Call it at the start
+/// of `main`; failures leave the default behaviour.
 pub fn install() {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; pthread_sigmask
-    // only changes this thread's mask.
-    let blocked = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in SIGNALS {
-            libc::sigaddset(&mut set, signal);
-        }
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return;
-        }
-        set
-    };
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    let [read_end, write_end] = fds;
     let spawned = std::thread::Builder::new()
         .name("aa-signals".into())
         .spawn(move || loop {
-            let mut signal: libc::c_int = 0;
-            // SAFETY: waits for one of the blocked signals; `blocked` lives in this closure.
-            if unsafe { libc::sigwait(&blocked, &mut signal) } == 0 {
-                interrupted(signal);
+            let mut byte = 0u8;
+            // SAFETY: reads one byte into a local from the pipe this thread owns.
+            let n = unsafe { libc::read(read_end, (&mut byte as *mut u8).cast(), 1) };
+            if n == 1 {
+                interrupted(libc::c_int::from(byte));
+            } else if n == 0 {
+                return;
             }
         });
     if spawned.is_err() {
-        // Without the thread nobody would take the signals: unblock them again.
-        // SAFETY: as above.
-        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &blocked, std::ptr::null_mut()) };
+        return;
+    }
+    PIPE.store(write_end, Ordering::Relaxed);
+    for signal in SIGNALS {
+        // SAFETY: sigaction with a zeroed struct filled in here; the handler is
+        // async-signal-safe. The previous action is read first so that an ignored signal
+        // stays ignored.
+        unsafe {
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut previous) != 0
+                || previous.sa_sigaction == libc::SIG_IGN
+            {
+                continue;
+            }
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // First, before any thread exists (see the module).
+    // Ctrl-C removes an unfinished backup (see the module).
     aa_host::interrupt::install();
     // Diagnostics for developers: AA_LOG=debug (env_logger syntax). Users see the UI messages.
     env_logger::Builder::new()

@@ -790,6 +790,18 @@ impl Sandbox {
     /// Like [`Sandbox::aa`], for an `aa` binary at another place (an installed copy).
     pub fn aa_at(&self, program: &Path) -> Aa {
         let mut cmd = Command::new(program);
+        // As from an interactive shell: a test harness started in the background by a
+        // non-interactive shell ignores SIGINT, and `aa` keeps an ignored signal ignored.
+        // SAFETY: signal(2) is async-signal-safe, as code between fork and exec must be.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
         cmd.arg("--user-config-dir")
             .arg(self.config_dir())
             .arg("--archive-specs-dir")

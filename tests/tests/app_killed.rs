@@ -218,3 +218,35 @@ fn tar_internal_interrupted_removes_its_unfinished_backup() {
 fn tar_external_interrupted_removes_its_unfinished_backup() {
     interrupted_run_removes_its_unfinished_backup("targz", "tar.gz");
 }
+
+/// What `aa` starts keeps the default handling of Ctrl-C: the signals are neither blocked nor
+/// ignored in a hook (so a terminal's Ctrl-C stops it as always). Blocking the signals in `aa`,
+/// the other way to take them, would have been inherited by every child.
+#[test]
+fn hooks_keep_the_default_signal_handling() {
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_spec(
+        &sb,
+        "h",
+        "command-before-backup = grep -E '^Sig(Blk|Ign):' /proc/self/status",
+    );
+    let out = sb.aa().arg("h").run();
+    out.assert_success();
+    let masks: Vec<u64> = out
+        .stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .filter_map(|line| {
+            let at = line.find("SigBlk:").or_else(|| line.find("SigIgn:"))?;
+            let hex = line[at + 7..].trim();
+            Some(u64::from_str_radix(hex, 16).unwrap())
+        })
+        .collect();
+    assert_eq!(masks.len(), 2, "{out}");
+    for mask in masks {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            assert_eq!(mask & (1 << (signal - 1)), 0, "{out}");
+        }
+    }
+}
