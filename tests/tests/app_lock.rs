@@ -1,7 +1,7 @@
 //! One run per archive at a time: while a run processes an archive (here held in its
 //! `command-before-backup`), a second run reports that archive as busy, naming the process,
 //! goes on with its other archives and exits with 1; the first run is not disturbed, and once
-//! it ended the archive can be backed up again.
+//! it ended the archive can be backed up again. `--purge` respects the lock as well.
 
 mod app_support;
 
@@ -49,4 +49,35 @@ fn a_second_run_skips_an_archive_that_is_being_backed_up() {
     assert!(first.wait().unwrap().success());
     assert_eq!(dest_files(&sb), ["other.tar.gz", "slow.tar.gz"]);
     sb.aa().arg("slow").run().assert_success();
+}
+
+/// `--purge` takes the archive's lock too: the state of an archive being backed up (from a
+/// specification given by path, so it looks orphaned) is not purged under it.
+#[test]
+fn purge_leaves_a_locked_archive_alone() {
+    use std::os::fd::AsRawFd;
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_realm(&sb, "orph", &[("archiving-restart-count", "1".to_string())]);
+    let lock_dir = sb.config_dir().join("locks");
+    fs::create_dir_all(&lock_dir).unwrap();
+    let held = fs::File::create(lock_dir.join("orph.lock")).unwrap();
+    // SAFETY: flock on an open descriptor.
+    assert_eq!(
+        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+
+    let out = sb.aa().args(["--purge", "orph"]).run();
+    out.assert_clean_failure();
+    assert!(
+        out.stderr
+            .contains("Another aa run is processing this archive"),
+        "{out}"
+    );
+    assert!(realm_path(&sb, "orph").exists(), "{out}");
+
+    drop(held);
+    sb.aa().args(["--purge", "orph"]).run().assert_success();
+    assert!(!realm_path(&sb, "orph").exists());
 }

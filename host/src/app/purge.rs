@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use super::{App, Failure, SpecRef};
 use crate::archiver::ArchiverService;
 use crate::config::{Opt, OptionSource};
+use crate::lock::ArchiveLock;
 
 /// Purges the orphans among `selected` (or all of them with `--all`).
 pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
@@ -59,8 +60,10 @@ fn purge(app: &App<'_>, name: &str) -> bool {
     }
 }
 
-/// Removes every provider's data and the storage realm of `name`.
+/// Removes every provider's data and the storage realm of `name`, under the archive's lock:
+/// a run backing it up (from a specification given by path) keeps its state.
 fn purge_stored_data(app: &App<'_>, name: &str) -> Result<(), Failure> {
+    let _lock = ArchiveLock::acquire(&app.config.user_config_dir(), name)?;
     for (_, provider) in app.services.get_or_create_services::<ArchiverService>() {
         provider?.purge_stored_backup_data(name)?;
     }
