@@ -15,7 +15,18 @@ use app_support::*;
 fn a_second_run_skips_an_archive_that_is_being_backed_up() {
     let sb = Sandbox::new();
     small_source(&sb);
-    write_spec(&sb, "slow", "command-before-backup = sleep 2");
+    // The first run holds in its hook until the test lets it go (or a minute has passed, so a
+    // failed test leaves nothing running).
+    let go = sb.path().join("go");
+    write_spec(
+        &sb,
+        "slow",
+        &format!(
+            "command-before-backup = sh -c 'i=0; while [ ! -e {} ] && [ $i -lt 3000 ]; \
+             do sleep 0.02; i=$((i+1)); done'",
+            go.display()
+        ),
+    );
     write_spec(&sb, "other", "");
 
     let mut first = sb.aa().arg("slow").spawn();
@@ -46,6 +57,7 @@ fn a_second_run_skips_an_archive_that_is_being_backed_up() {
     assert!(first.try_wait().unwrap().is_none(), "the first run ended");
     assert_eq!(dest_files(&sb), ["other.tar.gz"], "{second}");
 
+    fs::write(&go, "").unwrap();
     assert!(first.wait().unwrap().success());
     assert_eq!(dest_files(&sb), ["other.tar.gz", "slow.tar.gz"]);
     sb.aa().arg("slow").run().assert_success();
