@@ -88,6 +88,10 @@ fn interrupted(signal: libc::c_int) -> ! {
         libc::SIGTERM => "terminated",
         _ => "hung up",
     };
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // Over the backup's status line, if one is shown.
+        eprint!("\r\x1b[2K");
+    }
     if removed.is_empty() {
         eprintln!("aa: {name}");
     } else {

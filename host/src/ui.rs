@@ -5,9 +5,18 @@
 //! [`Ui::set_label`], errors, warnings and informational messages are prefixed with it, so each
 //! archive's outcome is on its own line. The UI also counts errors and warnings: like the
 //! original, `aa` exits with 1 when any was shown.
+//!
+//! While a backup runs on a terminal (and neither `--quiet` nor `--verbose`, which lists every
+//! name, was given), one status line on stderr shows the archive, the number of objects stored
+//! so far and the current name, so a long backup is visibly alive; it is cleared when the
+//! backup ends, and messages printed meanwhile appear above it. Without a terminal (cron,
+//! pipes, tests) nothing of it is drawn.
 
 use std::cell::{Cell, RefCell};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How much is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,6 +35,7 @@ pub struct Ui {
     label: RefCell<Option<String>>,
     errors: Cell<usize>,
     warnings: Cell<usize>,
+    progress: RefCell<Option<ProgressBar>>,
 }
 
 impl Ui {
@@ -35,6 +45,45 @@ impl Ui {
             label: RefCell::new(None),
             errors: Cell::new(0),
             warnings: Cell::new(0),
+            progress: RefCell::new(None),
+        }
+    }
+
+    /// Starts the status line of a backup (see the module documentation).
+    pub fn start_progress(&self) {
+        if self.verbosity != Verbosity::Normal || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let style = ProgressStyle::with_template("{spinner} {prefix}{pos} stored  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_prefix(self.prefix());
+        // Redrawn even while one large file is read, so that the line shows the run is alive.
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *self.progress.borrow_mut() = Some(bar);
+    }
+
+    /// Counts a stored object and shows its name on the status line, if there is one.
+    pub fn progress_file(&self, name: &str) {
+        if let Some(bar) = &*self.progress.borrow() {
+            bar.inc(1);
+            bar.set_message(name.to_string());
+        }
+    }
+
+    /// Clears the status line.
+    pub fn finish_progress(&self) {
+        if let Some(bar) = self.progress.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Prints through `print`, above the status line when there is one.
+    fn above_progress(&self, print: impl FnOnce()) {
+        match &*self.progress.borrow() {
+            Some(bar) => bar.suspend(print),
+            None => print(),
         }
     }
 
@@ -62,14 +111,14 @@ impl Ui {
     /// An error, always shown.
     pub fn error(&self, message: &str) {
         self.errors.set(self.errors.get() + 1);
-        eprintln!("aa: Error! {}{}", self.prefix(), message);
+        self.above_progress(|| eprintln!("aa: Error! {}{}", self.prefix(), message));
     }
 
     /// A warning, hidden by `--quiet` but still counted.
     pub fn warning(&self, message: &str) {
         self.warnings.set(self.warnings.get() + 1);
         if self.verbosity > Verbosity::Quiet {
-            eprintln!("aa: Warning! {}{}", self.prefix(), message);
+            self.above_progress(|| eprintln!("aa: Warning! {}{}", self.prefix(), message));
         }
     }
 
@@ -114,8 +163,10 @@ impl Ui {
     }
 
     fn print(&self, message: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{message}");
+        self.above_progress(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{message}");
+        });
     }
 
     pub fn errors(&self) -> usize {

@@ -159,6 +159,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         })
         .flatten()
         .map(|path| interrupt::remove_on_interrupt(&working_path(&path)));
+    ui.start_progress();
     let created = if incremental {
         ctx.provider.backup_files_incrementally(
             &definition,
@@ -171,6 +172,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         ctx.provider
             .backup_files(&definition, compression, overwrite_at_start, &events)
     };
+    ui.finish_progress();
     let backup = match created {
         Ok(path) => path,
         Err(e) => {
@@ -276,7 +278,9 @@ struct UiEvents<'a> {
 
 impl BackupEvents for UiEvents<'_> {
     fn file_add(&self, name: &Path) {
-        self.ui.verbose(&name.display().to_string());
+        let name = name.display().to_string();
+        self.ui.progress_file(&name);
+        self.ui.verbose(&name);
     }
 
     fn backup_operation_error(
