@@ -2,9 +2,14 @@
 //! and the events sink). Hosts use [`crate::host`] and plugins [`crate::plugin`]; this module is
 //! public only because those safe layers and the export macro expand to it.
 //!
-//! Growth rules: a new root-module entry goes after `create_provider` (the last prefix field),
-//! a new provider method after `purge_stored_backup_data`; the host must then treat its absence
-//! in an older plugin as "not supported".
+//! Growth rules, as abi_stable checks them when a plugin is loaded: a root module (or provider
+//! vtable) with *more* fields than the host's is accepted (a plugin built against a newer
+//! `aa-abi` of the same minor version runs in an older host, which ignores the new entries),
+//! but one with *fewer* is refused ("too many fields"). So a new root-module entry goes after
+//! `create_provider` (the last prefix field) and a new provider method after
+//! `purge_stored_backup_data`, and the host that starts calling them refuses every plugin built
+//! before: that is a new minor version of `aa-abi`, with plugins rebuilt, not a silent
+//! extension (tested in `tests/tests/abi_mismatch.rs`).
 
 // `sabi_trait` expands to impls inside a const block, which this lint flags; the code is abi_stable's.
 #![allow(non_local_definitions)]

@@ -2,6 +2,11 @@
 //! crashes the host. The incompatible plugins are the Hello example rebuilt against a copy of
 //! `abi/` that was changed the way a careless release would change it: a field added to a
 //! boundary type (layout check) or a new minor version (version check).
+//!
+//! And the growth abi_stable allows: a plugin whose root module has an entry appended after
+//! the last prefix field (built against a newer `aa-abi` of the same version) loads and works
+//! in this host. The other way round (a host whose root module grew, an older plugin) is
+//! refused by abi_stable, which is why `abi/src/ffi.rs` treats such growth as a new version.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,8 @@ enum Change {
     Layout,
     /// Same layout, version 0.2.0 (0.x versions are compatible within one minor version).
     Version,
+    /// A root-module entry appended after the last prefix field: a newer, compatible plugin.
+    NewerRootModule,
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -43,6 +50,7 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
     let (tag, version) = match change {
         Change::Layout => ("layout", "0.1.0"),
         Change::Version => ("version", "0.2.0"),
+        Change::NewerRootModule => ("newer-root-module", "0.1.0"),
     };
     // A stable location under target/ so cargo reuses its build between runs.
     let root = target_dir().join("abi-mismatch").join(tag);
@@ -64,6 +72,28 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
         ),
     )
     .unwrap();
+    if let Change::NewerRootModule = change {
+        let ffi = abi.join("src/ffi.rs");
+        let text = fs::read_to_string(&ffi).unwrap();
+        let text = replace_once(
+            &text,
+            "RResult<ArchiverProviderBox, ProviderError>,\n}",
+            "RResult<ArchiverProviderBox, ProviderError>,\n    pub added_later: extern \"C\" fn() -> u32,\n}",
+        );
+        fs::write(&ffi, text).unwrap();
+        let plugin = abi.join("src/plugin.rs");
+        let text = fs::read_to_string(&plugin).unwrap();
+        let text = replace_once(
+            &text,
+            "        create_provider: create_entry::<P>,\n",
+            "        create_provider: create_entry::<P>,\n        added_later: added_later_entry,\n",
+        );
+        fs::write(
+            &plugin,
+            format!("{text}\nextern \"C\" fn added_later_entry() -> u32 {{\n    7\n}}\n"),
+        )
+        .unwrap();
+    }
     if let Change::Layout = change {
         let types = abi.join("src/types.rs");
         let text = fs::read_to_string(&types).unwrap();
@@ -130,4 +160,38 @@ fn a_plugin_with_a_changed_type_layout_is_refused() {
 #[test]
 fn a_plugin_built_for_another_abi_version_is_refused() {
     assert_refused(Change::Version, "0.2.0");
+}
+
+#[test]
+fn a_plugin_with_a_root_module_entry_appended_loads_and_works() {
+    let library = build_incompatible_hello(Change::NewerRootModule);
+    let sb = Sandbox::new();
+    let plugins = sb.mkdir("plugins");
+    fs::copy(&library, plugins.join("libhello.so")).unwrap();
+    let out = sb
+        .aa()
+        .arg("--list-providers")
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .run();
+    out.assert_success();
+    assert!(
+        out.stderr.is_empty(),
+        "no warning for a compatible plugin:\n{out}"
+    );
+    assert!(out.stdout.contains("Hello"), "{out}");
+
+    // And it makes backups.
+    aa_tests::simple_fixture(&sb.src_dir());
+    sb.write_spec(
+        "data",
+        &aa_tests::Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()).archiver("tar@Hello"),
+    );
+    sb.aa()
+        .args(["--plugin-dir"])
+        .arg(&plugins)
+        .arg("data")
+        .run()
+        .assert_success();
+    assert!(sb.dest_dir().join("data.tar").is_file());
 }
