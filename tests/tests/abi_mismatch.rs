@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use aa_tests::{build_cdylib, target_dir, workspace_dir, Sandbox};
+use aa_tests::{build_cdylib, target_dir, workspace_dir, AaOutput, Sandbox};
 
 /// How the copy of the ABI crate differs from the real one.
 enum Change {
@@ -127,12 +127,13 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
     )
 }
 
-fn assert_refused(change: Change, expected_reason: &str) {
+/// A sandbox whose `plugins/` directory holds the Hello plugin built with `change`, and what
+/// `aa --list-providers` says with that directory.
+fn listed_with(change: Change) -> (Sandbox, PathBuf, AaOutput) {
     let library = build_incompatible_hello(change);
     let sb = Sandbox::new();
     let plugins = sb.mkdir("plugins");
     fs::copy(&library, plugins.join("libhello.so")).unwrap();
-
     let out = sb
         .aa()
         .arg("--list-providers")
@@ -140,6 +141,11 @@ fn assert_refused(change: Change, expected_reason: &str) {
         .arg(&plugins)
         .run();
     out.assert_success();
+    (sb, plugins, out)
+}
+
+fn assert_refused(change: Change, expected_reason: &str) {
+    let (_sb, _plugins, out) = listed_with(change);
     let stderr: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(stderr.len(), 1, "one line for the refused plugin:\n{out}");
     assert!(stderr[0].contains("libhello.so"), "{out}");
@@ -164,17 +170,7 @@ fn a_plugin_built_for_another_abi_version_is_refused() {
 
 #[test]
 fn a_plugin_with_a_root_module_entry_appended_loads_and_works() {
-    let library = build_incompatible_hello(Change::NewerRootModule);
-    let sb = Sandbox::new();
-    let plugins = sb.mkdir("plugins");
-    fs::copy(&library, plugins.join("libhello.so")).unwrap();
-    let out = sb
-        .aa()
-        .arg("--list-providers")
-        .arg("--plugin-dir")
-        .arg(&plugins)
-        .run();
-    out.assert_success();
+    let (sb, plugins, out) = listed_with(Change::NewerRootModule);
     assert!(
         out.stderr.is_empty(),
         "no warning for a compatible plugin:\n{out}"
