@@ -2,12 +2,16 @@
 //!
 //! Names are `NAME[.LEVEL][.KEEPID].EXT`, exactly as the original program builds them: level 0
 //! (and a non-incremental backup) has no level token. Unless the user asked to overwrite at
-//! start, a backup is written to `NAME....EXT._partial` and renamed over the old one only once
-//! complete, so a failed run never destroys the previous backup.
+//! start, a backup is written to a partial file (`NAME....EXT.pPID-TOKEN._partial`, unique
+//! and locked while written, see [`OutputFile`]) and renamed over the old one only once
+//! complete, so a failed run never destroys the previous backup, and a run never touches the
+//! partial file of another.
 
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::types::BackupType;
@@ -33,9 +37,6 @@ pub fn normalise_entry(mut name: &[u8]) -> &[u8] {
         name
     }
 }
-
-/// Suffix of a backup that is still being written.
-pub const PARTIAL_SUFFIX: &str = "._partial";
 
 /// The file name of a backup, `None` for a backup type this ABI version does not know.
 pub fn backup_file_name(
@@ -70,19 +71,123 @@ pub fn backup_file_path(
     backup_file_name(backup_id, backup_type, level, keeping_id).map(|n| destination.join(n))
 }
 
-/// The temporary path a backup is written to before it is complete.
-pub fn working_path(final_path: &Path) -> PathBuf {
+/// Suffix of a backup that is still being written.
+pub const PARTIAL_SUFFIX: &str = "._partial";
+
+/// The file name of the backup that `file_name` (a name in a destination directory) is a
+/// partial file of, or `None` if it is no partial file. Recognises the unique names written
+/// here (`FINAL.pPID-TOKEN._partial`, see [`OutputFile`]) and the older `FINAL._partial`.
+pub fn partial_of(file_name: &[u8]) -> Option<&[u8]> {
+    let rest = file_name.strip_suffix(PARTIAL_SUFFIX.as_bytes())?;
+    let final_name = match rest.iter().rposition(|&b| b == b'.') {
+        Some(dot) if is_token(&rest[dot + 1..]) => &rest[..dot],
+        _ => rest,
+    };
+    (!final_name.is_empty()).then_some(final_name)
+}
+
+/// `pPID-HEX`, the token that makes a partial file's name unique.
+fn is_token(token: &[u8]) -> bool {
+    let Some((pid, random)) = token
+        .strip_prefix(b"p")
+        .and_then(|t| t.iter().position(|&b| b == b'-').map(|at| t.split_at(at)))
+    else {
+        return false;
+    };
+    let random = &random[1..];
+    !pid.is_empty()
+        && pid.iter().all(u8::is_ascii_digit)
+        && !random.is_empty()
+        && random.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// A fresh partial path for the backup at `final_path`: the process id and a random number
+/// make it unique among the runs writing into one destination, from one machine or several.
+fn unique_partial_path(final_path: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, Hasher};
+    // Seeded from the operating system's randomness, differently for every instance.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     let mut s = OsString::from(final_path.as_os_str());
-    s.push(PARTIAL_SUFFIX);
+    s.push(format!(
+        ".p{}-{:08x}{PARTIAL_SUFFIX}",
+        std::process::id(),
+        hasher.finish() as u32
+    ));
     PathBuf::from(s)
 }
 
-/// The file a backup is being written to. Dropped without [`OutputFile::commit`], it removes
-/// what was written, so neither a `._partial` file nor a half-written backup stays behind.
+/// Takes the write lock of a partial file without waiting: `Ok(false)` if another run holds
+/// it. Open file description locks (`F_OFD_SETLK`) belong to the open file, not to the
+/// process, so closing another descriptor of the file (a provider's writer, a walker reading
+/// the tree) never drops them, and they conflict within one process too. The kernel drops
+/// them when the file's last descriptor closes, however the process ends; NFS carries them
+/// to the server, so runs on several machines see each other's.
+fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: a zeroed flock is a valid value; the fields that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl on an open descriptor with a pointer to a local flock.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) } == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        _ => Err(error),
+    }
+}
+
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Removes the partial file at `path` if it was provably abandoned: no living run holds its
+/// lock ([`OutputFile`] holds it from creating the file to moving it into place). The lock is
+/// taken for the removal, so a run cannot start writing the file meanwhile. Returns whether
+/// the file was removed; only regular files are considered.
+pub fn remove_if_abandoned(path: &Path) -> io::Result<bool> {
+    if !fs::symlink_metadata(path)?.is_file() {
+        return Ok(false);
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !try_lock(&file)? {
+        return Ok(false);
+    }
+    // Still the file locked (its writer may have just moved it into place)?
+    if !same_file(&fs::symlink_metadata(path)?, &file.metadata()?) {
+        return Ok(false);
+    }
+    fs::remove_file(path)?;
+    Ok(true)
+}
+
+/// The file a backup is being written to.
+///
+/// Unless the user asked to overwrite at start, it is a partial file with a unique name
+/// (`FINAL.pPID-TOKEN._partial`), created exclusively (`O_EXCL`) and locked for as long as
+/// this value lives, so a run never writes, removes or moves into place a partial file it did
+/// not create: another run's cleanup removes only files whose lock nobody holds
+/// ([`remove_if_abandoned`]). So the file at the final name is always a complete backup. When
+/// two runs of one archive (two machines sharing a destination) both complete, each moves its
+/// own file into place and the last rename wins.
+///
+/// Dropped without [`OutputFile::commit`], it removes what was written, so neither a partial
+/// file nor a half-written backup stays behind.
 #[derive(Debug)]
 pub struct OutputFile {
     final_path: PathBuf,
     working_path: PathBuf,
+    /// The working file once created; as a partial file, it holds the lock.
+    file: Option<File>,
     committed: bool,
 }
 
@@ -93,16 +198,17 @@ impl OutputFile {
         let working_path = if overwrite_at_start {
             final_path.clone()
         } else {
-            working_path(&final_path)
+            unique_partial_path(&final_path)
         };
         OutputFile {
             final_path,
             working_path,
+            file: None,
             committed: false,
         }
     }
 
-    /// Where the content must be written.
+    /// Where the content must be written, once [`OutputFile::create`] made the file.
     pub fn path(&self) -> &Path {
         &self.working_path
     }
@@ -111,14 +217,61 @@ impl OutputFile {
         &self.final_path
     }
 
-    /// Creates (truncating) the working file.
-    pub fn create(&self) -> io::Result<File> {
-        File::create(&self.working_path)
+    /// Creates the working file and returns a descriptor to write it through (a program given
+    /// [`OutputFile::path`] may open it again instead). The partial file is new and locked;
+    /// the file written in place is truncated.
+    pub fn create(&mut self) -> io::Result<File> {
+        if self.file.is_some() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        if self.working_path == self.final_path {
+            let file = File::create(&self.working_path)?;
+            let writer = file.try_clone()?;
+            self.file = Some(file);
+            return Ok(writer);
+        }
+        let mut attempts = 0;
+        let file = loop {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&self.working_path)
+            {
+                Ok(file) => break file,
+                // Another run's file: never touched, another name is taken.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => {
+                    attempts += 1;
+                    self.working_path = unique_partial_path(&self.final_path);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // A cleanup that found the file before it was locked may hold the lock to remove it.
+        if !try_lock(&file)?
+            || !same_file(
+                &fs::symlink_metadata(&self.working_path)?,
+                &file.metadata()?,
+            )
+        {
+            return Err(io::Error::other(format!(
+                "{}: removed by another run while being created",
+                self.working_path.display()
+            )));
+        }
+        let writer = file.try_clone()?;
+        self.file = Some(file);
+        Ok(writer)
     }
 
     /// Flushes the complete backup to disk and moves it to its final name.
     pub fn commit(mut self) -> io::Result<PathBuf> {
-        File::open(&self.working_path)?.sync_all()?;
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the backup file was never created"))?;
+        // Through the locking descriptor: opening and closing another would be harmless with
+        // these locks, but this one is certainly the file created.
+        file.sync_all()?;
         if self.working_path != self.final_path {
             fs::rename(&self.working_path, &self.final_path)?;
         }
@@ -138,7 +291,8 @@ impl OutputFile {
 
 impl Drop for OutputFile {
     fn drop(&mut self) {
-        if !self.committed {
+        // Only a file this value created (and still holds the lock of) is ours to remove.
+        if !self.committed && self.file.is_some() {
             let _ = fs::remove_file(&self.working_path);
         }
     }
@@ -146,6 +300,9 @@ impl Drop for OutputFile {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     #[test]
@@ -175,22 +332,115 @@ mod tests {
         assert_eq!(normalise_entry(b".hidden/"), b".hidden");
     }
 
+    /// The names in `dir`.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn uncommitted_output_is_removed_and_old_backup_kept() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("b.tar");
         fs::write(&target, b"old").unwrap();
         {
-            let out = OutputFile::new(target.clone(), false);
-            fs::write(out.path(), b"half").unwrap();
+            let mut out = OutputFile::new(target.clone(), false);
+            out.create().unwrap().write_all(b"half").unwrap();
+            assert_eq!(
+                partial_of(out.path().file_name().unwrap().as_bytes()),
+                Some(&b"b.tar"[..])
+            );
         }
         assert_eq!(fs::read(&target).unwrap(), b"old");
-        assert!(!working_path(&target).exists());
+        assert_eq!(names(dir.path()), ["b.tar"]);
 
-        let out = OutputFile::new(target.clone(), false);
-        fs::write(out.path(), b"new").unwrap();
+        let mut out = OutputFile::new(target.clone(), false);
+        out.create().unwrap().write_all(b"new").unwrap();
         assert_eq!(out.commit().unwrap(), target);
         assert_eq!(fs::read(&target).unwrap(), b"new");
-        assert!(!working_path(&target).exists());
+        assert_eq!(names(dir.path()), ["b.tar"]);
+    }
+
+    #[test]
+    fn partial_names_are_recognised() {
+        assert_eq!(
+            partial_of(b"home.tar.gz.p12-0af3._partial"),
+            Some(&b"home.tar.gz"[..])
+        );
+        assert_eq!(
+            partial_of(b"home.1.aa.tar.gz._partial"),
+            Some(&b"home.1.aa.tar.gz"[..])
+        );
+        // Not a token: part of the old-style name.
+        assert_eq!(
+            partial_of(b"home.tar.p12._partial"),
+            Some(&b"home.tar.p12"[..])
+        );
+        assert_eq!(
+            partial_of(b"home.tar.px-1._partial"),
+            Some(&b"home.tar.px-1"[..])
+        );
+        assert_eq!(partial_of(b"home.tar.gz"), None);
+        assert_eq!(partial_of(b"._partial"), None);
+        assert_eq!(partial_of(b".p1-a._partial"), None);
+        // What a run writes is recognised, and unique.
+        let a = unique_partial_path(Path::new("/d/home.tar"));
+        let b = unique_partial_path(Path::new("/d/home.tar"));
+        assert_ne!(a, b);
+        assert_eq!(
+            partial_of(a.file_name().unwrap().as_bytes()),
+            Some(&b"home.tar"[..])
+        );
+    }
+
+    /// Two runs writing one backup: neither touches the other's partial file; a partial file
+    /// whose writer is gone is removed; the last complete run wins.
+    #[test]
+    fn a_partial_file_is_removed_only_when_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("b.tar");
+        let mut first = OutputFile::new(target.clone(), false);
+        first.create().unwrap().write_all(b"first").unwrap();
+        let mut second = OutputFile::new(target.clone(), false);
+        assert_ne!(first.path(), second.path());
+        second.create().unwrap().write_all(b"second").unwrap();
+        // Locks conflict between open files, so within one process too.
+        assert!(!remove_if_abandoned(first.path()).unwrap());
+        assert!(!remove_if_abandoned(second.path()).unwrap());
+        // A writer closing other descriptors of its file keeps the lock.
+        drop(File::open(first.path()).unwrap());
+        assert!(!remove_if_abandoned(first.path()).unwrap());
+
+        // Abandoned: a writer that died (here: an unlocked file of the same name form).
+        let stale = unique_partial_path(&target);
+        fs::write(&stale, b"stale").unwrap();
+        assert!(remove_if_abandoned(&stale).unwrap());
+        assert!(!stale.exists());
+        // Old-style names too; what is no regular file is left alone.
+        let old_style = dir.path().join("b.tar._partial");
+        fs::write(&old_style, b"old").unwrap();
+        assert!(remove_if_abandoned(&old_style).unwrap());
+        std::os::unix::fs::symlink("b.tar", &old_style).unwrap();
+        assert!(!remove_if_abandoned(&old_style).unwrap());
+        fs::remove_file(&old_style).unwrap();
+
+        // A file created by another run is never taken over.
+        let mut attempt = OutputFile::new(target.clone(), false);
+        attempt.working_path = first.path().to_path_buf();
+        attempt.create().unwrap();
+        assert_ne!(attempt.path(), first.path(), "a new name is taken");
+        drop(attempt);
+        assert_eq!(fs::read(first.path()).unwrap(), b"first");
+
+        let (first_path, second_path) = (first.path().to_path_buf(), second.path().to_path_buf());
+        assert_eq!(second.commit().unwrap(), target);
+        assert_eq!(first.commit().unwrap(), target);
+        assert_eq!(fs::read(&target).unwrap(), b"first");
+        assert!(!first_path.exists() && !second_path.exists());
+        assert_eq!(names(dir.path()), ["b.tar"]);
     }
 }

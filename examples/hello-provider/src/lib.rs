@@ -63,9 +63,9 @@ impl ArchiverProvider for HelloProvider {
         overwrite_at_start: bool,
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, ProviderError> {
-        // Written to `NAME.tar._partial` and renamed on commit; dropping `output` on an error
+        // Written to a partial file (`NAME.tar.pPID-TOKEN._partial`) and renamed on commit; dropping `output` on an error
         // path deletes the partial file and leaves the old backup alone.
-        let output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
+        let mut output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
         let written = output.path().to_path_buf();
         let io_error = |e: io::Error| ProviderError::from_io(written.display(), &e);
         let file = output.create().map_err(io_error)?;

@@ -145,7 +145,11 @@ impl TarExternalProvider {
             Ok(_) => return Err(Error::io(root, io::Error::from_raw_os_error(libc::ENOTDIR))),
             Err(e) => return Err(Error::io(root, e)),
         }
-        let output = OutputFile::new(final_path, overwrite_at_start);
+        let mut output = OutputFile::new(final_path, overwrite_at_start);
+        // Created (and, as a partial file, locked) here; tar writes it again by name.
+        output
+            .create()
+            .map_err(|e| Error::io(output.final_path(), e))?;
         // tar resolves relative paths against its own working directory; pin them down.
         let archive =
             std::path::absolute(output.path()).map_err(|e| Error::io(output.path(), e))?;

@@ -134,7 +134,7 @@ impl ArchiverProvider for TarInternalProvider {
         let walker = Walker::new(root, definition.includes(), definition.excludes())
             .map_err(|e| fatal(root, &e))?;
 
-        let output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
+        let mut output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
         let final_path = output.final_path().to_path_buf();
         let write_failed = |e: &io::Error| fatal(&final_path, e);
 

@@ -226,7 +226,7 @@ pub fn backup_files_incrementally(
     };
 
     // Pass 2.
-    let output = OutputFile::new(final_path, overwrite_at_start);
+    let mut output = OutputFile::new(final_path, overwrite_at_start);
     let final_path = output.final_path().to_path_buf();
     let write_failed = |e: &io::Error| fatal(&final_path, e);
     let file = output.create().map_err(|e| write_failed(&e))?;
