@@ -1,20 +1,30 @@
-//! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a run: the unfinished backup is removed before
-//! `aa` exits, instead of a `._partial` file being left for the next run to clean.
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a run: the destination is put back as it was
+//! before `aa` exits. The unfinished backup is removed (instead of a partial file being left
+//! for the next run to clean) and old backups renamed for keeping are given back their names
+//! (see `crate::app::journal`).
 //!
 //! The signal handler only writes the signal number to a pipe (the self-pipe pattern: a handler
-//! may do little safely); a thread reading the pipe removes the files registered with
-//! [`remove_on_interrupt`], says so, and ends the process with the usual status (128 + the
-//! signal number). The providers need no cooperation. Handlers do not survive `exec`, so the
+//! may do little safely); a thread reading the pipe runs the cleanups registered with
+//! [`on_interrupt`] (the latest first), says what they did, and ends the process with the usual
+//! status (128 + the signal number). The steps a cleanup must never interrupt run as
+//! [`critical`] sections: the thread takes the same mutex first, and ends the process holding
+//! it. The providers need no cooperation. Handlers do not survive `exec`, so the
 //! programs a run starts (GNU tar, a compressor, hooks) keep the default behaviour and stop on
 //! a terminal's Ctrl-C as they always did; blocking the signals instead would have been
 //! inherited by them. A signal that was ignored when `aa` started (`nohup`) stays ignored.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Files to remove if the run is interrupted.
-static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// What to do if the run is interrupted; each says what it did, if anything.
+type Cleanup = Box<dyn Fn() -> Option<String> + Send>;
+
+/// The cleanups registered, with their ids, in the order registered.
+static CLEANUPS: Mutex<Vec<(u64, Cleanup)>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Held by [`critical`] sections and by the signal thread while it cleans up.
+static CRITICAL: Mutex<()> = Mutex::new(());
 
 /// The write end of the pipe the handler signals through; -1 until [`install`].
 static PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -76,13 +86,10 @@ pub fn install() {
 }
 
 fn interrupted(signal: libc::c_int) -> ! {
-    let files = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
-    let mut removed = Vec::new();
-    for path in files.iter() {
-        if std::fs::remove_file(path).is_ok() {
-            removed.push(path.display().to_string());
-        }
-    }
+    // Held until the process ends: nothing critical starts after the cleanups.
+    let _critical = CRITICAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cleanups = CLEANUPS.lock().unwrap_or_else(|e| e.into_inner());
+    let done: Vec<String> = cleanups.iter().rev().filter_map(|(_, f)| f()).collect();
     let name = match signal {
         libc::SIGINT => "interrupted",
         libc::SIGTERM => "terminated",
@@ -92,36 +99,41 @@ fn interrupted(signal: libc::c_int) -> ! {
         // Over the backup's status line, if one is shown.
         eprint!("\r\x1b[2K");
     }
-    if removed.is_empty() {
+    if done.is_empty() {
         eprintln!("aa: {name}");
     } else {
-        eprintln!("aa: {name}; removed the unfinished {}", removed.join(", "));
+        eprintln!("aa: {name}; {}", done.join("; "));
     }
     // SAFETY: ends the process at once, without running other threads' code further.
     unsafe { libc::_exit(128 + signal) }
 }
 
-/// Registers `path` for removal if the run is interrupted, until the guard is dropped.
-pub fn remove_on_interrupt(path: &Path) -> UnfinishedGuard {
-    let path = path.to_path_buf();
-    UNFINISHED
+/// Runs `f` so that an interrupt's cleanups never run in the middle of it. A cleanup must not
+/// call it: the signal thread already holds the lock.
+pub fn critical<T>(f: impl FnOnce() -> T) -> T {
+    let _critical = CRITICAL.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
+/// Registers `cleanup` to run if the run is interrupted, until the guard is dropped.
+pub fn on_interrupt(cleanup: impl Fn() -> Option<String> + Send + 'static) -> InterruptGuard {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    CLEANUPS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(path.clone());
-    UnfinishedGuard { path }
+        .push((id, Box::new(cleanup)));
+    InterruptGuard { id }
 }
 
-/// See [`remove_on_interrupt`].
+/// See [`on_interrupt`].
 #[must_use]
-pub struct UnfinishedGuard {
-    path: PathBuf,
+pub struct InterruptGuard {
+    id: u64,
 }
 
-impl Drop for UnfinishedGuard {
+impl Drop for InterruptGuard {
     fn drop(&mut self) {
-        let mut files = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = files.iter().position(|p| *p == self.path) {
-            files.remove(i);
-        }
+        let mut cleanups = CLEANUPS.lock().unwrap_or_else(|e| e.into_inner());
+        cleanups.retain(|(id, _)| *id != self.id);
     }
 }

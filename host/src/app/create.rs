@@ -8,14 +8,14 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use aa_abi::naming::{backup_file_path, working_path, PARTIAL_SUFFIX};
-use aa_abi::snapshots::backup_level_for;
+use aa_abi::naming::backup_file_path;
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
 
 use super::archive::{ArchiveContext, ArchiveSettings};
-use super::keeping::Keeping;
+use super::journal::{self, journal_path};
+use super::keeping::{JournalPlace, Keeping};
 use super::levels::{save_level_info, LevelInfo, RestartReason};
-use super::{commands, App, Failure, SpecRef};
+use super::{commands, partials, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
 use crate::interrupt;
 use crate::lock::ArchiveLock;
@@ -96,6 +96,8 @@ fn make_backup(app: &App<'_>, spec_ref: &SpecRef) {
 
 fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBuf, Failure> {
     let ui = app.ui;
+    let journal = journal_path(&app.config.user_config_dir(), settings.name());
+    recover_keeping(ui, &journal)?;
     let ctx = ArchiveContext::new(app, settings)?;
     let info = LevelInfo::compute(app, &ctx)?;
     ctx.report_unsupported_options(ui);
@@ -111,7 +113,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         BackupDefinition::new(settings.name(), ctx.backup_type(), ctx.destination()?, root)
             .include(includes)
             .exclude(excludes);
-    remove_abandoned_partials(&definition);
+    partials::remove_abandoned(&definition);
 
     let overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
     let compression = match settings.int(Opt::CompressionLevel) {
@@ -142,23 +144,32 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             }
         }
     }
-    let mut keeping = Keeping::new(&ctx.provider, &definition, ui, incremental);
+    let final_path = backup_file_path(
+        definition.destination.as_path(),
+        settings.name(),
+        ctx.backup_type(),
+        incremental.then_some(next_level),
+        None,
+    )
+    .ok_or_else(|| Failure("unknown backup type".into()))?;
+    let place = JournalPlace {
+        path: journal,
+        final_path: &final_path,
+        overwrite_at_start,
+    };
+    let mut keeping = Keeping::new(&ctx.provider, &definition, ui, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
     }
-    // A Ctrl-C from here on removes the backup being written (see `crate::interrupt`).
-    let _unfinished = (!overwrite_at_start)
-        .then(|| {
-            backup_file_path(
-                definition.destination.as_path(),
-                settings.name(),
-                ctx.backup_type(),
-                incremental.then_some(next_level),
-                None,
-            )
+    // A Ctrl-C from here on removes the backup being written (see `crate::interrupt`); the
+    // keeping's own cleanup then gives the old backups back.
+    let _unfinished = (!overwrite_at_start).then(|| {
+        let final_path = final_path.clone();
+        interrupt::on_interrupt(move || {
+            let removed = partials::remove_own(&final_path);
+            (!removed.is_empty()).then(|| format!("removed the unfinished {}", removed.join(", ")))
         })
-        .flatten()
-        .map(|path| interrupt::remove_on_interrupt(&working_path(&path)));
+    });
     ui.start_progress();
     let created = if incremental {
         ctx.provider.backup_files_incrementally(
@@ -192,27 +203,21 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     Ok(backup)
 }
 
-/// Removes the `._partial` files of this archive's backups that a killed run left in the
-/// destination. Only called with the archive's lock held, so no other run is writing them.
-fn remove_abandoned_partials(definition: &BackupDefinition) {
-    let Some(ext) = definition.backup_type.extension() else {
-        return;
-    };
-    let id = definition.backup_id.as_str();
-    let dest = definition.destination.as_path();
-    let Ok(entries) = std::fs::read_dir(dest) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(backup) = name.as_bytes().strip_suffix(PARTIAL_SUFFIX.as_bytes()) else {
-            continue;
-        };
-        if backup_level_for(backup, id, None, ext).is_some() {
-            let path = entry.path();
-            log::info!("removing {}, left by a run that was killed", path.display());
-            let _ = std::fs::remove_file(&path);
+/// Finishes or undoes the keeping of old backups of a run that was stopped (see
+/// [`journal`]), before anything else touches the destination.
+fn recover_keeping(ui: &Ui, journal: &Path) -> Result<(), Failure> {
+    match journal::recover(journal, false) {
+        Ok(None) => Ok(()),
+        Ok(Some(recovered)) => {
+            ui.info(&format!(
+                "Recovered from an interrupted run: {}.",
+                recovered.describe()
+            ));
+            Ok(())
         }
+        Err(e) => Err(Failure(format!(
+            "Unable to recover from an interrupted keeping of old backups: {e}"
+        ))),
     }
 }
 

@@ -9,14 +9,21 @@
 //! and removed by [`Keeping::commit`] once the new backup exists; [`Keeping::rollback`] undoes
 //! every rename when it could not be made. Removing kept backups beyond the number
 //! (`remove-obsolete-backups`) is likewise done on commit.
+//!
+//! The renames are planned first and written to the keeping journal ([`super::journal`])
+//! before the first is done, so that a run stopped at any point is undone (or finished) by its
+//! own signal handling or by the next run. Each rename, the commit and the rollback run as
+//! [`interrupt::critical`] sections: the signal thread never acts in the middle of one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aa_abi::host::Provider;
 use aa_abi::naming::backup_file_path;
 use aa_abi::BackupDefinition;
 
+use super::journal::{self, Journal, Step};
 use super::Failure;
+use crate::interrupt::{self, InterruptGuard};
 use crate::ui::Ui;
 
 /// Keeping IDs run from `aa` (the most recent) to `zz`.
@@ -41,14 +48,33 @@ struct Held {
     first_level: Option<u32>,
 }
 
+/// A rename of a backup: from keeping ID (`None`: the current backup) to keeping ID.
+struct Planned {
+    from: Option<String>,
+    to: String,
+    level: Option<u32>,
+    hold: bool,
+}
+
+/// Where the journal goes and what it must know of the new backup.
+pub struct JournalPlace<'a> {
+    pub path: PathBuf,
+    /// The new backup's final path.
+    pub final_path: &'a Path,
+    pub overwrite_at_start: bool,
+}
+
 /// Renames done for keeping, to be committed or rolled back.
 pub struct Keeping<'a> {
     provider: &'a Provider,
     definition: &'a BackupDefinition,
     ui: &'a Ui,
     incremental: bool,
-    /// (from keeping ID, to keeping ID, level), in the order done.
-    renames: Vec<(Option<String>, String, Option<u32>)>,
+    place: JournalPlace<'a>,
+    /// The renames to do, in order.
+    plan: Vec<Planned>,
+    /// Once renaming started; with what undoes it on an interrupt.
+    journal: Option<(Journal, InterruptGuard)>,
     held: Vec<Held>,
     /// Remove kept backups from this number on, on commit.
     remove_from: Option<i64>,
@@ -60,13 +86,16 @@ impl<'a> Keeping<'a> {
         definition: &'a BackupDefinition,
         ui: &'a Ui,
         incremental: bool,
+        place: JournalPlace<'a>,
     ) -> Keeping<'a> {
         Keeping {
             provider,
             definition,
             ui,
             incremental,
-            renames: Vec::new(),
+            place,
+            plan: Vec::new(),
+            journal: None,
             held: Vec::new(),
             remove_from: None,
         }
@@ -103,7 +132,8 @@ impl<'a> Keeping<'a> {
                     self.shift_incremental(number, from_level, None)
                 } else {
                     self.shift(number, None)
-                };
+                }
+                .and_then(|()| self.rename_all());
                 if let Err(e) = shifted {
                     self.rollback();
                     return Err(Failure(format!("Unable to keep the old backups: {}", e.0)));
@@ -120,11 +150,60 @@ impl<'a> Keeping<'a> {
         Ok(())
     }
 
+    /// Plans a rename; [`Keeping::rename_all`] does them.
     fn rename(&mut self, from: Option<&str>, to: &str, level: Option<u32>) -> Result<(), Failure> {
-        self.provider
-            .keep_backup(self.definition, from, to, level)?;
-        self.renames
-            .push((from.map(str::to_string), to.to_string(), level));
+        self.plan.push(Planned {
+            from: from.map(str::to_string),
+            to: to.to_string(),
+            level,
+            hold: to.ends_with("-removing"),
+        });
+        Ok(())
+    }
+
+    /// Writes the journal of the planned renames, then does them.
+    fn rename_all(&mut self) -> Result<(), Failure> {
+        let mut steps = Vec::new();
+        for p in &self.plan {
+            let (Some(from), Some(to)) = (
+                self.path(p.from.as_deref(), p.level),
+                self.path(Some(&p.to), p.level),
+            ) else {
+                return Err(Failure("unknown backup type".into()));
+            };
+            steps.push(Step {
+                from,
+                to,
+                hold: p.hold,
+            });
+        }
+        let place = &self.place;
+        let journal = Journal::create(
+            place.path.clone(),
+            place.final_path,
+            place.overwrite_at_start,
+            &steps,
+        )
+        .map_err(|e| Failure(format!("{}: {e}", place.path.display())))?;
+        let path = journal.path().to_path_buf();
+        let guard = interrupt::on_interrupt(move || match journal::recover(&path, false) {
+            Ok(None) => None,
+            Ok(Some(recovered)) => Some(recovered.describe()),
+            Err(e) => Some(format!("unable to recover the kept backups: {e}")),
+        });
+        self.journal = Some((journal, guard));
+        for (i, p) in self.plan.iter().enumerate() {
+            let Some((journal, _)) = self.journal.as_mut() else {
+                break;
+            };
+            interrupt::critical(|| -> Result<(), Failure> {
+                self.provider
+                    .keep_backup(self.definition, p.from.as_deref(), &p.to, p.level)?;
+                journal
+                    .done(i)
+                    .map_err(|e| Failure(format!("{}: {e}", journal.path().display())))
+            })?;
+        }
         Ok(())
     }
 
@@ -223,28 +302,16 @@ impl<'a> Keeping<'a> {
 
     /// The new backup exists: removes the backups moved aside and, with
     /// `remove-obsolete-backups`, the kept ones beyond the number to keep.
-    pub fn commit(self) -> Result<(), Failure> {
-        for held in &self.held {
-            let original = held.keeping_id.trim_end_matches("-removing");
-            match held.first_level {
-                None => {
-                    self.ui.info(&format!(
-                        "Removing kept backup with keeping ID \"{original}\"."
-                    ));
-                    self.provider
-                        .remove_backup(self.definition, Some(&held.keeping_id))?;
-                }
-                Some(first) => {
-                    self.ui.info(&format!(
-                        "Removing kept incremental backup with keeping ID \"{original}\"."
-                    ));
-                    self.provider.remove_backup_increments(
-                        self.definition,
-                        Some(first),
-                        Some(&held.keeping_id),
-                    )?;
-                }
-            }
+    pub fn commit(mut self) -> Result<(), Failure> {
+        if let Some((mut journal, guard)) = self.journal.take() {
+            interrupt::critical(|| -> Result<(), Failure> {
+                let shown = journal.path().display().to_string();
+                let in_journal = |e: std::io::Error| Failure(format!("{shown}: {e}"));
+                journal.complete().map_err(in_journal)?;
+                self.remove_held()?;
+                journal.remove().map_err(in_journal)
+            })?;
+            drop(guard);
         }
         let Some(from) = self.remove_from else {
             return Ok(());
@@ -275,29 +342,42 @@ impl<'a> Keeping<'a> {
         Ok(())
     }
 
+    fn remove_held(&self) -> Result<(), Failure> {
+        for held in &self.held {
+            let original = held.keeping_id.trim_end_matches("-removing");
+            match held.first_level {
+                None => {
+                    self.ui.info(&format!(
+                        "Removing kept backup with keeping ID \"{original}\"."
+                    ));
+                    self.provider
+                        .remove_backup(self.definition, Some(&held.keeping_id))?;
+                }
+                Some(first) => {
+                    self.ui.info(&format!(
+                        "Removing kept incremental backup with keeping ID \"{original}\"."
+                    ));
+                    self.provider.remove_backup_increments(
+                        self.definition,
+                        Some(first),
+                        Some(&held.keeping_id),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The new backup could not be made: puts every renamed backup back under its old name.
     pub fn rollback(&mut self) {
-        while let Some((from, to, level)) = self.renames.pop() {
-            let (Some(src), Some(dst)) = (
-                self.path(Some(&to), level),
-                self.path(from.as_deref(), level),
-            ) else {
-                continue;
-            };
-            if dst.exists() || !src.exists() {
-                self.ui.error(&format!(
-                    "Unable to restore the kept backup \"{}\" to \"{}\".",
-                    src.display(),
-                    dst.display()
-                ));
-                continue;
+        if let Some((journal, guard)) = self.journal.take() {
+            let path = journal.path().to_path_buf();
+            drop(journal);
+            if let Err(e) = interrupt::critical(|| journal::recover(&path, true)) {
+                self.ui
+                    .error(&format!("Unable to restore the kept backups: {e}"));
             }
-            if let Err(e) = std::fs::rename(&src, &dst) {
-                self.ui.error(&format!(
-                    "Unable to restore the kept backup \"{}\": {e}",
-                    src.display()
-                ));
-            }
+            drop(guard);
         }
         self.held.clear();
         self.remove_from = None;

@@ -11,8 +11,10 @@
 pub mod archive;
 pub mod commands;
 pub mod create;
+pub mod journal;
 pub mod keeping;
 pub mod levels;
+pub mod partials;
 pub mod list;
 pub mod purge;
 

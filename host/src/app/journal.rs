@@ -1,0 +1,536 @@
+//! The keeping journal: what an interrupted keeping of old backups needs to be finished or
+//! undone.
+//!
+//! Keeping renames the existing backups (`t.tar.xz` -> `t.aa.tar.xz`, the oldest to
+//! `t.ab-removing.tar.xz`) before the new backup is made and removes the ones set aside once it
+//! exists. A run stopped between the two (Ctrl-C, a shutdown, an OOM kill, a power cut) would
+//! leave a `-removing` backup that makes every later keeping fail, and no current backup. So
+//! before the first rename the planned renames are written to
+//! `<user-config-dir>/journal/NAME.keeping` (atomically: temporary file, `fsync`, rename), and
+//! every step is appended as it is done. Recovery reads it:
+//!
+//! - the new backup is complete (a file at its final name after every rename, which only a
+//!   complete backup can be without `overwrite-at-start`; with it, the `complete` mark written
+//!   once the provider returned): the backups set aside are removed (rolled forward);
+//! - otherwise every rename done is undone, newest first, and with `overwrite-at-start` the
+//!   half-written backup is removed first.
+//!
+//! Recovery is driven by the journal's marks and checks which side of each rename exists, so
+//! it can itself be interrupted and run again. It runs when the interrupted run's signal
+//! thread handles SIGINT, SIGTERM or SIGHUP (see `crate::interrupt`), and otherwise at the
+//! start of the next run of the archive, under its lock. The journal lives in the user
+//! configuration directory, not in the destination, which stays laid out as the original
+//! lays it out. Paths are stored whole (a changed `dest-dir` does not matter), one per line
+//! with `%` and newlines escaped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+const SUBDIR: &str = "journal";
+const HEADER: &str = "aa keeping journal 1";
+
+/// One planned rename; `hold` for a backup set aside to be removed once the new one exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub hold: bool,
+}
+
+/// The journal of one archive's keeping, while it is in progress.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+/// The journal's path for archive `name`.
+pub fn journal_path(user_config_dir: &Path, name: &str) -> PathBuf {
+    user_config_dir.join(SUBDIR).join(format!("{name}.keeping"))
+}
+
+impl Journal {
+    /// Writes the journal of the planned `steps` before the first of them is done.
+    pub fn create(
+        path: PathBuf,
+        final_path: &Path,
+        overwrite_at_start: bool,
+        steps: &[Step],
+    ) -> io::Result<Journal> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let mut text = format!("{HEADER}\n").into_bytes();
+        line(&mut text, "final", &[final_path]);
+        if overwrite_at_start {
+            text.extend_from_slice(b"overwrite-at-start\n");
+        }
+        for step in steps {
+            let kind = if step.hold { "hold" } else { "rename" };
+            line(&mut text, kind, &[&step.from, &step.to]);
+        }
+        let temporary = path.with_extension("keeping.new");
+        let mut file = File::create(&temporary)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        fs::rename(&temporary, &path)?;
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(Journal { path, file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records step `index` as done.
+    pub fn done(&mut self, index: usize) -> io::Result<()> {
+        mark(&mut self.file, &format!("done {index}"))
+    }
+
+    /// Records that the new backup is complete.
+    pub fn complete(&mut self) -> io::Result<()> {
+        mark(&mut self.file, "complete")
+    }
+
+    /// The keeping is over (committed or rolled back): the journal goes.
+    pub fn remove(self) -> io::Result<()> {
+        fs::remove_file(&self.path)
+    }
+}
+
+fn mark(file: &mut File, text: &str) -> io::Result<()> {
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_data()
+}
+
+fn line(text: &mut Vec<u8>, kind: &str, paths: &[&Path]) {
+    text.extend_from_slice(kind.as_bytes());
+    for path in paths {
+        text.push(b' ');
+        for &b in path.as_os_str().as_bytes() {
+            match b {
+                b'%' | b'\n' | b' ' => text.extend_from_slice(format!("%{b:02X}").as_bytes()),
+                _ => text.push(b),
+            }
+        }
+    }
+    text.push(b'\n');
+}
+
+fn unescape(field: &[u8]) -> Option<PathBuf> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'%' {
+            let hex = std::str::from_utf8(field.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(field[i]);
+            i += 1;
+        }
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
+}
+
+/// A journal as read back.
+#[derive(Debug, Default)]
+struct Record {
+    final_path: PathBuf,
+    overwrite_at_start: bool,
+    steps: Vec<Step>,
+    done: Vec<bool>,
+    undone: Vec<bool>,
+    complete: bool,
+    rollback: bool,
+    final_removed: bool,
+}
+
+fn read(path: &Path) -> io::Result<Record> {
+    let bytes = fs::read(path)?;
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not a keeping journal", path.display()),
+        )
+    };
+    // A line cut short by a crash (the last one) was never acted upon.
+    let complete_lines = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None => return Err(bad()),
+    };
+    let mut lines = complete_lines.split(|&b| b == b'\n');
+    if lines.next() != Some(HEADER.as_bytes()) {
+        return Err(bad());
+    }
+    let mut record = Record::default();
+    let mut has_final = false;
+    for line in lines {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let index = |record: &Record| -> Option<usize> {
+            let i: usize = std::str::from_utf8(fields.get(1)?).ok()?.parse().ok()?;
+            (i < record.steps.len()).then_some(i)
+        };
+        match fields[0] {
+            b"final" => {
+                record.final_path = fields.get(1).and_then(|f| unescape(f)).ok_or_else(bad)?;
+                has_final = true;
+            }
+            b"overwrite-at-start" => record.overwrite_at_start = true,
+            kind @ (b"rename" | b"hold") => {
+                let (Some(from), Some(to)) = (
+                    fields.get(1).and_then(|f| unescape(f)),
+                    fields.get(2).and_then(|f| unescape(f)),
+                ) else {
+                    return Err(bad());
+                };
+                record.steps.push(Step {
+                    from,
+                    to,
+                    hold: kind == b"hold",
+                });
+            }
+            b"done" => {
+                let i = index(&record).ok_or_else(bad)?;
+                record.done.resize(record.steps.len(), false);
+                record.done[i] = true;
+            }
+            b"undone" => {
+                let i = index(&record).ok_or_else(bad)?;
+                record.undone.resize(record.steps.len(), false);
+                record.undone[i] = true;
+            }
+            b"complete" => record.complete = true,
+            b"rollback" => record.rollback = true,
+            b"final-removed" => record.final_removed = true,
+            _ => return Err(bad()),
+        }
+    }
+    if !has_final {
+        return Err(bad());
+    }
+    record.done.resize(record.steps.len(), false);
+    record.undone.resize(record.steps.len(), false);
+    Ok(record)
+}
+
+/// What recovery did.
+#[derive(Debug, PartialEq)]
+pub enum Recovered {
+    /// The new backup was complete; this many backups set aside were removed.
+    Finished(usize),
+    /// The new backup was not made; this many renames were undone.
+    Undone(usize),
+}
+
+impl Recovered {
+    /// One line for the user.
+    pub fn describe(&self) -> String {
+        match self {
+            Recovered::Finished(_) => "finished keeping the old backups: the new backup was \
+                                       complete, the oldest kept one set aside was removed"
+                .to_string(),
+            Recovered::Undone(_) => {
+                "restored the old backups it had renamed for keeping".to_string()
+            }
+        }
+    }
+}
+
+/// Finishes or undoes the keeping recorded in the journal at `path`, if there is one, and
+/// removes the journal. With `undo`, the keeping is undone whatever state the new backup is
+/// in (its run failed). On an error the journal stays, for the next run to try again.
+pub fn recover(path: &Path, undo: bool) -> io::Result<Option<Recovered>> {
+    let mut record = match read(path) {
+        Ok(record) => record,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Only its destination tells what state the keeping is in; an absent one (not mounted)
+    // is no evidence.
+    let dest = record.final_path.parent().unwrap_or(Path::new("."));
+    if !dest.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{}: the destination of the interrupted run is not there ({})",
+                path.display(),
+                dest.display()
+            ),
+        ));
+    }
+    // The first step not marked may have been done just before the run stopped.
+    let first_unmarked = record.done.iter().position(|d| !d).unwrap_or(record.steps.len());
+    if let Some(step) = record.steps.get(first_unmarked) {
+        if !exists(&step.from) && exists(&step.to) {
+            record.done[first_unmarked] = true;
+        }
+    }
+    let all_done = record.done.iter().all(|&d| d);
+    let complete = all_done
+        && (record.complete || (!record.overwrite_at_start && exists(&record.final_path)));
+    let outcome = if complete && !record.rollback && !undo {
+        let mut removed = 0;
+        for step in record.steps.iter().filter(|s| s.hold) {
+            match fs::remove_file(&step.to) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(with_path(e, &step.to)),
+            }
+        }
+        Recovered::Finished(removed)
+    } else {
+        let mut file = OpenOptions::new().append(true).open(path)?;
+        if !record.rollback {
+            mark(&mut file, "rollback")?;
+        }
+        // With overwrite-at-start, what is at the final name once every rename is done is
+        // the unfinished new backup.
+        if record.overwrite_at_start && all_done && !record.final_removed {
+            match fs::remove_file(&record.final_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(with_path(e, &record.final_path)),
+            }
+            mark(&mut file, "final-removed")?;
+        }
+        let mut undone = 0;
+        for (i, step) in record.steps.iter().enumerate().rev() {
+            if !record.done[i] || record.undone[i] {
+                continue;
+            }
+            // Undone already, before a crash kept it from being marked.
+            if exists(&step.to) {
+                rename_noreplace(&step.to, &step.from).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "unable to restore \"{}\" to \"{}\": {e}",
+                            step.to.display(),
+                            step.from.display()
+                        ),
+                    )
+                })?;
+                undone += 1;
+            }
+            mark(&mut file, &format!("undone {i}"))?;
+        }
+        Recovered::Undone(undone)
+    };
+    fs::remove_file(path)?;
+    Ok(Some(outcome))
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Renames `from` to `to` unless `to` exists: undoing a rename never replaces a backup.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths for the duration of the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        // Not supported by the file system (NFS, some FUSE): a hard link refuses to replace
+        // too; failing that, a check just before the rename.
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => match fs::hard_link(from, to) {
+            Ok(()) => fs::remove_file(from),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+            Err(_) if exists(to) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            Err(_) => fs::rename(from, to),
+        },
+        _ => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `t.tar`, `t.aa.tar`, `t.ab.tar` kept with number 2: the planned renames.
+    fn setup() -> (tempfile::TempDir, PathBuf, Vec<Step>) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        for n in ["t.tar", "t.aa.tar", "t.ab.tar"] {
+            fs::write(p(n), n).unwrap();
+        }
+        let steps = vec![
+            Step {
+                from: p("t.ab.tar"),
+                to: p("t.ab-removing.tar"),
+                hold: true,
+            },
+            Step {
+                from: p("t.aa.tar"),
+                to: p("t.ab.tar"),
+                hold: false,
+            },
+            Step {
+                from: p("t.tar"),
+                to: p("t.aa.tar"),
+                hold: false,
+            },
+        ];
+        let journal = dir.path().join("j/t.keeping");
+        (dir, journal, steps)
+    }
+
+    fn contents(dir: &Path) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn start(journal: &Path, dir: &Path, overwrite: bool, steps: &[Step], done: usize) {
+        let mut j = Journal::create(
+            journal.to_path_buf(),
+            &dir.join("t.tar"),
+            overwrite,
+            steps,
+        )
+        .unwrap();
+        for (i, step) in steps.iter().enumerate().take(done) {
+            fs::rename(&step.from, &step.to).unwrap();
+            j.done(i).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_interrupted_keeping_is_undone_at_any_step() {
+        for done in 0..=3 {
+            for unmarked in [false, true] {
+                let (dir, journal, steps) = setup();
+                let before = contents(dir.path());
+                start(&journal, dir.path(), false, &steps, done);
+                if unmarked && done < 3 {
+                    // Done, but stopped before it was marked.
+                    fs::rename(&steps[done].from, &steps[done].to).unwrap();
+                }
+                let r = recover(&journal, false).unwrap();
+                assert!(matches!(r, Some(Recovered::Undone(_))), "{done}: {r:?}");
+                assert_eq!(contents(dir.path()), before, "{done} {unmarked}");
+                assert!(!journal.exists());
+                assert_eq!(recover(&journal, false).unwrap(), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_complete_backup_is_kept_and_the_set_aside_one_removed() {
+        let (dir, journal, steps) = setup();
+        start(&journal, dir.path(), false, &steps, 3);
+        fs::write(dir.path().join("t.tar"), "new").unwrap();
+        assert_eq!(
+            recover(&journal, false).unwrap(),
+            Some(Recovered::Finished(1))
+        );
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            contents(dir.path()),
+            [
+                s("t.aa.tar", "t.tar"),
+                s("t.ab.tar", "t.aa.tar"),
+                s("t.tar", "new")
+            ]
+        );
+        assert!(!journal.exists());
+    }
+
+    #[test]
+    fn overwrite_at_start_needs_the_complete_mark() {
+        let (dir, journal, steps) = setup();
+        let before = contents(dir.path());
+        start(&journal, dir.path(), true, &steps, 3);
+        fs::write(dir.path().join("t.tar"), "half").unwrap();
+        assert_eq!(
+            recover(&journal, false).unwrap(),
+            Some(Recovered::Undone(3))
+        );
+        assert_eq!(contents(dir.path()), before);
+
+        let (dir, journal, steps) = setup();
+        start(&journal, dir.path(), true, &steps, 3);
+        fs::write(dir.path().join("t.tar"), "new").unwrap();
+        let mut j = OpenOptions::new().append(true).open(&journal).unwrap();
+        mark(&mut j, "complete").unwrap();
+        assert_eq!(
+            recover(&journal, false).unwrap(),
+            Some(Recovered::Finished(1))
+        );
+    }
+
+    /// Recovery stopped midway and run again ends where one run would have.
+    #[test]
+    fn an_interrupted_recovery_is_finished() {
+        for overwrite in [false, true] {
+            let (dir, journal, steps) = setup();
+            let before = contents(dir.path());
+            start(&journal, dir.path(), overwrite, &steps, 3);
+            if overwrite {
+                fs::write(dir.path().join("t.tar"), "half").unwrap();
+                fs::remove_file(dir.path().join("t.tar")).unwrap();
+            }
+            // The first two undone, the second not marked.
+            let mut j = OpenOptions::new().append(true).open(&journal).unwrap();
+            mark(&mut j, "rollback").unwrap();
+            if overwrite {
+                mark(&mut j, "final-removed").unwrap();
+            }
+            fs::rename(&steps[2].to, &steps[2].from).unwrap();
+            mark(&mut j, "undone 2").unwrap();
+            fs::rename(&steps[1].to, &steps[1].from).unwrap();
+            // A complete-looking state must not make it roll forward now.
+            assert_eq!(
+                recover(&journal, false).unwrap(),
+                Some(Recovered::Undone(1))
+            );
+            assert_eq!(contents(dir.path()), before, "{overwrite}");
+        }
+    }
+
+    #[test]
+    fn odd_paths_are_stored_whole() {
+        let (dir, _, _) = setup();
+        let odd = dir.path().join("a b%\nc");
+        let journal = dir.path().join("j/odd.keeping");
+        let steps = [Step {
+            from: odd.clone(),
+            to: odd.with_extension("x"),
+            hold: false,
+        }];
+        let _ = Journal::create(journal.clone(), &odd, false, &steps).unwrap();
+        let record = read(&journal).unwrap();
+        assert_eq!(record.final_path, odd);
+        assert_eq!(record.steps, steps);
+    }
+}
