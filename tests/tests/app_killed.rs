@@ -9,9 +9,9 @@ mod app_support;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
+use aa_abi::naming::partial_of;
 use aa_tests::*;
 use app_support::*;
 
@@ -21,41 +21,7 @@ fn state(dir: &std::path::Path) -> Snapshot {
 }
 
 fn is_leftover(name: &[u8]) -> bool {
-    name.ends_with(b"._partial") || name.starts_with(b"snapshots/.working-")
-}
-
-/// The small source plus enough compressible data that a run at level 9 lasts well over a
-/// second.
-fn big_source(sb: &Sandbox) {
-    small_source(sb);
-    for i in 0..3 {
-        let mut text = compressible_text(8 << 20);
-        text.extend_from_slice(format!("file {i}\n").as_bytes());
-        fs::write(sb.src_dir().join(format!("d/big-{i}.txt")), text).unwrap();
-    }
-}
-
-/// Starts `aa` with `args` and returns it once it is writing `partial` (plus a moment).
-fn started_writing(sb: &Sandbox, args: &[&str], partial: &Path) -> std::process::Child {
-    let mut child = sb.aa().args(args).spawn();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !partial.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{args:?}: the run ended before it wrote anything"
-        );
-        assert!(Instant::now() < deadline, "{args:?}: no {partial:?}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    // Midway: the backup has started writing and is far from done.
-    std::thread::sleep(Duration::from_millis(300));
-    child
-}
-
-/// Kills what is left of `child`'s process group (GNU tar, a compressor).
-fn kill_group(child: &std::process::Child) {
-    // SAFETY: kill(2) on the process group of our own child.
-    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+    partial_of(name).is_some() || name.starts_with(b"snapshots/.working-")
 }
 
 fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
@@ -76,11 +42,10 @@ fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
     let dest_before = snapshot(&sb.dest_dir());
     let config_before = state(&sb.config_dir());
 
-    let partial = sb.dest_dir().join(format!("k.{ext}._partial"));
-    let mut child = started_writing(
+    let (mut child, _) = started_writing(
         &sb,
         &["-a", archiver, "-c", "9", "--level", "0", "k"],
-        &partial,
+        &format!("k.{ext}"),
     );
     kill_group(&child);
     let status = child.wait().unwrap();
@@ -193,8 +158,8 @@ fn interrupted_run_removes_its_unfinished_backup(archiver: &str, ext: &str) {
     };
     let before = backups();
 
-    let partial = sb.dest_dir().join(format!("k.{ext}._partial"));
-    let mut child = started_writing(&sb, &["-a", archiver, "-c", "9", "k"], &partial);
+    let (mut child, partial) =
+        started_writing(&sb, &["-a", archiver, "-c", "9", "k"], &format!("k.{ext}"));
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let status = child.wait().unwrap();

@@ -262,15 +262,19 @@ pub fn recover(path: &Path, undo: bool) -> io::Result<Option<Recovered>> {
         ));
     }
     // The first step not marked may have been done just before the run stopped.
-    let first_unmarked = record.done.iter().position(|d| !d).unwrap_or(record.steps.len());
+    let first_unmarked = record
+        .done
+        .iter()
+        .position(|d| !d)
+        .unwrap_or(record.steps.len());
     if let Some(step) = record.steps.get(first_unmarked) {
         if !exists(&step.from) && exists(&step.to) {
             record.done[first_unmarked] = true;
         }
     }
     let all_done = record.done.iter().all(|&d| d);
-    let complete = all_done
-        && (record.complete || (!record.overwrite_at_start && exists(&record.final_path)));
+    let complete =
+        all_done && (record.complete || (!record.overwrite_at_start && exists(&record.final_path)));
     let outcome = if complete && !record.rollback && !undo {
         let mut removed = 0;
         for step in record.steps.iter().filter(|s| s.hold) {
@@ -412,13 +416,8 @@ mod tests {
     }
 
     fn start(journal: &Path, dir: &Path, overwrite: bool, steps: &[Step], done: usize) {
-        let mut j = Journal::create(
-            journal.to_path_buf(),
-            &dir.join("t.tar"),
-            overwrite,
-            steps,
-        )
-        .unwrap();
+        let mut j =
+            Journal::create(journal.to_path_buf(), &dir.join("t.tar"), overwrite, steps).unwrap();
         for (i, step) in steps.iter().enumerate().take(done) {
             fs::rename(&step.from, &step.to).unwrap();
             j.done(i).unwrap();

@@ -14,8 +14,8 @@ pub mod create;
 pub mod journal;
 pub mod keeping;
 pub mod levels;
-pub mod partials;
 pub mod list;
+pub mod partials;
 pub mod purge;
 
 use std::collections::{BTreeMap, BTreeSet};

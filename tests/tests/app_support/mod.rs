@@ -5,8 +5,12 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aa_abi::naming::partial_of;
 
 use aa_tests::Sandbox;
 
@@ -119,4 +123,65 @@ pub fn copy_dir(from: &Path, to: &Path) {
             fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// The small source plus enough compressible data that a run at level 9 lasts well over a
+/// second.
+pub fn big_source(sb: &Sandbox) {
+    small_source(sb);
+    for i in 0..3 {
+        let mut text = aa_tests::compressible_text(8 << 20);
+        text.extend_from_slice(format!("file {i}\n").as_bytes());
+        fs::write(sb.src_dir().join(format!("d/big-{i}.txt")), text).unwrap();
+    }
+}
+
+/// The partial files of the backup `final_name` in the sandbox's destination.
+pub fn partials_of(sb: &Sandbox, final_name: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(sb.dest_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| partial_of(p.file_name().unwrap().as_bytes()) == Some(final_name.as_bytes()))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Starts `aa` with `args` and returns it once it is writing the backup `final_name` (plus a
+/// moment), with the partial file it writes. Old backups were kept by then.
+pub fn started_writing(
+    sb: &Sandbox,
+    args: &[&str],
+    final_name: &str,
+) -> (std::process::Child, PathBuf) {
+    let mut child = sb.aa().args(args).spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let partial = loop {
+        if let Some(partial) = partials_of(sb, final_name).pop() {
+            break partial;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?}: the run ended before it wrote anything"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{args:?}: no partial {final_name}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // Midway: the backup has started writing and is far from done.
+    std::thread::sleep(Duration::from_millis(300));
+    (child, partial)
+}
+
+/// Sends `signal` to what is left of `child`'s process group (`aa`, GNU tar, a compressor).
+pub fn signal_group(child: &std::process::Child, signal: libc::c_int) {
+    // SAFETY: kill(2) on the process group of our own child.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), signal) };
+}
+
+/// Kills what is left of `child`'s process group.
+pub fn kill_group(child: &std::process::Child) {
+    signal_group(child, libc::SIGKILL);
 }
