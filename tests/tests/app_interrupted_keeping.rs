@@ -11,6 +11,7 @@ mod app_support;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 
 use aa_tests::*;
 use app_support::*;
@@ -33,10 +34,10 @@ fn backup_run(sb: &Sandbox, archiver: &str, n: usize) -> AaOutput {
     out
 }
 
-/// `k.EXT` (run 3), `k.aa.EXT` (run 2) and `k.ab.EXT` (run 1), of the big source.
+/// `k.EXT` (run 3), `k.aa.EXT` (run 2) and `k.ab.EXT` (run 1), of the small source.
 fn three_kept(archiver: &str, ext: &str) -> Sandbox {
     let sb = Sandbox::new();
-    big_source(&sb);
+    small_source(&sb);
     write_spec(&sb, "k", KEEP_TWO);
     for n in 1..=3 {
         backup_run(&sb, archiver, n).assert_success();
@@ -65,14 +66,18 @@ fn backups(sb: &Sandbox) -> Snapshot {
     state
 }
 
-/// Starts run 4 at a high compression, so it is far from done when the test stops it.
-fn start_run_4(
-    sb: &Sandbox,
-    archiver: &str,
-    ext: &str,
-) -> (std::process::Child, std::path::PathBuf) {
+/// Starts run 4, of the big source at a high compression, so it is far from done when the
+/// test stops it; the big files go once it is stopped.
+fn start_run_4(sb: &Sandbox, archiver: &str, ext: &str) -> (std::process::Child, PathBuf) {
     fs::write(sb.src_dir().join("a.txt"), "run 4\n").unwrap();
+    big_files(sb);
     started_writing(sb, &["-a", archiver, "-c", "9", "k"], &format!("k.{ext}"))
+}
+
+fn remove_big_files(sb: &Sandbox) {
+    for i in 0..3 {
+        fs::remove_file(sb.src_dir().join(format!("d/big-{i}.txt"))).unwrap();
+    }
 }
 
 fn interrupted_keeping_is_undone(archiver: &str, ext: &str) {
@@ -84,6 +89,7 @@ fn interrupted_keeping_is_undone(archiver: &str, ext: &str) {
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
         let status = child.wait().unwrap();
         kill_group(&child);
+        remove_big_files(&sb);
         assert_eq!(status.code(), Some(128 + signal), "{archiver}: {status:?}");
         assert!(!partial.exists(), "{archiver}: the partial file is left");
         assert_same_tree(
@@ -115,6 +121,7 @@ fn killed_keeping_is_undone_by_the_next_run(archiver: &str, ext: &str) {
     let (mut child, partial) = start_run_4(&sb, archiver, ext);
     kill_group(&child);
     let status = child.wait().unwrap();
+    remove_big_files(&sb);
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{archiver}");
     // Killed between keeping and committing.
     assert!(

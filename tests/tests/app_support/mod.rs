@@ -129,6 +129,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// second.
 pub fn big_source(sb: &Sandbox) {
     small_source(sb);
+    big_files(sb);
+}
+
+/// The big files of [`big_source`], `d/big-N.txt`, each ending with the line `file N`.
+pub fn big_files(sb: &Sandbox) {
     for i in 0..3 {
         let mut text = aa_tests::compressible_text(8 << 20);
         text.extend_from_slice(format!("file {i}\n").as_bytes());
