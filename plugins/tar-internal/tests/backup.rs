@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use aa_abi::naming::working_path;
+use aa_abi::naming::partial_of;
 use aa_abi::plugin::{ArchiverProvider, Plugin};
 use aa_abi::{
     BackupDefinition, BackupEvents, BackupOperationError as Err_, BackupSubOperation as Op,
@@ -443,7 +443,7 @@ fn every_type_extracts_to_an_identical_tree() {
         let strength = (t != BackupType::Tar).then_some(1);
         let path = p.backup_files(&def, strength, false, &events).unwrap();
         assert_eq!(path, dest.join(format!("test.{}", t.extension().unwrap())));
-        assert!(!working_path(&path).exists());
+        assert_eq!(partial_files(&dest), Vec::<String>::new(), "{t}");
         assert_eq!(events.errors(), [], "{t}");
 
         let tool = match t {
@@ -629,6 +629,15 @@ fn files_changing_while_read_are_reported() {
     assert_eq!(fs::read(out.join("steady")).unwrap(), b"0123456789");
 }
 
+/// The partial files in `dir`.
+fn partial_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| partial_of(n.as_bytes()).is_some())
+        .collect()
+}
+
 #[test]
 fn failed_backup_keeps_the_old_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -652,7 +661,7 @@ fn failed_backup_keeps_the_old_one() {
         "{err}"
     );
     assert_eq!(fs::read(&old).unwrap(), b"previous backup");
-    assert!(!working_path(&old).exists());
+    assert_eq!(partial_files(&dest), Vec::<String>::new());
 
     // Destination missing.
     fs::write(tmp.path().join("x"), b"x").unwrap();
@@ -667,20 +676,24 @@ fn failed_backup_keeps_the_old_one() {
     assert!(err.message().contains("No such file or directory"), "{err}");
     assert!(!tmp.path().join("nodest").exists());
 
-    // Disk full: the working file is made a link to /dev/full, which fails every write.
-    std::os::unix::fs::symlink("/dev/full", working_path(&old)).unwrap();
-    let def = definition(BackupType::TarGz, &dest, tmp.path(), &[Path::new("x")], &[]);
-    let err = p.backup_files(&def, None, false, &NoEvents).unwrap_err();
+    // Disk full: the backup, written in place, is a link to /dev/full, which fails every
+    // write. (A partial file is always created anew, so it cannot be made such a link.)
+    let full = tmp.path().join("full");
+    fs::create_dir(&full).unwrap();
+    let in_place = full.join("test.tar.gz");
+    std::os::unix::fs::symlink("/dev/full", &in_place).unwrap();
+    let def = definition(BackupType::TarGz, &full, tmp.path(), &[Path::new("x")], &[]);
+    let err = p.backup_files(&def, None, true, &NoEvents).unwrap_err();
     assert_eq!(err.os_code, libc::ENOSPC);
     assert_eq!(
         err.message(),
-        format!("{}: No space left on device", old.display())
+        format!("{}: No space left on device", in_place.display())
+    );
+    assert!(
+        fs::symlink_metadata(&in_place).is_err(),
+        "half-written backup left"
     );
     assert_eq!(fs::read(&old).unwrap(), b"previous backup");
-    assert!(
-        fs::symlink_metadata(working_path(&old)).is_err(),
-        "partial file left"
-    );
     assert_eq!(fs::read_dir(&dest).unwrap().count(), 1);
 }
 
