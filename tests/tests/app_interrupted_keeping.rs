@@ -138,8 +138,8 @@ fn killed_keeping_is_undone_by_the_next_run(archiver: &str, ext: &str) {
     out.assert_success();
     assert!(
         out.stdout.starts_with(
-            "[k] Recovered from an interrupted run: restored the old backups it had renamed \
-             for keeping.\n[k] Keeping already existing backups.\n"
+            "[k] Recovered from an interrupted run: restored the old backups renamed for \
+             keeping.\n[k] Keeping already existing backups.\n"
         ),
         "{archiver}: {out}"
     );
@@ -204,7 +204,7 @@ fn two_machines_leave_each_other_alone(archiver: &str, ext: &str) {
     signal_group(&a, libc::SIGCONT);
     let status = a.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{archiver}: {status:?}");
-    assert_eq!(dest_files(&sb), [final_name.clone()]);
+    assert_eq!(dest_files(&sb), std::slice::from_ref(&final_name));
     // The whole backup: every big file with its last line.
     let restored = sb.path().join("restored");
     gnu_extract(&sb.dest_dir().join(&final_name), &restored);

@@ -229,12 +229,10 @@ impl Recovered {
     /// One line for the user.
     pub fn describe(&self) -> String {
         match self {
-            Recovered::Finished(_) => "finished keeping the old backups: the new backup was \
-                                       complete, the oldest kept one set aside was removed"
-                .to_string(),
-            Recovered::Undone(_) => {
-                "restored the old backups it had renamed for keeping".to_string()
+            Recovered::Finished(_) => {
+                "kept its complete backup and removed the old backups set aside".to_string()
             }
+            Recovered::Undone(_) => "restored the old backups renamed for keeping".to_string(),
         }
     }
 }
