@@ -1,15 +1,17 @@
 //! One `aa` run per archive at a time.
 //!
 //! Two runs backing up the same archive at once (a cron job overlapping a manual run) would
-//! write the same `._partial` file, continue the same snapshot chain and update the same realm,
+//! write the same backup, continue the same snapshot chain and update the same realm,
 //! and could leave state that matches none of the backups. So an archive is locked for the
 //! whole of its processing, hooks included, with an advisory lock (`flock`) on
 //! `<user-config-dir>/locks/NAME.lock`; a second run reports the archive as busy, naming the
 //! process that holds it, and goes on with the next archive.
 //!
 //! The kernel drops the lock when its process ends, however it ends, so a killed run never
-//! leaves a stale lock behind, and whoever holds the lock knows that any `._partial` file or
-//! snapshot working file of the archive was abandoned. Lock files are never deleted: deleting
+//! leaves a stale lock behind, and whoever holds the lock knows that any snapshot working file
+//! of the archive was abandoned. (Partial backup files may be written by a run on another
+//! machine sharing the destination, with its own lock; each carries a lock of its own, see
+//! `aa_abi::naming::OutputFile`.) Lock files are never deleted: deleting
 //! one while another run waits to open it would let two runs lock two different files. The
 //! original has no such lock; it ignores the extra directory.
 

@@ -4,7 +4,9 @@
 //!
 //! The modules follow the original's split: [`archive`] resolves one archive's options and
 //! provider, [`levels`] decides the backup level (incremental levels and their automatic
-//! restarting), [`keeping`] renames old backups out of the way, [`commands`] runs the user's
+//! restarting), [`keeping`] renames old backups out of the way (with [`journal`], which lets an
+//! interrupted keeping be undone or finished), [`partials`] removes abandoned partial backup
+//! files, [`commands`] runs the user's
 //! hooks, and [`create`], [`list`] and [`purge`] are the actions. Every problem with one archive
 //! is reported on its own line, prefixed with the archive, and the run goes on with the next.
 
