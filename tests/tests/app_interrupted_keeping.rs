@@ -224,3 +224,57 @@ fn tar_internal_two_machines_leave_each_other_alone() {
 fn tar_external_two_machines_leave_each_other_alone() {
     two_machines_leave_each_other_alone("targz", "tar.gz");
 }
+
+/// With `overwrite-at-start` the new backup is written in place, at the name the current
+/// backup was kept from: an interrupt removes the half-written file and restores the rest.
+fn interrupted_keeping_in_place_is_undone(archiver: &str, ext: &str) {
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_spec(&sb, "k", &format!("{KEEP_TWO}\noverwrite-at-start = yes"));
+    for n in 1..=3 {
+        backup_run(&sb, archiver, n).assert_success();
+    }
+    let before = backups(&sb);
+    fs::write(sb.src_dir().join("a.txt"), "run 4\n").unwrap();
+    big_files(&sb);
+    let mut child = sb.aa().args(["-a", archiver, "-c", "9", "k"]).spawn();
+    // Kept (the oldest set aside), and writing the new backup in place: only then are the
+    // four names there at once.
+    let mut all = kept_names(ext).to_vec();
+    all.push(format!("k.ab-removing.{ext}"));
+    all.sort();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while dest_files(&sb) != all {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{archiver}: ended early"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{archiver}: never wrote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    kill_group(&child);
+    remove_big_files(&sb);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{archiver}");
+    assert_same_tree(
+        &before,
+        &backups(&sb),
+        Compare::default(),
+        &format!("{archiver}: backups after the interrupt"),
+    );
+}
+
+#[test]
+fn tar_internal_interrupted_keeping_in_place_is_undone() {
+    interrupted_keeping_in_place_is_undone("targz_internal", "tar.gz");
+}
+
+#[test]
+fn tar_external_interrupted_keeping_in_place_is_undone() {
+    interrupted_keeping_in_place_is_undone("targz", "tar.gz");
+}

@@ -163,6 +163,9 @@ impl<'a> Keeping<'a> {
 
     /// Writes the journal of the planned renames, then does them.
     fn rename_all(&mut self) -> Result<(), Failure> {
+        if self.plan.is_empty() {
+            return Ok(());
+        }
         let mut steps = Vec::new();
         for p in &self.plan {
             let (Some(from), Some(to)) = (
