@@ -143,6 +143,15 @@ fn try_lock(file: &File) -> io::Result<bool> {
     }
 }
 
+/// The file system cannot lock (some FUSE and network file systems): a partial file there is
+/// written all the same, but never provably abandoned.
+fn locks_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOLCK | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)
+    )
+}
+
 fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     a.dev() == b.dev() && a.ino() == b.ino()
 }
@@ -150,7 +159,8 @@ fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
 /// Removes the partial file at `path` if it was provably abandoned: no living run holds its
 /// lock ([`OutputFile`] holds it from creating the file to moving it into place). The lock is
 /// taken for the removal, so a run cannot start writing the file meanwhile. Returns whether
-/// the file was removed; only regular files are considered.
+/// the file was removed; only regular files are considered, and none on a file system that
+/// cannot lock.
 pub fn remove_if_abandoned(path: &Path) -> io::Result<bool> {
     if !fs::symlink_metadata(path)?.is_file() {
         return Ok(false);
@@ -159,8 +169,11 @@ pub fn remove_if_abandoned(path: &Path) -> io::Result<bool> {
         .write(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    if !try_lock(&file)? {
-        return Ok(false);
+    match try_lock(&file) {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(e) if locks_unsupported(&e) => return Ok(false),
+        Err(e) => return Err(e),
     }
     // Still the file locked (its writer may have just moved it into place)?
     if !same_file(&fs::symlink_metadata(path)?, &file.metadata()?) {
@@ -247,7 +260,19 @@ impl OutputFile {
             }
         };
         // A cleanup that found the file before it was locked may hold the lock to remove it.
-        if !try_lock(&file)?
+        let locked = match try_lock(&file) {
+            Ok(locked) => locked,
+            Err(e) if locks_unsupported(&e) => {
+                log::warn!("{}: cannot be locked: {e}", self.working_path.display());
+                true
+            }
+            Err(e) => {
+                // Created just now and not locked by anyone: ours to remove.
+                let _ = fs::remove_file(&self.working_path);
+                return Err(e);
+            }
+        };
+        if !locked
             || !same_file(
                 &fs::symlink_metadata(&self.working_path)?,
                 &file.metadata()?,
