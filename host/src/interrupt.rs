@@ -5,7 +5,8 @@
 //!
 //! The signal handler only writes the signal number to a pipe (the self-pipe pattern: a handler
 //! may do little safely); a thread reading the pipe runs the cleanups registered with
-//! [`on_interrupt`] (the latest first), says what they did, and ends the process with the usual
+//! [`on_interrupt`] (the latest first) once the programs the run started are gone (killed and
+//! waited for), says what the cleanups did, and ends the process with the usual
 //! status (128 + the signal number). The steps a cleanup must never interrupt run as
 //! [`critical`] sections: the thread takes the same mutex first, and ends the process holding
 //! it. The providers need no cooperation. Handlers do not survive `exec`, so the
@@ -88,6 +89,7 @@ pub fn install() {
 fn interrupted(signal: libc::c_int) -> ! {
     // Held until the process ends: nothing critical starts after the cleanups.
     let _critical = CRITICAL.lock().unwrap_or_else(|e| e.into_inner());
+    stop_children();
     let cleanups = CLEANUPS.lock().unwrap_or_else(|e| e.into_inner());
     let done: Vec<String> = cleanups.iter().rev().filter_map(|(_, f)| f()).collect();
     let name = match signal {
@@ -106,6 +108,44 @@ fn interrupted(signal: libc::c_int) -> ! {
     }
     // SAFETY: ends the process at once, without running other threads' code further.
     unsafe { libc::_exit(128 + signal) }
+}
+
+/// Kills the programs this process started (GNU tar, a hook) and waits until they are gone.
+/// GNU tar opens the backup by name: left running, it could open (and truncate) the old
+/// backup just given its name back. Compressors write through descriptors only, so tar's own
+/// children may go on writing into the removed file until they notice.
+fn stop_children() {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let pids = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok());
+    for pid in pids {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID ...`; COMM may hold anything but ends at the last `)`.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid != Some(me) {
+            continue;
+        }
+        // SAFETY: kill(2) and waitid(2) on our own child; `info` is a local the call fills.
+        // WNOWAIT leaves it to be reaped by whoever waits for it.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            );
+        }
+    }
 }
 
 /// Runs `f` so that an interrupt's cleanups never run in the middle of it. A cleanup must not
