@@ -278,3 +278,73 @@ fn tar_internal_interrupted_keeping_in_place_is_undone() {
 fn tar_external_interrupted_keeping_in_place_is_undone() {
     interrupted_keeping_in_place_is_undone("targz", "tar.gz");
 }
+
+/// An incremental chain is kept as a whole: a killed redo of level 0 that had moved the kept
+/// chain aside (every level) is undone by the next run, level by level.
+fn killed_keeping_of_a_chain_is_undone(archiver: &str, ext: &str) {
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_spec(
+        &sb,
+        "k",
+        "incremental = yes\nkeep-old-backups = yes\nnumber-of-old-backups = 1",
+    );
+    let run = |n: usize, extra: &[&str]| {
+        fs::write(sb.src_dir().join("a.txt"), format!("run {n}\n")).unwrap();
+        settle_timestamps();
+        let out = sb.aa().args(["-a", archiver]).args(extra).arg("k").run();
+        out.assert_success();
+        out
+    };
+    run(1, &[]);
+    run(2, &[]);
+    run(3, &["--level", "0"]);
+    run(4, &[]);
+    let chain = |keep: &str| [format!("k.1{keep}.{ext}"), format!("k{keep}.{ext}")];
+    let mut names = [chain(".aa"), chain("")].concat();
+    names.sort();
+    assert_eq!(dest_files(&sb), names);
+
+    fs::write(sb.src_dir().join("a.txt"), "run 5\n").unwrap();
+    big_files(&sb);
+    let (mut child, _) = started_writing(
+        &sb,
+        &["-a", archiver, "-c", "9", "--level", "0", "k"],
+        &format!("k.{ext}"),
+    );
+    kill_group(&child);
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    remove_big_files(&sb);
+    assert!(
+        sb.dest_dir()
+            .join(format!("k.1.aa-removing.{ext}"))
+            .exists(),
+        "{archiver}: {:?}",
+        dest_files(&sb)
+    );
+
+    let out = run(6, &["--level", "0"]);
+    assert!(
+        out.stdout
+            .starts_with("[k] Recovered from an interrupted run: restored the old backups"),
+        "{archiver}: {out}"
+    );
+    // Recovered to the state before, then kept as usual: run 3's chain is now `aa`.
+    let mut names = chain(".aa").to_vec();
+    names.push(format!("k.{ext}"));
+    names.sort();
+    assert_eq!(dest_files(&sb), names, "{archiver}");
+    assert_eq!(run_of(&sb, &format!("k.aa.{ext}")), "run 3");
+    assert_eq!(run_of(&sb, &format!("k.1.aa.{ext}")), "run 4");
+    assert_eq!(run_of(&sb, &format!("k.{ext}")), "run 6");
+}
+
+#[test]
+fn tar_internal_killed_keeping_of_a_chain_is_undone() {
+    killed_keeping_of_a_chain_is_undone("targz_internal", "tar.gz");
+}
+
+#[test]
+fn tar_external_killed_keeping_of_a_chain_is_undone() {
+    killed_keeping_of_a_chain_is_undone("targz", "tar.gz");
+}
