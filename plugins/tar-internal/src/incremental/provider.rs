@@ -292,7 +292,8 @@ impl From<ArchiveError> for Failure {
 /// A directory whose subdirectories are being walked.
 struct Frame {
     name: Vec<u8>,
-    /// Open while the walk is shallow enough; deeper, subdirectories are opened from the root.
+    /// Open while the walk is shallow enough; deeper, subdirectories are opened from the root
+    /// (in pieces, [`sys::resolve`], so at any depth).
     fd: Option<OwnedFd>,
     children: Children,
     subdirectories: std::vec::IntoIter<Vec<u8>>,
@@ -429,8 +430,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
                 Some(parent) => CString::new(sub)
                     .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
                     .and_then(|base| sys::open_dir(parent.as_fd(), &base)),
-                None => c_path(fs_relative(&name))
-                    .and_then(|path| sys::open_dir(self.root.as_fd(), &path)),
+                None => sys::at_path(self.root.as_fd(), fs_relative(&name), sys::open_dir),
             };
             let children = frame.children;
             let keep_open = stack.len() < MAX_OPEN_DEPTH;
@@ -577,8 +577,7 @@ fn store_level(
             Err(e) => return Err(Failure::Other(snapshot_failure(e.with_path(snapshot)))),
         };
         let name = as_path(&record.name);
-        let stat =
-            c_path(fs_relative(&record.name)).and_then(|path| sys::lstat_at(root.as_fd(), &path));
+        let stat = sys::at_path(root.as_fd(), fs_relative(&record.name), sys::lstat_at);
         let stat = match stat {
             Ok(stat) if stat.is_dir() => stat,
             Ok(_) => {
@@ -666,8 +665,7 @@ fn spawn_files(
                 if dumped.peek().is_none() {
                     continue;
                 }
-                let opened = c_path(fs_relative(&record.name))
-                    .and_then(|path| sys::open_dir(root.as_fd(), &path));
+                let opened = sys::at_path(root.as_fd(), fs_relative(&record.name), sys::open_dir);
                 let dir = match opened {
                     Ok(fd) => Arc::new(fd),
                     Err(error) => {
