@@ -262,7 +262,9 @@ pub fn deep_tree(root: &Path, depth: usize, content: &[u8]) -> BTreeSet<Vec<u8>>
         members.insert(name.clone());
     }
     let file = open(dir.as_raw_fd(), c"f", libc::O_WRONLY | libc::O_CREAT);
-    fs::File::from(file).write_all(content).expect("write the file");
+    fs::File::from(file)
+        .write_all(content)
+        .expect("write the file");
     members.insert([&name[..], b"/f"].concat());
     members
 }
