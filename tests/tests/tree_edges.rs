@@ -73,3 +73,56 @@ fn deep_tree_is_stored_whole_by_tar_internal() {
 fn deep_tree_is_stored_whole_by_tar_external() {
     deep_tree_is_stored_whole("targz", false);
 }
+
+/// A symbolic link loop as the root or on the way to an include is reported as the loop it
+/// is, not as a missing file.
+fn symbolic_link_loops_are_named(archiver: &str) {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.config_dir().join("storage")).unwrap();
+    let src = sb.src_dir();
+    fs::write(src.join("f"), "f").unwrap();
+    std::os::unix::fs::symlink("loop2", src.join("loop1")).unwrap();
+    std::os::unix::fs::symlink("loop1", src.join("loop2")).unwrap();
+
+    let spec = Spec::new(&src, &["f", "loop1/x"], &sb.dest_dir()).archiver(archiver);
+    sb.write_spec("inc", &spec);
+    let out = sb.aa().arg("inc").run();
+    out.assert_no_panic();
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert_eq!(
+        out.error_lines(),
+        ["aa: Warning! [inc] Cannot access \"loop1/x\". Too many levels of symbolic links."],
+        "{archiver}: {out}"
+    );
+    assert_eq!(
+        gnu_list(&sb.dest_dir().join("inc.tar.gz")),
+        [b"f".to_vec()].into()
+    );
+
+    let root = src.join("loop1");
+    sb.write_spec(
+        "root",
+        &Spec::new(&root, &["."], &sb.dest_dir()).archiver(archiver),
+    );
+    let out = sb.aa().arg("root").run();
+    out.assert_clean_failure();
+    assert_eq!(
+        out.error_lines(),
+        [format!(
+            "aa: Error! [root] Unable to create the backup: Directory \"{}\" configured in the \
+             \"path\" option cannot be accessed: Too many levels of symbolic links.",
+            root.display()
+        )],
+        "{archiver}: {out}"
+    );
+}
+
+#[test]
+fn symbolic_link_loops_are_named_for_tar_internal() {
+    symbolic_link_loops_are_named("targz_internal");
+}
+
+#[test]
+fn symbolic_link_loops_are_named_for_tar_external() {
+    symbolic_link_loops_are_named("targz");
+}

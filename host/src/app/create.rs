@@ -231,8 +231,13 @@ fn check_destination(dest: &Path) -> Result<(), Failure> {
 fn check_dir(dir: &Path, option: &str, mode: libc::c_int, what: &str) -> Result<(), Failure> {
     let shown = dir.display();
     match std::fs::metadata(dir) {
-        Err(_) => Err(Failure(format!(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure(format!(
             "Directory \"{shown}\" configured in the \"{option}\" option does not exist."
+        ))),
+        // A symbolic link loop, say: the reason, not "does not exist".
+        Err(e) => Err(Failure(format!(
+            "Directory \"{shown}\" configured in the \"{option}\" option cannot be accessed: {}.",
+            aa_abi::error::os_message(&e)
         ))),
         Ok(m) if !m.is_dir() => Err(Failure(format!(
             "Path \"{shown}\" configured in the \"{option}\" option is not a directory."
