@@ -22,7 +22,9 @@
 //!   honours it (see [`snapshots::NO_CHECK_DEVICE_VAR`]);
 //! * the dump time in a new snapshot is when the backup started by the clock files are stamped
 //!   with, not tar's precise start time, so no change made just after the start is missed by
-//!   the next level (module `dump_time`).
+//!   the next level (module `dump_time`);
+//! * tar runs on a working copy of the snapshot, and its messages about that copy name the
+//!   user's snapshot file instead (module `snapshot_name`).
 
 pub mod classify;
 pub mod compress;
@@ -31,6 +33,7 @@ mod error;
 mod locate;
 pub mod quoting;
 mod run;
+mod snapshot_name;
 
 /// The snapshot files of incremental backups, in the layout every provider shares.
 pub use aa_abi::snapshots;
@@ -53,6 +56,7 @@ pub use error::Error;
 pub use locate::TAR_OVERRIDE_VAR;
 
 use run::{run_tar, TarRun};
+use snapshot_name::SnapshotName;
 use snapshots::{check_backup_id, Snapshots};
 
 /// The provider id users select with e.g. `targz@TarExternal`.
@@ -205,18 +209,23 @@ impl ArchiverProvider for TarExternalProvider {
         // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
         let check_device = snapshots::check_device_from_env()?;
         let working = self.snapshots.working_copy(id, level)?;
+        // What tar reads is a copy of the previous level's snapshot; at level 0 it makes one.
+        let shown = self.snapshots.path(id, level.saturating_sub(1), None);
+        let names = SnapshotName::new(working.path(), shown);
         let start = snapshots::dump_start_time();
-        let path = self.create_archive(
-            definition,
-            compression_strength,
-            final_path,
-            overwrite_at_start,
-            Some(Listed {
-                snapshot: working.path(),
-                check_device,
-            }),
-            events,
-        )?;
+        let path = self
+            .create_archive(
+                definition,
+                compression_strength,
+                final_path,
+                overwrite_at_start,
+                Some(Listed {
+                    snapshot: working.path(),
+                    check_device,
+                }),
+                &names.events(events),
+            )
+            .map_err(|e| names.error(e))?;
         let working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
         // Only after the archive is in place: a snapshot must never claim content that no
         // stored backup holds.
