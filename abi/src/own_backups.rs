@@ -58,6 +58,16 @@ impl OwnBackups {
         naming::is_own_backup_file(name, &self.backup_id, self.ext)
     }
 
+    /// Whether include entry `include` (relative to `root`) names one of the own files (with
+    /// the destination as the root, `*` expands to them, say).
+    pub fn is_own_include(&self, root: &Path, include: &Path) -> bool {
+        let (Some(name), Some(parent)) = (include.file_name(), include.parent()) else {
+            return false;
+        };
+        self.is_own_name(name.as_bytes())
+            && fs::metadata(root.join(parent)).is_ok_and(|m| (m.dev(), m.ino()) == self.identity)
+    }
+
     /// (device, inode) of the destination directory.
     pub fn identity(&self) -> (u64, u64) {
         self.identity
@@ -124,6 +134,10 @@ mod tests {
         assert!(own.is_own((m.dev(), m.ino()), b"t.tar.gz"));
         assert!(!own.is_own((m.dev(), m.ino()), b"other.tar.gz"));
         assert!(!own.is_own((m.dev(), m.ino() + 1), b"t.tar.gz"));
+        assert!(own.is_own_include(&root, Path::new("sub/backups/t.tar.gz")));
+        assert!(own.is_own_include(tmp.path(), Path::new("link/t.tar.gz")));
+        assert!(!own.is_own_include(&root, Path::new("sub/backups/other.tar.gz")));
+        assert!(!own.is_own_include(&root, Path::new("sub/t.tar.gz")));
 
         let outside = BackupDefinition::new("t", BackupType::TarGz, &dest, root.join("sub/x"));
         fs::create_dir(root.join("sub/x")).unwrap();

@@ -112,6 +112,13 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             .include(includes)
             .exclude(excludes);
     remove_abandoned_partials(&definition);
+    if aa_abi::own_backups::relative_destination(&definition).is_some() {
+        // Every provider leaves them out (see `aa_abi::own_backups`); say so once.
+        ui.info(&format!(
+            "Destination \"{}\" is inside the backed-up tree; this archive's own backup files are not stored.",
+            definition.destination.as_path().display()
+        ));
+    }
 
     let overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
     let compression = match settings.int(Opt::CompressionLevel) {

@@ -23,6 +23,8 @@
 //! * the dump time in a new snapshot is when the backup started by the clock files are stamped
 //!   with, not tar's precise start time, so no change made just after the start is missed by
 //!   the next level (module `dump_time`);
+//! * the archive's own backup files are excluded when the destination lies inside the root
+//!   ([`aa_abi::own_backups`]), so a backup never stores the earlier ones;
 //! * tar runs on a working copy of the snapshot, and its messages about that copy name the
 //!   user's snapshot file instead (module `snapshot_name`).
 
@@ -38,7 +40,7 @@ mod snapshot_name;
 /// The snapshot files of incremental backups, in the layout every provider shares.
 pub use aa_abi::snapshots;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -46,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aa_abi::naming::OutputFile;
+use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
@@ -160,6 +163,9 @@ impl TarExternalProvider {
             snapshot: path,
             check_device: s.check_device,
         });
+        // Created before tar starts: its compressor would create it while tar reads the
+        // directory, which tar then reports as changed when that is in the tree.
+        output.create().map_err(|e| Error::io(output.path(), e))?;
         let args = tar_arguments(definition, compression_strength, &archive, snapshot);
         run_tar(
             TarRun {
@@ -306,6 +312,25 @@ pub struct Listed<'a> {
     pub check_device: bool,
 }
 
+/// The archive's own backup files as exclude entries, when the destination lies inside the
+/// root ([`aa_abi::own_backups`]): those in the destination now, and `archive`, the file
+/// being written. Exact names suffice: the archive's lock keeps any other run from starting
+/// a backup file of it while tar runs.
+fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
+    let Some(own) = OwnBackups::new(definition) else {
+        return Vec::new();
+    };
+    let Some(dir) = own.relative_destination() else {
+        return Vec::new();
+    };
+    let mut names = own.existing();
+    names.extend(archive.file_name().map(OsStr::to_os_string));
+    names
+        .iter()
+        .map(|name| normalise_name(dir.join(name).as_os_str().as_bytes()))
+        .collect()
+}
+
 /// The complete tar command line (without the program name).
 pub fn tar_arguments(
     definition: &BackupDefinition,
@@ -342,7 +367,10 @@ pub fn tar_arguments(
         "--directory=",
         definition.root().as_os_str().as_bytes(),
     ));
-    let excludes = normalised(definition.excludes());
+    let mut excludes = normalised(definition.excludes());
+    excludes.extend(own_backups(definition, archive));
+    excludes.sort();
+    excludes.dedup();
     if !excludes.is_empty() {
         args.push("--anchored".into());
         args.push("--no-wildcards".into());

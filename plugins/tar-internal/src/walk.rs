@@ -9,6 +9,10 @@
 //! whole subtree. There are no wildcards at this level. Excluded directories are not entered
 //! at all, which keeps an excluded unreadable directory from producing errors.
 //!
+//! The archive's own backup files are left out ([`aa_abi::own_backups`], given with
+//! [`Walker::leaving_out`]): as includes, and as entries of the directory that is the
+//! destination, recognised by device and inode when it is listed.
+//!
 //! The order is deterministic so that two backups of the same tree are identical: includes
 //! in byte order of their paths, the entries of a directory in byte order of their names, and
 //! every directory before its content. Symbolic links are never followed.
@@ -46,6 +50,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use aa_abi::own_backups::OwnBackups;
 use aa_abi::BackupSubOperation;
 
 use crate::archive::{open_regular, Opened};
@@ -123,6 +128,7 @@ pub struct Walker {
     include_set: HashSet<PathBuf>,
     reached_includes: HashSet<PathBuf>,
     excludes: HashSet<PathBuf>,
+    own: Option<OwnBackups>,
     stack: Vec<Frame>,
     to_list: Option<Pending>,
     scratch: Vec<u8>,
@@ -150,10 +156,24 @@ impl Walker {
             include_set,
             reached_includes: HashSet::new(),
             excludes: excludes.into_iter().map(normalize).collect(),
+            own: None,
             stack: Vec::new(),
             to_list: None,
             scratch: Vec::new(),
         })
+    }
+
+    /// Leaves out the archive's own backup files (includes naming them, and entries of the
+    /// destination directory), found from `root`, the walk's root.
+    pub fn leaving_out(mut self, root: &Path, own: Option<OwnBackups>) -> Walker {
+        if let Some(own) = &own {
+            let includes: Vec<PathBuf> = std::mem::take(&mut self.includes)
+                .filter(|include| !own.is_own_include(root, include))
+                .collect();
+            self.includes = includes.into_iter();
+        }
+        self.own = own;
+        self
     }
 
     /// Whether `name` or one of its ancestors is excluded.
@@ -174,6 +194,9 @@ impl Walker {
         let name_of = |&(offset, len, _): &(u32, u32, u8)| {
             &names[offset as usize..offset as usize + len as usize]
         };
+        if let Some(own) = self.own.as_ref().filter(|own| own.identity() == identity) {
+            entries.retain(|e| !own.is_own_name(name_of(e)));
+        }
         entries.sort_unstable_by(|a, b| name_of(a).cmp(name_of(b)));
         Ok(Frame {
             name: pending.name.clone(),
