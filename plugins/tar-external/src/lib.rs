@@ -164,8 +164,9 @@ impl TarExternalProvider {
             check_device: s.check_device,
         });
         // Created before tar starts: its compressor would create it while tar reads the
-        // directory, which tar then reports as changed when that is in the tree.
-        output.create().map_err(|e| Error::io(output.path(), e))?;
+        // directory, which tar then reports as changed when that is in the tree. If it
+        // cannot be, tar fails on it and says why.
+        let _ = output.create();
         let args = tar_arguments(definition, compression_strength, &archive, snapshot);
         run_tar(
             TarRun {
