@@ -221,7 +221,7 @@ impl Walker {
                     Ok(dir) => frame.dir.insert(dir).clone(),
                     Err(step) => {
                         self.stack.pop();
-                        return Some(step);
+                        return Some(*step);
                     }
                 },
             };
@@ -246,22 +246,24 @@ impl Walker {
 
 /// Opens `frame`'s directory again, by its path from `root`; a different object there now is
 /// a change.
-fn reopen(root: &OwnedFd, frame: &Frame) -> Result<Arc<OwnedFd>, Step> {
+fn reopen(root: &OwnedFd, frame: &Frame) -> Result<Arc<OwnedFd>, Box<Step>> {
     let opened = sys::at_path(
         root.as_fd(),
         frame.name.as_os_str().as_bytes(),
         sys::open_dir,
     );
-    let fd = opened.map_err(|error| Step::Error {
-        operation: BackupSubOperation::Open,
-        name: frame.name.clone(),
-        error,
+    let fd = opened.map_err(|error| {
+        Box::new(Step::Error {
+            operation: BackupSubOperation::Open,
+            name: frame.name.clone(),
+            error,
+        })
     })?;
     match sys::fstat(fd.as_fd()) {
         Ok(stat) if stat.identity() == frame.identity => Ok(Arc::new(fd)),
-        _ => Err(Step::Changed {
+        _ => Err(Box::new(Step::Changed {
             name: frame.name.clone(),
-        }),
+        })),
     }
 }
 
@@ -565,5 +567,37 @@ mod tests {
         want.sort_by_key(|m| m.matches('/').count());
         want.push("z".to_string());
         assert_eq!(walked, want);
+    }
+
+    #[test]
+    fn a_deep_directory_replaced_while_its_subdirectory_is_walked_is_a_change() {
+        let t = tempfile::tempdir().unwrap();
+        let depth = MAX_OPEN_DEPTH + 1;
+        let dir = |levels: usize| t.path().join(vec!["d"; levels].join("/"));
+        fs::create_dir_all(dir(depth + 2)).unwrap();
+        // Listed after `d`, so still to come when the walk is back from `d`.
+        fs::write(dir(depth).join("z"), "z").unwrap();
+        let replaced = dir(depth);
+        let mut steps = Vec::new();
+        for step in Walker::new(t.path(), [Path::new("d")], []).unwrap() {
+            let name = match step {
+                Step::Entry(e) => e.name.to_string_lossy().into_owned(),
+                Step::Error { name, .. } => format!("ERR {}", name.display()),
+                Step::Changed { name } => format!("CHANGED {}", name.display()),
+            };
+            if name.matches('/').count() == depth + 1 {
+                // The deepest directory: its ancestor at `depth` is not open now.
+                fs::rename(&replaced, t.path().join("moved")).unwrap();
+                fs::create_dir(&replaced).unwrap();
+            }
+            steps.push(name);
+        }
+        let name = replaced
+            .strip_prefix(t.path())
+            .unwrap()
+            .display()
+            .to_string();
+        assert_eq!(steps.last().unwrap(), &format!("CHANGED {name}"));
+        assert!(!steps.iter().any(|s| s.ends_with("/z")), "{steps:?}");
     }
 }
