@@ -91,6 +91,34 @@ fn own_backups_are_not_stored(archiver: &str) {
     }
 }
 
+/// The destination is the root and `*` the include: the wildcard names the backup, which
+/// keeping then moves aside before the provider runs.
+fn own_backups_named_by_includes_are_not_stored(archiver: &str) {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.config_dir().join("storage")).unwrap();
+    fs::write(sb.src_dir().join("data"), "data").unwrap();
+    fs::write(sb.src_dir().join("other.tar.gz"), "other").unwrap();
+    let spec = Spec::new(&sb.src_dir(), &["*"], &sb.src_dir()).archiver(archiver);
+    sb.write_spec_text("t", &format!("{}keep-old-backups = yes\n", spec.render()));
+    for _ in 0..3 {
+        let out = sb.aa().arg("t").run();
+        out.assert_success();
+        let members = gnu_list(&sb.src_dir().join("t.tar.gz"));
+        let expected: BTreeSet<Vec<u8>> = [b"data".to_vec(), b"other.tar.gz".to_vec()].into();
+        assert_eq!(members, expected, "{archiver}: {out}");
+    }
+}
+
+#[test]
+fn own_backups_named_by_includes_are_not_stored_by_tar_internal() {
+    own_backups_named_by_includes_are_not_stored("targz_internal");
+}
+
+#[test]
+fn own_backups_named_by_includes_are_not_stored_by_tar_external() {
+    own_backups_named_by_includes_are_not_stored("targz");
+}
+
 #[test]
 fn own_backups_are_not_stored_by_tar_internal() {
     own_backups_are_not_stored("targz_internal");

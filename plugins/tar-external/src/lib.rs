@@ -314,8 +314,8 @@ pub struct Listed<'a> {
 }
 
 /// The archive's own backup files as exclude entries, when the destination lies inside the
-/// root ([`aa_abi::own_backups`]): those in the destination now, and `archive`, the file
-/// being written. Exact names suffice: the archive's lock keeps any other run from starting
+/// root ([`aa_abi::own_backups`]): those in the destination now, `archive`, the file being
+/// written, and includes that name one. Exact names suffice: the archive's lock keeps any other run from starting
 /// a backup file of it while tar runs.
 fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
     let Some(own) = OwnBackups::new(definition) else {
@@ -326,10 +326,20 @@ fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
     };
     let mut names = own.existing();
     names.extend(archive.file_name().map(OsStr::to_os_string));
-    names
+    let mut excludes: Vec<Vec<u8>> = names
         .iter()
         .map(|name| normalise_name(dir.join(name).as_os_str().as_bytes()))
-        .collect()
+        .collect();
+    // Includes naming them (`*` with the destination as the root), even one kept aside since
+    // the wildcards were expanded.
+    let root = definition.root();
+    excludes.extend(
+        definition
+            .includes()
+            .filter(|include| own.is_own_include(root, include))
+            .map(|include| normalise_name(include.as_os_str().as_bytes())),
+    );
+    excludes
 }
 
 /// The complete tar command line (without the program name).
