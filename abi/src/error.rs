@@ -117,6 +117,16 @@ impl fmt::Debug for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// The text of an OS error without std's ` (os error N)` suffix, as `strerror` gives it (e.g.
+/// "Too many levels of symbolic links").
+pub fn os_message(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if error.raw_os_error().is_some() => text[..i].to_string(),
+        _ => text,
+    }
+}
+
 impl From<io::Error> for ProviderError {
     fn from(err: io::Error) -> Self {
         Self::io(err.raw_os_error().unwrap_or(0), err.to_string())

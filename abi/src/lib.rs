@@ -14,6 +14,7 @@ pub mod events;
 pub mod ffi;
 pub mod host;
 pub mod naming;
+pub mod own_backups;
 pub mod plugin;
 pub mod snapshots;
 pub mod types;

@@ -60,6 +60,51 @@ pub fn backup_file_name(
     Some(name)
 }
 
+/// Whether `file_name` is one of archive `backup_id`'s own backup files with extension
+/// `ext`, in any of the forms this program gives them:
+///
+/// * `NAME[.LEVEL][.KEEPID].EXT`: the backup, its levels and its kept copies (LEVEL: digits;
+///   KEEPID: two lowercase letters, optionally followed by `-` and lowercase letters while a
+///   kept backup is moved aside, e.g. `ab-removing`);
+/// * a partial file of one of those names, as [`partial_of`] recognises it.
+///
+/// Another archive's files are not recognised: for `home`, `home.v2.tar.gz` is not one (`v2`
+/// is no level or keeping ID), nor `home2.tar.gz`.
+pub fn is_own_backup_file(file_name: &[u8], backup_id: &str, ext: &str) -> bool {
+    is_own_final_name(partial_of(file_name).unwrap_or(file_name), backup_id, ext)
+}
+
+/// `NAME[.LEVEL][.KEEPID].EXT`; see [`is_own_backup_file`].
+fn is_own_final_name(file_name: &[u8], backup_id: &str, ext: &str) -> bool {
+    let middle = file_name
+        .strip_prefix(backup_id.as_bytes())
+        .and_then(|rest| rest.strip_suffix(ext.as_bytes()))
+        .and_then(|rest| rest.strip_suffix(b"."));
+    let Some(middle) = middle else {
+        return false;
+    };
+    if middle.is_empty() {
+        return true;
+    }
+    let Some(middle) = middle.strip_prefix(b".") else {
+        return false;
+    };
+    let is_level = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+    let is_keeping_id = |part: &[u8]| {
+        let (id, suffix) = part.split_at(part.len().min(2));
+        id.len() == 2
+            && id.iter().all(u8::is_ascii_lowercase)
+            && (suffix.is_empty()
+                || suffix.len() > 1
+                    && suffix[0] == b'-'
+                    && suffix[1..].iter().all(u8::is_ascii_lowercase))
+    };
+    match middle.iter().position(|&b| b == b'.') {
+        None => is_level(middle) || is_keeping_id(middle),
+        Some(dot) => is_level(&middle[..dot]) && is_keeping_id(&middle[dot + 1..]),
+    }
+}
+
 /// The path of a backup in `destination`; see [`backup_file_name`].
 pub fn backup_file_path(
     destination: &Path,
@@ -343,6 +388,43 @@ mod tests {
             "x.tar.zst"
         );
         assert_eq!(backup_file_name("x", BackupType(99), None, None), None);
+    }
+
+    #[test]
+    fn own_backup_files_are_recognised() {
+        let own = |name: &str| is_own_backup_file(name.as_bytes(), "t", "tar.gz");
+        for name in [
+            "t.tar.gz",
+            "t.1.tar.gz",
+            "t.12.tar.gz",
+            "t.aa.tar.gz",
+            "t.3.zz.tar.gz",
+            "t.ab-removing.tar.gz",
+            "t.tar.gz._partial",
+            "t.2.ab.tar.gz._partial",
+            "t.tar.gz.p77-a3f9._partial",
+            "t.1.aa.tar.gz.p123-abc._partial",
+        ] {
+            assert!(own(name), "{name}");
+        }
+        for name in [
+            "t.tar.bz2",
+            "t2.tar.gz",
+            "t.v2.tar.gz",
+            "t.abc.tar.gz",
+            "t.a.tar.gz",
+            "t.aa.1.tar.gz",
+            "t.ab-.tar.gz",
+            "t..tar.gz",
+            "t.tar.gz.old",
+            "t.tar.gz.._partial",
+            "t.tar.gz.a_b._partial",
+            "t.tar.gz.a.b._partial",
+            "x.t.tar.gz",
+            "t.tar.gz/",
+        ] {
+            assert!(!own(name), "{name}");
+        }
     }
 
     #[test]

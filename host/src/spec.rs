@@ -683,12 +683,32 @@ pub fn expand_wildcards(root: &Path, patterns: &[String]) -> (Vec<PathBuf>, Vec<
         let matches = glob(root, pattern, false);
         if matches.is_empty() {
             warnings.push(format!(
-                "Cannot access \"{pattern}\". No such file or directory."
+                "Cannot access \"{pattern}\". {}.",
+                unmatched_reason(root, pattern)
             ));
         }
         found.extend(matches);
     }
     (found.into_iter().collect(), warnings)
+}
+
+/// Why `pattern` matched nothing: a symbolic link loop on its way is named as such; anything
+/// else is "No such file or directory", as the original said. The part of a wildcard
+/// pattern before its first wildcard component is looked up as a directory, the rest not.
+fn unmatched_reason(root: &Path, pattern: &str) -> &'static str {
+    let looked_up = if has_magic(pattern) {
+        let fixed: PathBuf = Path::new(pattern)
+            .components()
+            .take_while(|c| !has_magic(&c.as_os_str().to_string_lossy()))
+            .collect();
+        root.join(fixed).metadata()
+    } else {
+        root.join(pattern).symlink_metadata()
+    };
+    match looked_up {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => "Too many levels of symbolic links",
+        _ => "No such file or directory",
+    }
 }
 
 fn has_magic(s: &str) -> bool {
@@ -1515,6 +1535,25 @@ mod tests {
             [
                 "Cannot access \"nothing*\". No such file or directory.",
                 "Cannot access \"missing\". No such file or directory."
+            ]
+        );
+    }
+
+    #[test]
+    fn a_symbolic_link_loop_is_named_in_the_warning() {
+        let dir = tree();
+        let root = dir.path();
+        std::os::unix::fs::symlink("loop2", root.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", root.join("loop2")).unwrap();
+        let (found, warnings) = expand(root, &["loop1/x", "loop2/*", "loop1", "dir1/none"]);
+        // The loop itself is a symbolic link like any other and is stored.
+        assert_eq!(found, ["loop1"]);
+        assert_eq!(
+            warnings,
+            [
+                "Cannot access \"loop1/x\". Too many levels of symbolic links.",
+                "Cannot access \"loop2/*\". Too many levels of symbolic links.",
+                "Cannot access \"dir1/none\". No such file or directory."
             ]
         );
     }

@@ -233,6 +233,42 @@ pub fn set_mtime(path: &Path, (secs, nanos): (i64, i64)) {
     }
 }
 
+/// Builds a chain of `depth` directories `d` below `root` (`d/d/.../d`) with a file `f`
+/// holding `content` at the bottom, by `mkdirat` from each new directory: `mkdir -p` and
+/// `std::fs` stop at `PATH_MAX` (about 2,048 such levels). Returns the members a backup of
+/// `d` must hold, as [`gnu_list`] lists them.
+pub fn deep_tree(root: &Path, depth: usize, content: &[u8]) -> BTreeSet<Vec<u8>> {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let open = |dir: libc::c_int, name: &std::ffi::CStr, flags: libc::c_int| {
+        // SAFETY: a valid descriptor and NUL-terminated name; the result is ours alone.
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
+        assert!(fd >= 0, "openat: {}", io::Error::last_os_error());
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    let mut dir = OwnedFd::from(fs::File::open(root).expect("open the root"));
+    let mut members = BTreeSet::new();
+    let mut name = Vec::new();
+    for _ in 0..depth {
+        // SAFETY: as above.
+        let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), c"d".as_ptr(), 0o755) };
+        assert_eq!(rc, 0, "mkdirat: {}", io::Error::last_os_error());
+        dir = open(dir.as_raw_fd(), c"d", libc::O_RDONLY | libc::O_DIRECTORY);
+        if !name.is_empty() {
+            name.push(b'/');
+        }
+        name.push(b'd');
+        members.insert(name.clone());
+    }
+    let file = open(dir.as_raw_fd(), c"f", libc::O_WRONLY | libc::O_CREAT);
+    fs::File::from(file)
+        .write_all(content)
+        .expect("write the file");
+    members.insert([&name[..], b"/f"].concat());
+    members
+}
+
 /// Deterministic, poorly compressible bytes.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

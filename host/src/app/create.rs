@@ -114,6 +114,13 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             .include(includes)
             .exclude(excludes);
     partials::remove_abandoned(&definition);
+    if aa_abi::own_backups::relative_destination(&definition).is_some() {
+        // Every provider leaves them out (see `aa_abi::own_backups`); say so once.
+        ui.info(&format!(
+            "Destination \"{}\" is inside the backed-up tree; this archive's own backup files are not stored.",
+            definition.destination.as_path().display()
+        ));
+    }
 
     let overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
     let compression = match settings.int(Opt::CompressionLevel) {
@@ -236,8 +243,13 @@ fn check_destination(dest: &Path) -> Result<(), Failure> {
 fn check_dir(dir: &Path, option: &str, mode: libc::c_int, what: &str) -> Result<(), Failure> {
     let shown = dir.display();
     match std::fs::metadata(dir) {
-        Err(_) => Err(Failure(format!(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure(format!(
             "Directory \"{shown}\" configured in the \"{option}\" option does not exist."
+        ))),
+        // A symbolic link loop, say: the reason, not "does not exist".
+        Err(e) => Err(Failure(format!(
+            "Directory \"{shown}\" configured in the \"{option}\" option cannot be accessed: {}.",
+            aa_abi::error::os_message(&e)
         ))),
         Ok(m) if !m.is_dir() => Err(Failure(format!(
             "Path \"{shown}\" configured in the \"{option}\" option is not a directory."

@@ -93,6 +93,14 @@ impl Error {
         }
     }
 
+    /// The error with `f` applied to the text tar gave (what follows the status).
+    pub fn map_detail(self, f: impl FnOnce(String) -> String) -> Error {
+        match self.kind {
+            ErrorKind::TarFailed { status, detail } => Error::tar_failed(status, f(detail)),
+            kind => Error { kind },
+        }
+    }
+
     pub fn invalid_value(message: String) -> Error {
         Error {
             kind: ErrorKind::InvalidValue(message),

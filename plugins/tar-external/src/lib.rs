@@ -22,7 +22,11 @@
 //!   honours it (see [`snapshots::NO_CHECK_DEVICE_VAR`]);
 //! * the dump time in a new snapshot is when the backup started by the clock files are stamped
 //!   with, not tar's precise start time, so no change made just after the start is missed by
-//!   the next level (module `dump_time`).
+//!   the next level (module `dump_time`);
+//! * the archive's own backup files are excluded when the destination lies inside the root
+//!   ([`aa_abi::own_backups`]), so a backup never stores the earlier ones;
+//! * tar runs on a working copy of the snapshot, and its messages about that copy name the
+//!   user's snapshot file instead (module `snapshot_name`).
 
 pub mod classify;
 pub mod compress;
@@ -31,11 +35,12 @@ mod error;
 mod locate;
 pub mod quoting;
 mod run;
+mod snapshot_name;
 
 /// The snapshot files of incremental backups, in the layout every provider shares.
 pub use aa_abi::snapshots;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -43,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aa_abi::naming::OutputFile;
+use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
@@ -53,6 +59,7 @@ pub use error::Error;
 pub use locate::TAR_OVERRIDE_VAR;
 
 use run::{run_tar, TarRun};
+use snapshot_name::SnapshotName;
 use snapshots::{check_backup_id, Snapshots};
 
 /// The provider id users select with e.g. `targz@TarExternal`.
@@ -146,7 +153,9 @@ impl TarExternalProvider {
             Err(e) => return Err(Error::io(root, e)),
         }
         let mut output = OutputFile::new(final_path, overwrite_at_start);
-        // Created (and, as a partial file, locked) here; tar writes it again by name.
+        // Created (and, as a partial file, locked) here; tar writes it again by name. Made
+        // before tar starts, too: its compressor would otherwise create it while tar reads the
+        // directory, which tar reports as changed when the destination is in the tree.
         output
             .create()
             .map_err(|e| Error::io(output.final_path(), e))?;
@@ -209,18 +218,23 @@ impl ArchiverProvider for TarExternalProvider {
         // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
         let check_device = snapshots::check_device_from_env()?;
         let working = self.snapshots.working_copy(id, level)?;
+        // What tar reads is a copy of the previous level's snapshot; at level 0 it makes one.
+        let shown = self.snapshots.path(id, level.saturating_sub(1), None);
+        let names = SnapshotName::new(working.path(), shown);
         let start = snapshots::dump_start_time();
-        let path = self.create_archive(
-            definition,
-            compression_strength,
-            final_path,
-            overwrite_at_start,
-            Some(Listed {
-                snapshot: working.path(),
-                check_device,
-            }),
-            events,
-        )?;
+        let path = self
+            .create_archive(
+                definition,
+                compression_strength,
+                final_path,
+                overwrite_at_start,
+                Some(Listed {
+                    snapshot: working.path(),
+                    check_device,
+                }),
+                &names.events(events),
+            )
+            .map_err(|e| names.error(e))?;
         let working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
         // Only after the archive is in place: a snapshot must never claim content that no
         // stored backup holds.
@@ -301,6 +315,35 @@ pub struct Listed<'a> {
     pub check_device: bool,
 }
 
+/// The archive's own backup files as exclude entries, when the destination lies inside the
+/// root ([`aa_abi::own_backups`]): those in the destination now, `archive`, the file being
+/// written, and includes that name one. Exact names suffice: the archive's lock keeps any other run from starting
+/// a backup file of it while tar runs.
+fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
+    let Some(own) = OwnBackups::new(definition) else {
+        return Vec::new();
+    };
+    let Some(dir) = own.relative_destination() else {
+        return Vec::new();
+    };
+    let mut names = own.existing();
+    names.extend(archive.file_name().map(OsStr::to_os_string));
+    let mut excludes: Vec<Vec<u8>> = names
+        .iter()
+        .map(|name| normalise_name(dir.join(name).as_os_str().as_bytes()))
+        .collect();
+    // Includes naming them (`*` with the destination as the root), even one kept aside since
+    // the wildcards were expanded.
+    let root = definition.root();
+    excludes.extend(
+        definition
+            .includes()
+            .filter(|include| own.is_own_include(root, include))
+            .map(|include| normalise_name(include.as_os_str().as_bytes())),
+    );
+    excludes
+}
+
 /// The complete tar command line (without the program name).
 pub fn tar_arguments(
     definition: &BackupDefinition,
@@ -337,7 +380,10 @@ pub fn tar_arguments(
         "--directory=",
         definition.root().as_os_str().as_bytes(),
     ));
-    let excludes = normalised(definition.excludes());
+    let mut excludes = normalised(definition.excludes());
+    excludes.extend(own_backups(definition, archive));
+    excludes.sort();
+    excludes.dedup();
     if !excludes.is_empty() {
         args.push("--anchored".into());
         args.push("--no-wildcards".into());

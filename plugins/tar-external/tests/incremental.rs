@@ -285,3 +285,32 @@ fn removing_increments_removes_their_backups_and_snapshots() {
     p.remove_backup_increments(&def, Some(1), None).unwrap();
     assert_eq!(snapshot_files(&s), ["r.snar"]);
 }
+
+/// tar reads a private copy of the previous level's snapshot; when that snapshot is damaged,
+/// the events and the error name the user's file, not the copy.
+#[test]
+fn a_damaged_snapshot_is_named_as_the_users_file() {
+    let s = setup();
+    let p = &s.provider;
+    let def = definition(&s, "b", BackupType::TarGz);
+    p.backup_files_incrementally(&def, None, None, false, &Recorder::default())
+        .unwrap();
+    let level0 = s.snapshots.join("b.snar");
+    for damage in [&b"GNU tar-1.34-2\n123\0garbage\0\0"[..], b"junk"] {
+        fs::write(&level0, damage).unwrap();
+        let events = Recorder::default();
+        let err = p
+            .backup_files_incrementally(&def, None, None, false, &events)
+            .unwrap_err();
+        let shown = level0.display().to_string();
+        assert!(err.message().contains(&shown), "{err}");
+        let errors = events.errors.borrow();
+        assert!(!errors.is_empty());
+        for e in errors.iter() {
+            let name = String::from_utf8_lossy(e.name.as_deref().unwrap_or_default());
+            let text = format!("{name} {}", e.message.as_deref().unwrap_or_default());
+            assert!(text.contains(&shown) && !text.contains(".working"), "{e:?}");
+        }
+        assert!(!err.message().contains(".working"), "{err}");
+    }
+}

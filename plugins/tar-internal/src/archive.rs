@@ -340,14 +340,7 @@ impl From<io::Error> for ArchiveError {
     }
 }
 
-/// The text of an OS error without std's ` (os error N)` suffix, as `strerror` gives it.
-pub fn os_message(error: &io::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) if error.raw_os_error().is_some() => text[..i].to_string(),
-        _ => text,
-    }
-}
+pub use aa_abi::error::os_message;
 
 /// Reports a failed file system operation as the backup event it corresponds to.
 pub fn report_os_error(

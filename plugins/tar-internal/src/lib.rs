@@ -43,6 +43,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aa_abi::naming::OutputFile;
+use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::snapshots::{self, check_backup_id, Snapshots};
 use aa_abi::{
@@ -132,7 +133,8 @@ impl ArchiverProvider for TarInternalProvider {
         let codec = Codec::new(definition.backup_type, compression_strength)
             .map_err(|e| ProviderError::unsupported_type(e.to_string()))?;
         let walker = Walker::new(root, definition.includes(), definition.excludes())
-            .map_err(|e| fatal(root, &e))?;
+            .map_err(|e| fatal(root, &e))?
+            .leaving_out(root, OwnBackups::new(definition));
 
         let mut output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
         let final_path = output.final_path().to_path_buf();

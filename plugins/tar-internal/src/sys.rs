@@ -5,10 +5,13 @@
 //! so the kernel resolves one name per call instead of the whole path from the root, and a
 //! directory is listed with raw `getdents64`, whose entry types let the walk skip `lstat` for
 //! regular files (the reader's `fstat` after `open` gives their metadata anyway).
+//!
+//! A path longer than the kernel takes at once (`PATH_MAX`, 4096 bytes) is resolved piece by
+//! piece ([`resolve`]), so no depth of the tree is out of reach.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// What the archiver needs of `struct stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +138,45 @@ pub fn open_dir(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
         name,
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
     )
+}
+
+/// The longest path handed to the kernel in one call; `PATH_MAX` is 4096 with the NUL.
+const PATH_PIECE: usize = 2048;
+
+/// Where `*at` calls must look for `path` (relative to `dir`, which is used directly when the
+/// path is short): a descriptor of the directory holding its tail, `None` for `dir` itself,
+/// and the tail. The leading directories of a long path are opened (`O_PATH`, which needs no
+/// read permission) in pieces under [`PATH_PIECE`] bytes cut at slashes; symbolic links on
+/// the way are followed as the kernel follows them in a whole path, so the result is the
+/// same. At most one descriptor is held at a time.
+pub fn resolve(dir: BorrowedFd<'_>, path: &[u8]) -> io::Result<(Option<OwnedFd>, CString)> {
+    let invalid = || io::Error::from_raw_os_error(libc::EINVAL);
+    let mut at: Option<OwnedFd> = None;
+    let mut rest = path;
+    while rest.len() >= PATH_PIECE {
+        let cut = rest[..PATH_PIECE]
+            .iter()
+            .rposition(|&b| b == b'/')
+            .filter(|&cut| cut > 0)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+        let head = CString::new(&rest[..cut]).map_err(|_| invalid())?;
+        let base = at.as_ref().map_or(dir, |fd| fd.as_fd());
+        at = Some(openat(base, &head, libc::O_PATH | libc::O_DIRECTORY)?);
+        rest = &rest[cut..];
+        rest = &rest[rest.iter().take_while(|&&b| b == b'/').count()..];
+    }
+    let tail = if rest.is_empty() { &b"."[..] } else { rest };
+    Ok((at, CString::new(tail).map_err(|_| invalid())?))
+}
+
+/// Runs `f` on the directory and name that [`resolve`] gives for `path` in `dir`.
+pub fn at_path<T>(
+    dir: BorrowedFd<'_>,
+    path: &[u8],
+    f: impl FnOnce(BorrowedFd<'_>, &CStr) -> io::Result<T>,
+) -> io::Result<T> {
+    let (at, tail) = resolve(dir, path)?;
+    f(at.as_ref().map_or(dir, |fd| fd.as_fd()), &tail)
 }
 
 /// `lstat` of `name` in `dir`.
@@ -267,8 +309,6 @@ pub fn list_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::CString;
-    use std::os::fd::AsFd;
 
     #[test]
     fn lists_stats_and_reads_relative_to_a_directory() {
@@ -302,5 +342,23 @@ mod tests {
         );
         let e = openat(root.as_fd(), &l, libc::O_RDONLY | libc::O_NOFOLLOW).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn resolves_paths_longer_than_the_kernel_takes() {
+        let t = tempfile::tempdir().unwrap();
+        aa_tests::deep_tree(t.path(), 3000, b"");
+        let root = std::fs::File::open(t.path()).unwrap();
+        let path = [&b"d/".repeat(3000)[..], b"f"].concat();
+        let whole = CString::new(path.clone()).unwrap();
+        let e = lstat_at(root.as_fd(), &whole).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
+        assert!(at_path(root.as_fd(), &path, lstat_at).unwrap().is_file());
+        // Repeated slashes at a cut do not matter; a short path is used as it is.
+        let doubled = [&b"d//".repeat(1500)[..], &b"d/".repeat(1500), b"f"].concat();
+        assert!(at_path(root.as_fd(), &doubled, lstat_at).unwrap().is_file());
+        let (at, tail) = resolve(root.as_fd(), b"d/d").unwrap();
+        assert!(at.is_none());
+        assert_eq!(tail.as_bytes(), b"d/d");
     }
 }

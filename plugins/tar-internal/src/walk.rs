@@ -9,6 +9,10 @@
 //! whole subtree. There are no wildcards at this level. Excluded directories are not entered
 //! at all, which keeps an excluded unreadable directory from producing errors.
 //!
+//! The archive's own backup files are left out ([`aa_abi::own_backups`], given with
+//! [`Walker::leaving_out`]): as includes, and as entries of the directory that is the
+//! destination, recognised by device and inode when it is listed.
+//!
 //! The order is deterministic so that two backups of the same tree are identical: includes
 //! in byte order of their paths, the entries of a directory in byte order of their names, and
 //! every directory before its content. Symbolic links are never followed.
@@ -23,10 +27,18 @@
 //! kernel resolves one name per call. Regular files are opened here, on the walk's thread,
 //! and handed to the archiver open, so looking up and opening file N+1 overlaps with reading
 //! file N. Entries the directory listing reports as regular files are not `lstat`ed at all:
-//! their metadata comes from `fstat` after opening, saving a system call per file. To keep the number of open descriptors
-//! bounded in very deep trees, directories below [`MAX_OPEN_DEPTH`] levels are addressed by
-//! their path from the root instead. [`spawn`] runs the walk on its own thread, ahead of the
-//! archiver, handing over batches of steps through a bounded channel.
+//! their metadata comes from `fstat` after opening, saving a system call per file.
+//!
+//! Depth: the walk keeps the descriptors of the first [`MAX_OPEN_DEPTH`] levels open, and
+//! below them only that of the directory being listed, so at most `MAX_OPEN_DEPTH + 1`
+//! directories are open at once however deep the tree. A deep directory whose descriptor was
+//! closed while a subdirectory was walked is opened again by its path from the root when the
+//! walk comes back to it, in pieces the kernel accepts ([`sys::resolve`]), so there is no
+//! limit on the depth (GNU tar stores any depth too; only extracting is limited by
+//! `PATH_MAX`). The reopened directory must be the one listed (same device and inode), else
+//! it is reported as changed and the rest of its listing is left out. This costs one path
+//! lookup per deep directory, not per file. [`spawn`] runs the walk on its own thread, ahead
+//! of the archiver, handing over batches of steps through a bounded channel.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
@@ -38,12 +50,13 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use aa_abi::own_backups::OwnBackups;
 use aa_abi::BackupSubOperation;
 
 use crate::archive::{open_regular, Opened};
 use crate::sys::{self, FileType, Stat, DT_REG};
 
-/// Directories deeper than this are not kept open while their content is walked.
+/// Directories deeper than this are not kept open while their subdirectories are walked.
 pub const MAX_OPEN_DEPTH: usize = 64;
 
 /// A root-relative include or exclude entry in the form members are matched in
@@ -89,8 +102,10 @@ pub enum Step {
 /// One directory being listed.
 struct Frame {
     name: PathBuf,
-    /// The open directory, or `None` below [`MAX_OPEN_DEPTH`].
+    /// The open directory; `None` below [`MAX_OPEN_DEPTH`] while a subdirectory is walked.
     dir: Option<Arc<OwnedFd>>,
+    /// (device, inode), to check that a reopened directory is the one listed.
+    identity: (u64, u64),
     /// The entry names, each followed by a NUL.
     names: Vec<u8>,
     /// (offset in `names`, length, `d_type`), sorted by name.
@@ -113,6 +128,7 @@ pub struct Walker {
     include_set: HashSet<PathBuf>,
     reached_includes: HashSet<PathBuf>,
     excludes: HashSet<PathBuf>,
+    own: Option<OwnBackups>,
     stack: Vec<Frame>,
     to_list: Option<Pending>,
     scratch: Vec<u8>,
@@ -140,10 +156,24 @@ impl Walker {
             include_set,
             reached_includes: HashSet::new(),
             excludes: excludes.into_iter().map(normalize).collect(),
+            own: None,
             stack: Vec::new(),
             to_list: None,
             scratch: Vec::new(),
         })
+    }
+
+    /// Leaves out the archive's own backup files (includes naming them, and entries of the
+    /// destination directory), found from `root`, the walk's root.
+    pub fn leaving_out(mut self, root: &Path, own: Option<OwnBackups>) -> Walker {
+        if let Some(own) = &own {
+            let includes: Vec<PathBuf> = std::mem::take(&mut self.includes)
+                .filter(|include| !own.is_own_include(root, include))
+                .collect();
+            self.includes = includes.into_iter();
+        }
+        self.own = own;
+        self
     }
 
     /// Whether `name` or one of its ancestors is excluded.
@@ -157,16 +187,21 @@ impl Walker {
     /// Opens, reads and sorts directory `pending`.
     fn list(&mut self, pending: &Pending) -> io::Result<Frame> {
         let fd = sys::open_dir(pending.dir.as_fd(), &pending.base)?;
+        let identity = sys::fstat(fd.as_fd())?.identity();
         let mut names = Vec::new();
         let mut entries = Vec::new();
         sys::list_dir(fd.as_fd(), &mut self.scratch, &mut names, &mut entries)?;
         let name_of = |&(offset, len, _): &(u32, u32, u8)| {
             &names[offset as usize..offset as usize + len as usize]
         };
+        if let Some(own) = self.own.as_ref().filter(|own| own.identity() == identity) {
+            entries.retain(|e| !own.is_own_name(name_of(e)));
+        }
         entries.sort_unstable_by(|a, b| name_of(a).cmp(name_of(b)));
         Ok(Frame {
             name: pending.name.clone(),
-            dir: (self.stack.len() < MAX_OPEN_DEPTH).then(|| Arc::new(fd)),
+            dir: Some(Arc::new(fd)),
+            identity,
             names,
             entries,
             next: 0,
@@ -180,6 +215,16 @@ impl Walker {
                 self.stack.pop();
                 continue;
             };
+            let dir = match &frame.dir {
+                Some(dir) => dir.clone(),
+                None => match reopen(&self.root, frame) {
+                    Ok(dir) => frame.dir.insert(dir).clone(),
+                    Err(step) => {
+                        self.stack.pop();
+                        return Some(*step);
+                    }
+                },
+            };
             frame.next += 1;
             let (offset, len) = (offset as usize, len as usize);
             let child = OsStr::from_bytes(&frame.names[offset..offset + len]);
@@ -189,19 +234,36 @@ impl Walker {
                 continue;
             }
             let includes = (&self.include_set, &mut self.reached_includes);
-            let step = match &frame.dir {
-                Some(dir) => match CStr::from_bytes_with_nul(&frame.names[offset..=offset + len]) {
-                    Ok(base) => visit(name, dir, base, d_type, includes, &mut self.to_list),
-                    Err(_) => invalid_name(name),
-                },
-                None => match c_name(name.as_os_str().as_bytes()) {
-                    Ok(base) => visit(name, &self.root, &base, d_type, includes, &mut self.to_list),
-                    Err(_) => invalid_name(name),
-                },
+            let step = match CStr::from_bytes_with_nul(&frame.names[offset..=offset + len]) {
+                Ok(base) => visit(name, &dir, base, d_type, includes, &mut self.to_list),
+                Err(_) => invalid_name(name),
             };
             return Some(step);
         }
         None
+    }
+}
+
+/// Opens `frame`'s directory again, by its path from `root`; a different object there now is
+/// a change.
+fn reopen(root: &OwnedFd, frame: &Frame) -> Result<Arc<OwnedFd>, Box<Step>> {
+    let opened = sys::at_path(
+        root.as_fd(),
+        frame.name.as_os_str().as_bytes(),
+        sys::open_dir,
+    );
+    let fd = opened.map_err(|error| {
+        Box::new(Step::Error {
+            operation: BackupSubOperation::Open,
+            name: frame.name.clone(),
+            error,
+        })
+    })?;
+    match sys::fstat(fd.as_fd()) {
+        Ok(stat) if stat.identity() == frame.identity => Ok(Arc::new(fd)),
+        _ => Err(Box::new(Step::Changed {
+            name: frame.name.clone(),
+        })),
     }
 }
 
@@ -291,7 +353,15 @@ impl Iterator for Walker {
     fn next(&mut self) -> Option<Step> {
         if let Some(pending) = self.to_list.take() {
             match self.list(&pending) {
-                Ok(frame) => self.stack.push(frame),
+                Ok(frame) => {
+                    if self.stack.len() >= MAX_OPEN_DEPTH {
+                        // Reopened from the root when the walk comes back to it.
+                        if let Some(parent) = self.stack.last_mut() {
+                            parent.dir = None;
+                        }
+                    }
+                    self.stack.push(frame)
+                }
                 Err(error) => {
                     return Some(Step::Error {
                         operation: BackupSubOperation::Open,
@@ -481,5 +551,53 @@ mod tests {
             names(t.path(), &["nope", "other"], &[]),
             ["ERR nope", "other", "other/z"]
         );
+    }
+
+    #[test]
+    fn any_depth_is_walked() {
+        let t = tempfile::tempdir().unwrap();
+        let expected = aa_tests::deep_tree(t.path(), 3000, b"deep");
+        // A sibling after the chain: the walk comes back up through every level.
+        fs::write(t.path().join("z"), "z").unwrap();
+        let walked = names(t.path(), &["d", "z"], &[]);
+        let mut want: Vec<String> = expected
+            .iter()
+            .map(|m| String::from_utf8(m.clone()).unwrap())
+            .collect();
+        want.sort_by_key(|m| m.matches('/').count());
+        want.push("z".to_string());
+        assert_eq!(walked, want);
+    }
+
+    #[test]
+    fn a_deep_directory_replaced_while_its_subdirectory_is_walked_is_a_change() {
+        let t = tempfile::tempdir().unwrap();
+        let depth = MAX_OPEN_DEPTH + 1;
+        let dir = |levels: usize| t.path().join(vec!["d"; levels].join("/"));
+        fs::create_dir_all(dir(depth + 2)).unwrap();
+        // Listed after `d`, so still to come when the walk is back from `d`.
+        fs::write(dir(depth).join("z"), "z").unwrap();
+        let replaced = dir(depth);
+        let mut steps = Vec::new();
+        for step in Walker::new(t.path(), [Path::new("d")], []).unwrap() {
+            let name = match step {
+                Step::Entry(e) => e.name.to_string_lossy().into_owned(),
+                Step::Error { name, .. } => format!("ERR {}", name.display()),
+                Step::Changed { name } => format!("CHANGED {}", name.display()),
+            };
+            if name.matches('/').count() == depth + 1 {
+                // The deepest directory: its ancestor at `depth` is not open now.
+                fs::rename(&replaced, t.path().join("moved")).unwrap();
+                fs::create_dir(&replaced).unwrap();
+            }
+            steps.push(name);
+        }
+        let name = replaced
+            .strip_prefix(t.path())
+            .unwrap()
+            .display()
+            .to_string();
+        assert_eq!(steps.last().unwrap(), &format!("CHANGED {name}"));
+        assert!(!steps.iter().any(|s| s.ends_with("/z")), "{steps:?}");
     }
 }

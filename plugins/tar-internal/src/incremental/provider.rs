@@ -27,7 +27,8 @@
 //! their mtime or ctime is at or after the previous dump time (GNU tar does the same).
 //!
 //! Excludes are matched as in a full backup (see [`crate::walk`]); an excluded name is listed
-//! `N` in its directory's dumpdir, so restoring leaves it alone, as GNU tar lists it.
+//! `N` in its directory's dumpdir, so restoring leaves it alone, as GNU tar lists it. The
+//! archive's own backup files ([`aa_abi::own_backups`]) are left out in the same way.
 //!
 //! Device numbers: a directory is recognised between levels by name, device and inode. On
 //! file systems whose device number changes from one mount to the next (some network, FUSE
@@ -59,6 +60,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use aa_abi::naming::OutputFile;
+use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::backup_path;
 use aa_abi::snapshots::{check_backup_id, Snapshots};
 use aa_abi::{
@@ -292,7 +294,8 @@ impl From<ArchiveError> for Failure {
 /// A directory whose subdirectories are being walked.
 struct Frame {
     name: Vec<u8>,
-    /// Open while the walk is shallow enough; deeper, subdirectories are opened from the root.
+    /// Open while the walk is shallow enough; deeper, subdirectories are opened from the root
+    /// (in pieces, [`sys::resolve`], so at any depth).
     fd: Option<OwnedFd>,
     children: Children,
     subdirectories: std::vec::IntoIter<Vec<u8>>,
@@ -306,6 +309,8 @@ struct Scan<'a, W: io::Write> {
     working_path: &'a Path,
     events: &'a dyn BackupEvents,
     excludes: HashSet<Vec<u8>>,
+    /// The archive's own backup files, left out as excluded names are.
+    own: Option<OwnBackups>,
     /// Every include when there are several, to skip one an earlier include's walk reached.
     includes: HashSet<Vec<u8>>,
     reached: HashSet<Vec<u8>>,
@@ -331,6 +336,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
             working_path,
             events,
             excludes: definition.excludes().map(|p| bytes(normalize(p))).collect(),
+            own: OwnBackups::new(definition),
             includes: if includes.len() > 1 {
                 includes
             } else {
@@ -373,6 +379,13 @@ impl<'a, W: io::Write> Scan<'a, W> {
         includes.dedup();
         for include in includes {
             if self.reached.contains(&include) || self.is_excluded(&include) {
+                continue;
+            }
+            let own_file = self
+                .own
+                .as_ref()
+                .is_some_and(|own| own.is_own_include(definition.root(), as_path(&include)));
+            if own_file {
                 continue;
             }
             // GNU tar's name for the root itself.
@@ -429,8 +442,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
                 Some(parent) => CString::new(sub)
                     .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
                     .and_then(|base| sys::open_dir(parent.as_fd(), &base)),
-                None => c_path(fs_relative(&name))
-                    .and_then(|path| sys::open_dir(self.root.as_fd(), &path)),
+                None => sys::at_path(self.root.as_fd(), fs_relative(&name), sys::open_dir),
             };
             let children = frame.children;
             let keep_open = stack.len() < MAX_OPEN_DEPTH;
@@ -468,12 +480,17 @@ impl<'a, W: io::Write> Scan<'a, W> {
             return Ok(None);
         }
         let relative = fs_relative(&name).to_vec();
+        let own = self
+            .own
+            .as_ref()
+            .filter(|own| own.identity() == stat.identity());
         let mut listing = Vec::with_capacity(entries.len());
         for (offset, len, d_type) in entries {
             let (offset, len) = (offset as usize, len as usize);
             let child = &names[offset..offset + len];
             let child_relative = join(&relative, child);
-            let state = if self.excludes.contains(&child_relative) {
+            let own_file = own.is_some_and(|own| own.is_own_name(child));
+            let state = if own_file || self.excludes.contains(&child_relative) {
                 EntryState::Excluded
             } else {
                 if self.includes.contains(&child_relative) {
@@ -577,8 +594,7 @@ fn store_level(
             Err(e) => return Err(Failure::Other(snapshot_failure(e.with_path(snapshot)))),
         };
         let name = as_path(&record.name);
-        let stat =
-            c_path(fs_relative(&record.name)).and_then(|path| sys::lstat_at(root.as_fd(), &path));
+        let stat = sys::at_path(root.as_fd(), fs_relative(&record.name), sys::lstat_at);
         let stat = match stat {
             Ok(stat) if stat.is_dir() => stat,
             Ok(_) => {
@@ -666,8 +682,7 @@ fn spawn_files(
                 if dumped.peek().is_none() {
                     continue;
                 }
-                let opened = c_path(fs_relative(&record.name))
-                    .and_then(|path| sys::open_dir(root.as_fd(), &path));
+                let opened = sys::at_path(root.as_fd(), fs_relative(&record.name), sys::open_dir);
                 let dir = match opened {
                     Ok(fd) => Arc::new(fd),
                     Err(error) => {
