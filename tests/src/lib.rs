@@ -1099,7 +1099,10 @@ pub fn rerun_test(name: &str, run_as: RunAs, env: &[(&str, &OsStr)]) {
     let out = match cmd.output() {
         Ok(out) => out,
         Err(e) => {
-            assert!(!under_ci(), "{name}: cannot run the test as {run_as:?}: {e}");
+            assert!(
+                !under_ci(),
+                "{name}: cannot run the test as {run_as:?}: {e}"
+            );
             eprintln!("skipped (outside CI only): cannot run {name} as {run_as:?}: {e}");
             return;
         }
@@ -1125,7 +1128,10 @@ pub fn is_root() -> bool {
 #[track_caller]
 pub fn unprivileged(name: &str) -> bool {
     if is_rerun_of(name) {
-        assert!(!is_root(), "{name}: the re-run as nobody still runs as root");
+        assert!(
+            !is_root(),
+            "{name}: the re-run as nobody still runs as root"
+        );
         return true;
     }
     if !is_root() {
