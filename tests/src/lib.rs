@@ -135,11 +135,7 @@ impl TreeBuilder {
 
     pub fn fifo(&mut self, rel: impl AsRef<Path>, mode: u32) -> &mut Self {
         let path = self.full(rel.as_ref());
-        let c = cstring(&path);
-        // SAFETY: `c` is a valid NUL-terminated path.
-        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-            panic!("mkfifo {}: {}", path.display(), io::Error::last_os_error());
-        }
+        mkfifo(&path);
         chmod(&path, mode);
         self
     }
@@ -1139,6 +1135,40 @@ pub fn unprivileged(name: &str) -> bool {
     }
     rerun_test(name, RunAs::Nobody, &[]);
     false
+}
+
+// ---- programs on PATH -------------------------------------------------------------------------
+
+/// Where `program` is found on `PATH`.
+#[track_caller]
+pub fn on_path(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{program} not found on PATH"))
+}
+
+/// Writes the shell script `dir/name` (`body` after `#!/bin/sh`) and returns `PATH` with `dir`
+/// first, for a child process in which `name` is to be that script (e.g. a compressor that GNU
+/// tar starts, to hold tar at a known point).
+pub fn path_with_script(dir: &Path, name: &str, body: &str) -> std::ffi::OsString {
+    fs::create_dir_all(dir).expect("create the script directory");
+    let script = dir.join(name);
+    fs::write(&script, format!("#!/bin/sh\n{body}")).expect("write the script");
+    chmod(&script, 0o755);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path));
+    std::env::join_paths(dirs).expect("a valid PATH")
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = cstring(path);
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        panic!("mkfifo {}: {}", path.display(), io::Error::last_os_error());
+    }
 }
 
 // ---- incremental backups: device numbers --------------------------------------------------------

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use aa_abi::plugin::{ArchiverProvider, Plugin};
 use aa_abi::{BackupDefinition, BackupOperationError as E, BackupSubOperation as Op, BackupType};
 use aa_plugin_tar_external::TarExternal;
-use aa_tests::{chmod, is_rerun_of, noise, rerun_test, unprivileged, RunAs};
+use aa_tests::{
+    chmod, is_rerun_of, noise, on_path, path_with_script, rerun_test, unprivileged, RunAs,
+};
 
 use common::*;
 
@@ -62,32 +64,19 @@ fn a_file_growing_while_tar_reads_it_is_reported_as_changed() {
     const NAME: &str = "a_file_growing_while_tar_reads_it_is_reported_as_changed";
     if !is_rerun_of(NAME) {
         let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let gzip = std::env::split_paths(&path)
-            .map(|dir| dir.join("gzip"))
-            .find(|gzip| gzip.is_file())
-            .expect("gzip on PATH");
         // tar has stat'ed and opened a file by the time its header reaches the compressor, and
         // cannot read the rest of a file far larger than the pipe until the compressor reads
         // on: the file grows in the middle of tar's read, every time.
-        let fake = bin.join("gzip");
-        fs::write(
-            &fake,
-            format!(
-                "#!/bin/sh\n\
-                 dd bs=512 count=1 of=\"$AA_TEST_FIRST\" 2>/dev/null\n\
+        let path = path_with_script(
+            &tmp.path().join("bin"),
+            "gzip",
+            &format!(
+                "dd bs=512 count=1 of=\"$AA_TEST_FIRST\" 2>/dev/null\n\
                  echo grown >>\"$AA_TEST_GROWING\"\n\
                  cat \"$AA_TEST_FIRST\" - | exec '{}' \"$@\"\n",
-                gzip.display()
+                on_path("gzip").display()
             ),
-        )
-        .unwrap();
-        chmod(&fake, 0o755);
-        let mut dirs = vec![bin];
-        dirs.extend(std::env::split_paths(&path));
-        let path = std::env::join_paths(dirs).unwrap();
+        );
         let src = tmp.path().join("src");
         rerun_test(
             NAME,
