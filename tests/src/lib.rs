@@ -806,6 +806,7 @@ impl Sandbox {
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LOG")
             .env("HOME", self.path().join("home"))
+            .env("TZ", &test_time_zone().0)
             .current_dir(self.path())
             .stdin(Stdio::null());
         Aa { cmd }
@@ -1033,6 +1034,55 @@ pub fn python_aa() -> Option<PathBuf> {
 /// missing prerequisite must fail the run instead of skipping tests.
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+// ---- the local date -----------------------------------------------------------------------------
+
+/// The local time zone every `aa` run of the tests gets (`TZ`), and its offset from UTC in
+/// seconds: a fixed offset chosen once per test process so that local time is noon when the
+/// process starts. `aa` counts days by the local date; with midnight twelve hours away, no test
+/// sees the date change between writing a date and `aa` reading it, whenever it runs.
+pub fn test_time_zone() -> &'static (String, i64) {
+    static ZONE: std::sync::OnceLock<(String, i64)> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| {
+        let now = unix_now();
+        let offset = 12 * 3600 - now.rem_euclid(86_400);
+        // POSIX TZ gives the offset to add to local time to get UTC, so the sign is inverted.
+        let (sign, abs) = if offset > 0 {
+            ('-', offset)
+        } else {
+            ('+', -offset)
+        };
+        let zone = format!(
+            "AAT{sign}{:02}:{:02}:{:02}",
+            abs / 3600,
+            abs / 60 % 60,
+            abs % 60
+        );
+        (zone, offset)
+    })
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64
+}
+
+/// The local date (in [`test_time_zone`]) `days` days ago, as `YYYY-MM-DD` (how the realm
+/// stores dates). GNU `date` formats it, so the expectation does not come from `aa`'s code.
+pub fn local_date_days_ago(days: u32) -> String {
+    let local = unix_now() + test_time_zone().1 - i64::from(days) * 86_400;
+    let out = Command::new("date")
+        .args(["-u", &format!("--date=@{local}"), "+%Y-%m-%d"])
+        .output()
+        .expect("run date");
+    assert!(out.status.success(), "date failed");
+    String::from_utf8(out.stdout)
+        .expect("a UTF-8 date")
+        .trim()
+        .to_string()
 }
 
 // ---- re-running one test in a child process -------------------------------------------------

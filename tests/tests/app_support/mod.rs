@@ -60,14 +60,10 @@ pub fn write_realm(sb: &Sandbox, name: &str, vars: &[(&str, String)]) {
     fs::write(realm_path(sb, name), text).unwrap();
 }
 
-/// The local date `days` days ago as `YYYY-MM-DD` (what the original stores).
+/// The local date `days` days ago as `YYYY-MM-DD` (what the original stores), in the time
+/// zone the sandbox gives `aa` (see [`aa_tests::test_time_zone`]): never across a midnight.
 pub fn date_days_ago(days: u32) -> String {
-    let out = Command::new("date")
-        .arg(format!("--date=-{days} days"))
-        .arg("+%Y-%m-%d")
-        .output()
-        .expect("run date");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    aa_tests::local_date_days_ago(days)
 }
 
 pub fn today() -> String {
