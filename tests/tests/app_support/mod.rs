@@ -116,3 +116,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// For each scenario `fn NAME(archiver: &str)`, a module `NAME` with one test per built-in
+/// provider: `targz` (TarExternal) and `targz_internal` (TarInternal). Both make the same
+/// backup files and keep the same state, so every assertion holds for either.
+#[allow(unused_macros)]
+macro_rules! with_both_providers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn targz() {
+                super::$name("targz");
+            }
+
+            #[test]
+            fn targz_internal() {
+                super::$name("targz_internal");
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use with_both_providers;
