@@ -24,7 +24,10 @@
 //!   member (and for nothing else);
 //! * an excluded subtree and an excluded single file are absent, everything else is present;
 //! * a failing run (backup root missing) returns an error, leaves the old backup byte-identical
-//!   and no `._partial` file; a successful run replaces the backup; `overwrite_at_start` works;
+//!   and no `._partial` file; a successful run replaces the backup, and while it writes the
+//!   old backup is intact beside a `._partial` file, or, with `overwrite_at_start`, already
+//!   overwritten with no `._partial` file (seen when the last member is reported, after 2 MiB
+//!   that no pipe holds);
 //! * compression strengths: 0 and 9 both give valid archives and 9 is not larger than 0 on
 //!   compressible data (types declaring `CompressionStrength`); 10 is `INVALID_VALUE`; any
 //!   strength for a type without the feature is `UNSUPPORTED_FEATURE`; an empty include list

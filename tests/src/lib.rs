@@ -135,11 +135,7 @@ impl TreeBuilder {
 
     pub fn fifo(&mut self, rel: impl AsRef<Path>, mode: u32) -> &mut Self {
         let path = self.full(rel.as_ref());
-        let c = cstring(&path);
-        // SAFETY: `c` is a valid NUL-terminated path.
-        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-            panic!("mkfifo {}: {}", path.display(), io::Error::last_os_error());
-        }
+        mkfifo(&path);
         chmod(&path, mode);
         self
     }
@@ -846,6 +842,7 @@ impl Sandbox {
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LOG")
             .env("HOME", self.path().join("home"))
+            .env("TZ", &test_time_zone().0)
             .current_dir(self.path())
             .stdin(Stdio::null());
         Aa { cmd }
@@ -1073,6 +1070,191 @@ pub fn python_aa() -> Option<PathBuf> {
 /// missing prerequisite must fail the run instead of skipping tests.
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+// ---- the local date -----------------------------------------------------------------------------
+
+/// The local time zone every `aa` run of the tests gets (`TZ`), and its offset from UTC in
+/// seconds: a fixed offset chosen once per test process so that local time is noon when the
+/// process starts. `aa` counts days by the local date; with midnight twelve hours away, no test
+/// sees the date change between writing a date and `aa` reading it, whenever it runs.
+pub fn test_time_zone() -> &'static (String, i64) {
+    static ZONE: std::sync::OnceLock<(String, i64)> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| {
+        let now = unix_now();
+        let offset = 12 * 3600 - now.rem_euclid(86_400);
+        // POSIX TZ gives the offset to add to local time to get UTC, so the sign is inverted.
+        let (sign, abs) = if offset > 0 {
+            ('-', offset)
+        } else {
+            ('+', -offset)
+        };
+        let zone = format!(
+            "AAT{sign}{:02}:{:02}:{:02}",
+            abs / 3600,
+            abs / 60 % 60,
+            abs % 60
+        );
+        (zone, offset)
+    })
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64
+}
+
+/// The local date (in [`test_time_zone`]) `days` days ago, as `YYYY-MM-DD` (how the realm
+/// stores dates). GNU `date` formats it, so the expectation does not come from `aa`'s code.
+pub fn local_date_days_ago(days: u32) -> String {
+    let local = unix_now() + test_time_zone().1 - i64::from(days) * 86_400;
+    let out = Command::new("date")
+        .args(["-u", &format!("--date=@{local}"), "+%Y-%m-%d"])
+        .output()
+        .expect("run date");
+    assert!(out.status.success(), "date failed");
+    String::from_utf8(out.stdout)
+        .expect("a UTF-8 date")
+        .trim()
+        .to_string()
+}
+
+// ---- re-running one test in a child process -------------------------------------------------
+
+/// Set in the environment of a test re-run by [`rerun_test`]: the child runs the test's body.
+pub const RERUN_VAR: &str = "AA_TEST_RERUN";
+
+/// Whether this process is the child [`rerun_test`] started for test `name`.
+pub fn is_rerun_of(name: &str) -> bool {
+    std::env::var_os(RERUN_VAR).is_some_and(|v| v == name)
+}
+
+/// Who runs the child of [`rerun_test`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAs {
+    /// The same user as the test.
+    Same,
+    /// User and group 65534 (`nobody`/`nogroup`), no supplementary groups: permission bits
+    /// only deny anything to an unprivileged user, and the tests often run as root.
+    Nobody,
+}
+
+/// Runs test `name` (an exact name) of the current test binary again in a child process with
+/// `env` added and [`RERUN_VAR`] set, and panics unless that one test passed there. Tests use
+/// it for what a test cannot do in its own process: drop root (`RunAs::Nobody`), or change a
+/// process-wide variable such as `PATH` without disturbing the tests running beside it.
+///
+/// For `RunAs::Nobody` the binary is copied into a fresh world-readable directory under
+/// `/tmp`, so it runs even when the build lies under a 0700 home; the child gets `TMPDIR=/tmp`
+/// and `/` as working directory for the same reason. When the user cannot be changed (not
+/// root, or no `CAP_SETUID`), the test is skipped with a message, and fails under CI.
+#[track_caller]
+pub fn rerun_test(name: &str, run_as: RunAs, env: &[(&str, &OsStr)]) {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let copy_dir;
+    let mut cmd = match run_as {
+        RunAs::Same => Command::new(&exe),
+        RunAs::Nobody => {
+            copy_dir = tempfile::Builder::new()
+                .prefix("aa-rerun-")
+                .tempdir_in("/tmp")
+                .expect("create a directory under /tmp");
+            chmod(copy_dir.path(), 0o755);
+            let copy = copy_dir.path().join("test-binary");
+            fs::copy(&exe, &copy).expect("copy the test binary");
+            chmod(&copy, 0o755);
+            let mut cmd = Command::new(copy);
+            // std drops the supplementary groups along with root.
+            cmd.uid(65534).gid(65534);
+            cmd.current_dir("/").env("TMPDIR", "/tmp");
+            cmd
+        }
+    };
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(RERUN_VAR, name);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(
+                !under_ci(),
+                "{name}: cannot run the test as {run_as:?}: {e}"
+            );
+            eprintln!("skipped (outside CI only): cannot run {name} as {run_as:?}: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} run as {run_as:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// Whether this process runs as root, for whom permission bits deny nothing.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// For test `name`, which needs permission bits to deny: `true` when the caller is to run the
+/// body now (as an unprivileged user); as root, re-runs the test as `nobody` with
+/// [`rerun_test`] and returns `false`.
+#[track_caller]
+pub fn unprivileged(name: &str) -> bool {
+    if is_rerun_of(name) {
+        assert!(
+            !is_root(),
+            "{name}: the re-run as nobody still runs as root"
+        );
+        return true;
+    }
+    if !is_root() {
+        return true;
+    }
+    rerun_test(name, RunAs::Nobody, &[]);
+    false
+}
+
+// ---- programs on PATH -------------------------------------------------------------------------
+
+/// Where `program` is found on `PATH`.
+#[track_caller]
+pub fn on_path(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{program} not found on PATH"))
+}
+
+/// Writes the shell script `dir/name` (`body` after `#!/bin/sh`) and returns `PATH` with `dir`
+/// first, for a child process in which `name` is to be that script (e.g. a compressor that GNU
+/// tar starts, to hold tar at a known point).
+pub fn path_with_script(dir: &Path, name: &str, body: &str) -> std::ffi::OsString {
+    fs::create_dir_all(dir).expect("create the script directory");
+    let script = dir.join(name);
+    fs::write(&script, format!("#!/bin/sh\n{body}")).expect("write the script");
+    chmod(&script, 0o755);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path));
+    std::env::join_paths(dirs).expect("a valid PATH")
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = cstring(path);
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        panic!("mkfifo {}: {}", path.display(), io::Error::last_os_error());
+    }
 }
 
 // ---- incremental backups: device numbers --------------------------------------------------------

@@ -22,11 +22,14 @@ fn run(sb: &Sandbox, args: &[&str]) -> AaOutput {
     out
 }
 
-#[test]
-fn each_run_makes_the_next_level_and_the_chain_restores_the_source() {
+fn each_run_makes_the_next_level_and_the_chain_restores_the_source(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
-    write_spec(&sb, "inc", "incremental = yes");
+    write_spec(
+        &sb,
+        "inc",
+        &format!("archiver = {archiver}\nincremental = yes"),
+    );
 
     run(&sb, &["inc"]).assert_success();
     fs::write(sb.src_dir().join("a.txt"), "a changed\n").unwrap();
@@ -63,11 +66,14 @@ fn each_run_makes_the_next_level_and_the_chain_restores_the_source() {
     assert!(!restored.join("d/b.txt").exists(), "deleted at level 2");
 }
 
-#[test]
-fn level_option_recreates_a_level_and_erases_what_is_above() {
+fn level_option_recreates_a_level_and_erases_what_is_above(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
-    write_spec(&sb, "inc", "incremental = yes");
+    write_spec(
+        &sb,
+        "inc",
+        &format!("archiver = {archiver}\nincremental = yes"),
+    );
     for _ in 0..3 {
         run(&sb, &["inc"]).assert_success();
     }
@@ -97,14 +103,15 @@ fn level_option_recreates_a_level_and_erases_what_is_above() {
     assert_eq!(dest_files(&sb), ["inc.1.tar.gz", "inc.tar.gz"]);
 }
 
-#[test]
-fn restart_after_level_goes_back_to_level_1_and_records_the_restart() {
+fn restart_after_level_goes_back_to_level_1_and_records_the_restart(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
     write_spec(
         &sb,
         "r",
-        "incremental = yes\nrestarting = yes\nrestart-after-level = 2",
+        &format!(
+            "archiver = {archiver}\nincremental = yes\nrestarting = yes\nrestart-after-level = 2"
+        ),
     );
     for _ in 0..3 {
         run(&sb, &["r"]).assert_success();
@@ -140,14 +147,16 @@ fn restart_after_level_goes_back_to_level_1_and_records_the_restart() {
     assert!(snapshots(&sb).contains(&"r.3.snar".to_string()));
 }
 
-#[test]
-fn full_restart_after_count_goes_back_to_level_0() {
+fn full_restart_after_count_goes_back_to_level_0(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
     write_spec(
         &sb,
         "f",
-        "incremental = yes\nrestarting = yes\nrestart-after-level = 2\nfull-restart-after-count = 1",
+        &format!(
+            "archiver = {archiver}\nincremental = yes\nrestarting = yes\n\
+             restart-after-level = 2\nfull-restart-after-count = 1"
+        ),
     );
     for _ in 0..3 {
         run(&sb, &["f"]).assert_success();
@@ -175,14 +184,15 @@ fn full_restart_after_count_goes_back_to_level_0() {
     assert_eq!(realm_var(&sb, "f", LAST_FULL_RESTART), Some(today()));
 }
 
-#[test]
-fn restart_ages_are_measured_from_the_stored_dates() {
+fn restart_ages_are_measured_from_the_stored_dates(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
     write_spec(
         &sb,
         "age",
-        "incremental = yes\nrestarting = yes\nrestart-after-age = 5",
+        &format!(
+            "archiver = {archiver}\nincremental = yes\nrestarting = yes\nrestart-after-age = 5"
+        ),
     );
     run(&sb, &["age"]).assert_success();
     run(&sb, &["age"]).assert_success();
@@ -210,7 +220,10 @@ fn restart_ages_are_measured_from_the_stored_dates() {
     write_spec(
         &sb,
         "age",
-        "incremental = yes\nrestarting = yes\nfull-restart-after-age = 10",
+        &format!(
+            "archiver = {archiver}\nincremental = yes\nrestarting = yes\n\
+             full-restart-after-age = 10"
+        ),
     );
     vars[1].1 = date_days_ago(11);
     write_realm(&sb, "age", &vars);
@@ -231,13 +244,12 @@ fn restart_ages_are_measured_from_the_stored_dates() {
     assert_eq!(snapshots(&sb), ["age.1.snar", "age.snar"]);
 }
 
-#[test]
-fn max_restart_level_size_restarts_to_a_higher_level_when_level_1_is_big() {
+fn max_restart_level_size_restarts_to_a_higher_level_when_level_1_is_big(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
     let options =
         "incremental = yes\nrestarting = yes\nrestart-after-level = 3\nmax-restart-level-size = 50";
-    write_spec(&sb, "m", options);
+    write_spec(&sb, "m", &format!("archiver = {archiver}\n{options}"));
     for _ in 0..4 {
         run(&sb, &["m"]).assert_success();
     }
@@ -305,3 +317,12 @@ fn archivers_without_incremental_support_make_full_backups_with_a_warning() {
     assert_eq!(dest_files(&sb), ["h.tar"]);
     assert!(snapshots(&sb).is_empty());
 }
+
+with_both_providers!(
+    each_run_makes_the_next_level_and_the_chain_restores_the_source,
+    level_option_recreates_a_level_and_erases_what_is_above,
+    restart_after_level_goes_back_to_level_1_and_records_the_restart,
+    full_restart_after_count_goes_back_to_level_0,
+    restart_ages_are_measured_from_the_stored_dates,
+    max_restart_level_size_restarts_to_a_higher_level_when_level_1_is_big,
+);

@@ -24,12 +24,15 @@ fn run_of(sb: &Sandbox, file: &str) -> String {
     read(&dir.join("a.txt")).trim().to_string()
 }
 
-#[test]
-fn kept_backups_shift_and_the_oldest_beyond_the_number_is_removed() {
+fn kept_backups_shift_and_the_oldest_beyond_the_number_is_removed(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
     // The number comes from the command line: a spec's value would beat it.
-    write_spec(&sb, "k", "keep-old-backups = yes");
+    write_spec(
+        &sb,
+        "k",
+        &format!("archiver = {archiver}\nkeep-old-backups = yes"),
+    );
     let three = ["--number-of-old-backups", "3", "k"];
     for n in 1..=4 {
         let out = backup_run(&sb, n, &three);
@@ -100,11 +103,10 @@ fn kept_backups_shift_and_the_oldest_beyond_the_number_is_removed() {
     assert_eq!(run_of(&sb, "k.aa.tar.gz"), "run 6");
 }
 
-#[test]
-fn zero_backups_to_keep_is_a_warning() {
+fn zero_backups_to_keep_is_a_warning(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
-    write_spec(&sb, "k", "");
+    write_spec(&sb, "k", &format!("archiver = {archiver}"));
     backup_run(&sb, 1, &["k"]).assert_success();
     let out = backup_run(&sb, 2, &["-k", "--number-of-old-backups", "0", "k"]);
     assert_eq!(out.code(), Some(1), "{out}");
@@ -117,11 +119,14 @@ fn zero_backups_to_keep_is_a_warning() {
     assert_eq!(dest_files(&sb), ["k.tar.gz"]);
 }
 
-#[test]
-fn increments_are_kept_together_when_their_levels_are_overwritten() {
+fn increments_are_kept_together_when_their_levels_are_overwritten(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
-    write_spec(&sb, "i", "incremental = yes\nkeep-old-backups = yes");
+    write_spec(
+        &sb,
+        "i",
+        &format!("archiver = {archiver}\nincremental = yes\nkeep-old-backups = yes"),
+    );
     for n in 1..=3 {
         backup_run(&sb, n, &["--number-of-old-backups", "2", "i"]).assert_success();
     }
@@ -153,7 +158,10 @@ fn increments_are_kept_together_when_their_levels_are_overwritten() {
     write_spec(
         &sb,
         "i",
-        "incremental = yes\nkeep-old-backups = yes\nnumber-of-old-backups = 1",
+        &format!(
+            "archiver = {archiver}\nincremental = yes\nkeep-old-backups = yes\n\
+             number-of-old-backups = 1"
+        ),
     );
 
     // With one to keep and remove-obsolete-backups, "ab" goes and the chain is "aa" again.
@@ -182,11 +190,14 @@ fn increments_are_kept_together_when_their_levels_are_overwritten() {
     assert_eq!(run_of(&sb, "i.aa.tar.gz"), "run 5");
 }
 
-#[test]
-fn a_failed_backup_gives_the_kept_backups_back() {
+fn a_failed_backup_gives_the_kept_backups_back(archiver: &str) {
     let sb = Sandbox::new();
     small_source(&sb);
-    write_spec(&sb, "k", "keep-old-backups = yes");
+    write_spec(
+        &sb,
+        "k",
+        &format!("archiver = {archiver}\nkeep-old-backups = yes"),
+    );
     backup_run(&sb, 1, &["k"]).assert_success();
     backup_run(&sb, 2, &["k"]).assert_success();
     assert_eq!(dest_files(&sb), ["k.aa.tar.gz", "k.tar.gz"]);
@@ -199,7 +210,7 @@ fn a_failed_backup_gives_the_kept_backups_back() {
     sb.write_spec_text(
         "k",
         &format!(
-            "[Content]\npath = {}\ninclude-files = missing.txt\nexclude-files =\n[Archive]\ndest-dir = {}\nkeep-old-backups = yes\n",
+            "[Content]\npath = {}\ninclude-files = missing.txt\nexclude-files =\n[Archive]\ndest-dir = {}\nkeep-old-backups = yes\narchiver = {archiver}\n",
             sb.src_dir().display(),
             sb.dest_dir().display()
         ),
@@ -214,3 +225,10 @@ fn a_failed_backup_gives_the_kept_backups_back() {
         .collect();
     assert_eq!(now, old, "the kept backups must be back under their names");
 }
+
+with_both_providers!(
+    kept_backups_shift_and_the_oldest_beyond_the_number_is_removed,
+    zero_backups_to_keep_is_a_warning,
+    increments_are_kept_together_when_their_levels_are_overwritten,
+    a_failed_backup_gives_the_kept_backups_back,
+);

@@ -14,27 +14,34 @@ fn fields(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
-fn setup() -> Sandbox {
+/// Archives "inc" and "plain" made with `archiver`, and the orphan "gone".
+fn setup(archiver: &str) -> Sandbox {
     let sb = Sandbox::new();
     small_source(&sb);
     write_spec(
         &sb,
         "inc",
-        "incremental = yes\nrestarting = yes\nrestart-after-level = 5\nrestart-after-age = 30",
+        &format!(
+            "archiver = {archiver}\nincremental = yes\nrestarting = yes\n\
+             restart-after-level = 5\nrestart-after-age = 30"
+        ),
     );
-    write_spec(&sb, "plain", "");
+    write_spec(&sb, "plain", &format!("archiver = {archiver}"));
     sb.aa().args(["inc", "plain"]).run().assert_success();
     sb.aa().arg("inc").run().assert_success();
     // "gone" has stored data but no specification any more.
-    write_spec(&sb, "gone", "incremental = yes\nrestarting = yes");
+    write_spec(
+        &sb,
+        "gone",
+        &format!("archiver = {archiver}\nincremental = yes\nrestarting = yes"),
+    );
     sb.aa().arg("gone").run().assert_success();
     fs::remove_file(sb.specs_dir().join("gone.aa")).unwrap();
     sb
 }
 
-#[test]
-fn plain_listing_of_configured_and_orphaned_archives() {
-    let sb = setup();
+fn plain_listing_of_configured_and_orphaned_archives(archiver: &str) {
+    let sb = setup(archiver);
     let out = sb.aa().arg("--list").run();
     out.assert_success();
     let lines: Vec<Vec<&str>> = out.stdout.lines().map(fields).collect();
@@ -65,9 +72,8 @@ fn plain_listing_of_configured_and_orphaned_archives() {
     assert_eq!(fields(out.stdout.trim_end())[0], "[gone]", "{out}");
 }
 
-#[test]
-fn verbose_listing_shows_every_detail() {
-    let sb = setup();
+fn verbose_listing_shows_every_detail(archiver: &str) {
+    let sb = setup(archiver);
     write_realm(
         &sb,
         "inc",
@@ -84,14 +90,14 @@ fn verbose_listing_shows_every_detail() {
     let src = sb.src_dir().display().to_string();
     let dest = sb.dest_dir().display().to_string();
     let expected = format!(
-        "Name: inc\nRoot: {src}\nArchiver type: targz\nDestination directory: {dest}\n\
+        "Name: inc\nRoot: {src}\nArchiver type: {archiver}\nDestination directory: {dest}\n\
          Current backup level/next/max.: 1/2/5\n\
          Target backup level for non-full restart: 1\n\
          Upcoming restart reason: No restart scheduled for the next backup.\n\
          Restart count/max.: 2/-\n\
          Days since last restart/max.: 3/30\n\
          Days since last full restart/max.: 7/-\n\n\
-         Name: plain\nRoot: {src}\nArchiver type: targz\nDestination directory: {dest}\n\
+         Name: plain\nRoot: {src}\nArchiver type: {archiver}\nDestination directory: {dest}\n\
          Current backup level/next/max.: [-]/[-]/[10]\n\
          Target backup level for non-full restart: [1]\n\
          Upcoming restart reason: [No restart scheduled for the next backup.]\n\
@@ -126,9 +132,8 @@ fn verbose_listing_shows_every_detail() {
     );
 }
 
-#[test]
-fn an_unreadable_spec_is_an_error_for_its_line_only() {
-    let sb = setup();
+fn an_unreadable_spec_is_an_error_for_its_line_only(archiver: &str) {
+    let sb = setup(archiver);
     sb.write_spec_text("broken", "[Content]\npath = /x\n");
     let out = sb.aa().arg("--list").run();
     out.assert_clean_failure();
@@ -138,9 +143,8 @@ fn an_unreadable_spec_is_an_error_for_its_line_only() {
     assert!(errors[0].starts_with("aa: Error! [broken] "), "{out}");
 }
 
-#[test]
-fn purge_removes_the_stored_data_of_orphans_only() {
-    let sb = setup();
+fn purge_removes_the_stored_data_of_orphans_only(archiver: &str) {
+    let sb = setup(archiver);
     assert!(realm_path(&sb, "gone").is_file());
     assert!(snapshots(&sb).contains(&"gone.snar".to_string()));
 
@@ -168,11 +172,14 @@ fn purge_removes_the_stored_data_of_orphans_only() {
     assert!(realm_path(&sb, "inc").is_file());
 }
 
-#[test]
-fn purge_all_spares_configured_archives_and_unreadable_specs() {
-    let sb = setup();
+fn purge_all_spares_configured_archives_and_unreadable_specs(archiver: &str) {
+    let sb = setup(archiver);
     // "spare" has data, then its spec gets broken: --purge --all must not take it for an orphan.
-    write_spec(&sb, "spare", "incremental = yes\nrestarting = yes");
+    write_spec(
+        &sb,
+        "spare",
+        &format!("archiver = {archiver}\nincremental = yes\nrestarting = yes"),
+    );
     sb.aa().arg("spare").run().assert_success();
     sb.write_spec_text("spare", "[Content]\nbroken\n");
 
@@ -188,3 +195,11 @@ fn purge_all_spares_configured_archives_and_unreadable_specs() {
     assert!(snapshots(&sb).contains(&"spare.snar".to_string()));
     assert!(snapshots(&sb).contains(&"inc.snar".to_string()));
 }
+
+with_both_providers!(
+    plain_listing_of_configured_and_orphaned_archives,
+    verbose_listing_shows_every_detail,
+    an_unreadable_spec_is_an_error_for_its_line_only,
+    purge_removes_the_stored_data_of_orphans_only,
+    purge_all_spares_configured_archives_and_unreadable_specs,
+);

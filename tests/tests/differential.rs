@@ -287,7 +287,7 @@ fn user_configuration_file() {
 }
 
 /// Deliberate difference (README): a missing `--user-config-file` is an error with exit 1 in
-/// ours; the original prints an error but exits with 0.
+/// ours and nothing runs; the original prints an error, makes the backup and exits with 0.
 #[test]
 fn missing_user_configuration_file() {
     let pair = pair!(tree);
@@ -299,6 +299,13 @@ fn missing_user_configuration_file() {
     assert!(
         ours.stderr.lines().any(|l| l.contains("@SB@/missing.conf")),
         "an error naming the file:\n{ours}"
+    );
+    // The original goes on without the file; ours runs nothing.
+    pair.expect_files(&["dest/x.tar.gz"]);
+    assert_eq!(
+        differential::pair::files_under(&pair.ours.path("dest")),
+        Vec::<String>::new(),
+        "documented difference: nothing runs:\n{ours}"
     );
 }
 
@@ -590,34 +597,78 @@ fn list_configured_and_orphaned_archives() {
     pair.spec("never", &spec("a.txt", "", ""));
     pair.spec("orphan", &spec("a.txt", "", ""));
     pair.spec("orphan-rst", &spec("a.txt", "", ""));
-    pair.run(&["plain", "inc", "rst"]);
-    pair.run(&["inc", "rst"]);
-    pair.run(&["-i", "orphan"]);
-    pair.run(&["-i", "orphan"]);
-    pair.run(&["-i", "--restarting", "orphan-rst"]);
+    pair.step(&["plain", "inc", "rst"]);
+    pair.step(&["inc", "rst"]);
+    pair.step(&["-i", "orphan"]);
+    pair.step(&["-i", "orphan"]);
+    pair.step(&["-i", "--restarting", "orphan-rst"]);
+    pair.expect_files(&[
+        "dest/inc.1.tar.gz",
+        "dest/inc.tar.gz",
+        "dest/orphan.1.tar.gz",
+        "dest/orphan.tar.gz",
+        "dest/orphan-rst.tar.gz",
+        "dest/plain.tar.bz2",
+        "dest/rst.1.tar.gz",
+        "dest/rst.tar.gz",
+    ]);
     pair.each(|side| {
         fs::remove_file(side.path("specs/orphan.aa")).unwrap();
         fs::remove_file(side.path("specs/orphan-rst.aa")).unwrap();
     });
 
-    let (py, ours) = pair.run(&["--list"]);
-    assert_eq!(py.code, Some(0), "{py}");
-    assert_eq!(
-        list_rows(&py.stdout),
-        list_rows(&ours.stdout),
-        "--list rows differ:\n{py}{ours}"
-    );
+    let configured = |name: &str, levels: &str| row(&[name, "@SB@/src/tree", "@SB@/dest", levels]);
+    let all_rows = [
+        configured("inc", "1/2/[10]"),
+        configured("never", "[-]/[-]/[10]"),
+        configured("plain", "[-]/[-]/[10]"),
+        configured("rst", "1/2/3"),
+        row(&["[orphan]", "?", ".", "[1]/[?]/[10]"]),
+        row(&["[orphan-rst]", "?", ".", "[0]/[?]/[10]"]),
+    ];
+    for (args, expected) in [
+        (&["--list"][..], &all_rows[..]),
+        (
+            &["--list", "inc", "rst"],
+            &[all_rows[0].clone(), all_rows[3].clone()],
+        ),
+    ] {
+        let (py, ours) = pair.run(args);
+        assert_eq!(py.code, Some(0), "{py}");
+        let expected: std::collections::BTreeSet<Vec<String>> = expected.iter().cloned().collect();
+        assert_eq!(
+            list_rows(&py.stdout),
+            expected,
+            "the Python aa's rows:\n{py}"
+        );
+        assert_eq!(
+            list_rows(&ours.stdout),
+            expected,
+            "`aa {}`: rows differ:\n{py}{ours}",
+            args.join(" ")
+        );
+    }
 
-    for args in [
-        &["--list", "-v"][..],
-        &["--list", "-v", "-i", "--restarting", "inc", "plain"],
-        &["--list", "inc", "rst"],
+    for (args, names) in [
+        (
+            &["--list", "-v"][..],
+            &["inc", "never", "plain", "rst", "[orphan]", "[orphan-rst]"][..],
+        ),
+        (
+            &["--list", "-v", "-i", "--restarting", "inc", "plain"],
+            &["inc", "plain"],
+        ),
     ] {
         let (py, ours) = pair.run(args);
         let (mut py_blocks, ours_blocks) = (list_blocks(&py.stdout), list_blocks(&ours.stdout));
-        if args.contains(&"-v") {
-            accept_days_since_restart(&mut py_blocks, &ours_blocks);
-        }
+        let mut names = names.to_vec();
+        names.sort_unstable();
+        assert_eq!(
+            py_blocks.keys().collect::<Vec<_>>(),
+            names,
+            "the Python aa's blocks:\n{py}"
+        );
+        accept_days_since_restart(&mut py_blocks, &ours_blocks);
         assert_eq!(
             py_blocks,
             ours_blocks,
@@ -625,6 +676,11 @@ fn list_configured_and_orphaned_archives() {
             args.join(" ")
         );
     }
+}
+
+/// One row of a plain `--list`, as [`list_rows`] splits it.
+fn row(fields: &[&str]) -> Vec<String> {
+    fields.iter().map(|f| f.to_string()).collect()
 }
 
 /// Where the original shows `-` days since the last (full) restart although the realm holds
@@ -675,9 +731,9 @@ fn purge_orphans() {
     for name in ["keep", "gone1", "gone2"] {
         pair.spec(name, &spec("a.txt", "", ""));
     }
-    pair.run(&["-i", "keep", "gone1", "gone2"]);
-    pair.run(&["-i", "keep", "gone1"]);
-    pair.run(&["-i", "--restarting", "gone2"]);
+    pair.step(&["-i", "keep", "gone1", "gone2"]);
+    pair.step(&["-i", "keep", "gone1"]);
+    pair.step(&["-i", "--restarting", "gone2"]);
     pair.each(|side| {
         fs::remove_file(side.path("specs/gone1.aa")).unwrap();
         fs::remove_file(side.path("specs/gone2.aa")).unwrap();
@@ -687,7 +743,9 @@ fn purge_orphans() {
     pair.step(&["--purge"]);
     pair.step(&["--purge", "--all"]);
     let (py, ours) = pair.run(&["--list"]);
-    assert_eq!(list_rows(&py.stdout), list_rows(&ours.stdout), "{py}{ours}");
+    let expected = [row(&["keep", "@SB@/src/tree", "@SB@/dest", "[1]/[2]/[10]"])].into();
+    assert_eq!(list_rows(&py.stdout), expected, "{py}");
+    assert_eq!(list_rows(&ours.stdout), expected, "{py}{ours}");
 }
 
 // ---- several archives in one run ---------------------------------------------------------------
@@ -749,6 +807,11 @@ fn broken_spec_among_good_ones() {
                 .count(),
             1,
             "one error line naming b:\n{ours}"
+        );
+        pair.assert_same_state_of(
+            &["dest/a.tar.gz"],
+            "a broken spec among good ones",
+            &(py, ours),
         );
     }
 }

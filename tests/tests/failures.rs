@@ -49,25 +49,51 @@ fn failure_after_writing_removes_the_partial_file() {
     }
 }
 
+/// A strength out of range reaches the provider layer through the `.aa` file (the command
+/// line refuses it before any provider runs, see below): the provider side refuses it with
+/// one line and the old backup is untouched.
 #[test]
 fn invalid_compression_level_keeps_the_old_backup() {
     let sb = Sandbox::new();
     simple_fixture(&sb.src_dir());
-    sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
+    let spec = Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()).render();
+    sb.write_spec_text("data", &format!("{spec}compression-level = 42\n"));
+    // Made beforehand, so that its one-time announcement is not among the error lines.
+    fs::create_dir_all(sb.config_dir().join("storage")).unwrap();
     fs::write(sb.dest_dir().join("data.tar.gz"), OLD).unwrap();
 
     for archiver in ["targz", "targz_internal"] {
-        let out = sb.aa().args(["-a", archiver, "-c", "42", "data"]).run();
-        out.assert_no_panic();
-        // A command-line usage error may use the conventional exit code 2.
-        assert_ne!(out.code(), Some(0), "{out}");
-        assert!(
-            out.stderr.contains("42"),
-            "the error should show the value:\n{out}"
+        let out = sb.aa().args(["-a", archiver, "data"]).run();
+        out.assert_clean_failure();
+        assert_eq!(
+            out.error_lines(),
+            [
+                "aa: Error! [data] Unable to create the backup: Compression strength value 42 \
+              is out of the interval 0..9."
+            ],
+            "{archiver}:\n{out}"
         );
         assert_eq!(fs::read(sb.dest_dir().join("data.tar.gz")).unwrap(), OLD);
         assert_eq!(dir_names(&sb.dest_dir()), ["data.tar.gz"], "{out}");
     }
+}
+
+/// `-c 42` is a usage error of the command line (exit 2, naming the value); nothing runs.
+#[test]
+fn invalid_compression_level_on_the_command_line_is_a_usage_error() {
+    let sb = Sandbox::new();
+    simple_fixture(&sb.src_dir());
+    sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
+    fs::write(sb.dest_dir().join("data.tar.gz"), OLD).unwrap();
+    let out = sb.aa().args(["-c", "42", "data"]).run();
+    out.assert_no_panic();
+    assert_eq!(out.code(), Some(2), "{out}");
+    assert!(
+        out.stderr.contains("'42'") && out.stderr.contains("--compression-level"),
+        "the error should name the option and show the value:\n{out}"
+    );
+    assert_eq!(fs::read(sb.dest_dir().join("data.tar.gz")).unwrap(), OLD);
+    assert_eq!(dir_names(&sb.dest_dir()), ["data.tar.gz"], "{out}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! A user moving from the Python `aa` 2.0.6 keeps their incremental chains: TarExternal reads
-//! the snapshot directory the original wrote (committed under `fixtures/python-aa-2.0.6`, see
-//! its `make.sh`) and continues it with the next level.
+//! A user moving from the Python `aa` 2.0.6 keeps their incremental chains: each built-in
+//! provider (TarExternal and TarInternal) reads the snapshot directory the original wrote
+//! (committed under `fixtures/python-aa-2.0.6`, see its `make.sh`) and continues it with the
+//! next level.
 
 use std::fs;
 use std::path::Path;
@@ -44,6 +45,16 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn tar_external_continues_a_chain_written_by_python_aa() {
+    continues_a_chain_written_by_python_aa("aa_plugin_tar_external");
+}
+
+#[test]
+fn tar_internal_continues_a_chain_written_by_python_aa() {
+    continues_a_chain_written_by_python_aa("aa_plugin_tar_internal");
+}
+
+/// Level 2 by the provider in `plugin` on top of the original's levels 0 and 1.
+fn continues_a_chain_written_by_python_aa(plugin: &str) {
     let fixture = workspace_dir().join("tests/fixtures/python-aa-2.0.6");
     let tmp = tempfile::tempdir().unwrap();
     let (config, dest, src) = (
@@ -66,7 +77,7 @@ fn tar_external_continues_a_chain_written_by_python_aa() {
     fs::write(src.join("dir1/b.txt"), "b changed\n").unwrap();
     fs::remove_file(src.join("dir1/new.txt")).unwrap();
 
-    let library = PluginLibrary::load(&builtin_plugin("aa_plugin_tar_external")).unwrap();
+    let library = PluginLibrary::load(&builtin_plugin(plugin)).unwrap();
     let provider = library.create_provider(&config).unwrap();
     assert_eq!(provider.get_max_backup_level("chain").unwrap(), 2);
     assert_eq!(

@@ -1,7 +1,11 @@
 //! Non-incremental backups: the file a backup lands in, what it holds, excludes, and the
 //! overwrite discipline (a failed run never destroys the previous backup).
 
+use std::cell::RefCell;
 use std::fs;
+use std::path::Path;
+
+use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
 
 use aa_tests::{detect_format, gnu_extract, gnu_list, snapshot, tree_diff, Compare};
 
@@ -9,8 +13,8 @@ use super::{
     call, definition, expect_listing, expect_no_diff, file_name, full_source, io, magic_format,
     read, simple_source, verify_stored,
 };
-use crate::runner::{ensure, CheckResult, Context};
-use crate::support::{partial_files, Recorder};
+use crate::runner::{ensure, fail, CheckResult, Context};
+use crate::support::{normalise_member, partial_files, Recorder};
 
 /// `backup_files` returns exactly `DEST/NAME.EXT`, writes nothing else, in the type's format.
 pub(crate) fn name_and_format(ctx: &Context<'_>) -> CheckResult {
@@ -141,10 +145,24 @@ fn change_source(root: &std::path::Path) -> CheckResult {
     Ok(())
 }
 
-/// A second backup over an existing one, with `overwrite_at_start` as given.
+/// Where [`replaces`] looks at the destination: the last member in byte order, stored after
+/// [`BULK`], which no pipe holds: when it is reported, the provider (or the compressor GNU tar
+/// feeds through a pipe) is well into writing its output.
+const LAST: &str = "tree/zz-last.txt";
+const BULK: &str = "tree/0-bulk.bin";
+
+/// A second backup over an existing one, with `overwrite_at_start` as given: the result
+/// replaces the old backup and, while it is written, the old backup is intact and a
+/// `._partial` file exists (without the flag), or the old backup is already overwritten and
+/// there is no `._partial` file (with it).
 fn replaces(ctx: &Context<'_>, overwrite_at_start: bool) -> CheckResult {
     let ext = ctx.ext()?;
     let root = simple_source(ctx)?;
+    io(
+        "add a large file to the source",
+        fs::write(root.join(BULK), aa_tests::noise(2 << 20, 11)),
+    )?;
+    io("add to the source", fs::write(root.join(LAST), b"last\n"))?;
     let dest = ctx.mkdir("dest")?;
     let p = ctx.provider()?;
     let def = definition(ctx, &dest, &root, &["tree"]);
@@ -156,10 +174,41 @@ fn replaces(ctx: &Context<'_>, overwrite_at_start: bool) -> CheckResult {
 
     change_source(&root)?;
     let what = format!("backup_files (overwrite_at_start={overwrite_at_start}) over an old backup");
+    let watcher = WhileWriting {
+        inner: Recorder::default(),
+        dest: &dest,
+        backup: &old,
+        old_bytes: &old_bytes,
+        seen: RefCell::new(None),
+    };
     let new = call(
         &what,
-        p.backup_files(&def, None, overwrite_at_start, &Recorder::default()),
+        p.backup_files(&def, None, overwrite_at_start, &watcher),
     )?;
+    let Some(seen) = watcher.seen.into_inner() else {
+        fail!("{what} did not report storing {LAST}");
+    };
+    if overwrite_at_start {
+        ensure!(
+            !seen.old_backup_intact,
+            "{what}: the old backup was still intact while the new one was written; \
+             overwrite_at_start must write over it from the start"
+        );
+        ensure!(
+            seen.partial.is_empty(),
+            "{what}: {:?} existed while the backup was written; overwrite_at_start writes in place",
+            seen.partial
+        );
+    } else {
+        ensure!(
+            seen.old_backup_intact,
+            "{what}: the old backup was changed or gone while the new one was written"
+        );
+        ensure!(
+            !seen.partial.is_empty(),
+            "{what}: no ._partial file while the backup was written"
+        );
+    }
     ensure!(
         new == old,
         "{what} returned {}, expected {}",
@@ -182,6 +231,45 @@ fn replaces(ctx: &Context<'_>, overwrite_at_start: bool) -> CheckResult {
         ),
         "the new backup does not restore the changed source",
     )
+}
+
+/// What the destination held when the provider reported storing [`LAST`].
+struct Seen {
+    old_backup_intact: bool,
+    partial: Vec<String>,
+}
+
+/// Records events and looks at the destination when [`LAST`] is reported.
+struct WhileWriting<'a> {
+    inner: Recorder,
+    dest: &'a Path,
+    backup: &'a Path,
+    old_bytes: &'a [u8],
+    seen: RefCell<Option<Seen>>,
+}
+
+impl BackupEvents for WhileWriting<'_> {
+    fn file_add(&self, name: &Path) {
+        let mut seen = self.seen.borrow_mut();
+        if normalise_member(name.as_os_str().as_encoded_bytes()) == LAST.as_bytes() {
+            *seen = Some(Seen {
+                old_backup_intact: fs::read(self.backup).ok().as_deref() == Some(self.old_bytes),
+                partial: partial_files(self.dest),
+            });
+        }
+        self.inner.file_add(name);
+    }
+
+    fn backup_operation_error(
+        &self,
+        operation: BackupSubOperation,
+        error: BackupOperationError,
+        name: Option<&Path>,
+        message: Option<&str>,
+    ) {
+        self.inner
+            .backup_operation_error(operation, error, name, message);
+    }
 }
 
 pub(crate) fn successful_run_replaces(ctx: &Context<'_>) -> CheckResult {

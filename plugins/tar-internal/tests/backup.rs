@@ -19,13 +19,9 @@ use aa_abi::{
     BackupType, NoEvents,
 };
 use aa_plugin_tar_internal::{TarInternalPlugin, TarInternalProvider};
+use aa_tests::is_root;
 
 // ---- helpers ------------------------------------------------------------------------------
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn provider() -> TarInternalProvider {
     TarInternalPlugin::create(Path::new("/nonexistent-work-dir")).unwrap()
@@ -735,37 +731,11 @@ fn overwrite_at_start_writes_in_place() {
 }
 
 /// Unreadable objects are reported as PermissionDenied and the rest is stored. Root reads
-/// everything, so as root the test re-runs itself as user `nobody`.
+/// everything, so as root the test re-runs itself as user `nobody` (a copy of the binary in
+/// `/tmp`, so a 0700 home does not stop it).
 #[test]
 fn permission_denied_is_reported() {
-    if is_root() {
-        use std::os::unix::process::CommandExt;
-        let exe = std::env::current_exe().unwrap();
-        let out = Command::new(&exe)
-            .args(["--exact", "permission_denied_is_reported", "--nocapture"])
-            .current_dir("/")
-            .env("TMPDIR", "/tmp")
-            .uid(65534)
-            .gid(65534)
-            .output();
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => {
-                eprintln!("skipped: cannot run the test as nobody: {e}");
-                return;
-            }
-        };
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success()
-            && stderr.contains("Permission denied")
-            && !stderr.contains("panicked")
-        {
-            eprintln!("skipped: the test binary is not executable by nobody: {stderr}");
-            return;
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "as nobody: {stdout}\n{stderr}");
-        assert!(stdout.contains("1 passed"), "{stdout}");
+    if !aa_tests::unprivileged("permission_denied_is_reported") {
         return;
     }
 

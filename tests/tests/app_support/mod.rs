@@ -64,14 +64,10 @@ pub fn write_realm(sb: &Sandbox, name: &str, vars: &[(&str, String)]) {
     fs::write(realm_path(sb, name), text).unwrap();
 }
 
-/// The local date `days` days ago as `YYYY-MM-DD` (what the original stores).
+/// The local date `days` days ago as `YYYY-MM-DD` (what the original stores), in the time
+/// zone the sandbox gives `aa` (see [`aa_tests::test_time_zone`]): never across a midnight.
 pub fn date_days_ago(days: u32) -> String {
-    let out = Command::new("date")
-        .arg(format!("--date=-{days} days"))
-        .arg("+%Y-%m-%d")
-        .output()
-        .expect("run date");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    aa_tests::local_date_days_ago(days)
 }
 
 pub fn today() -> String {
@@ -190,3 +186,25 @@ pub fn signal_group(child: &std::process::Child, signal: libc::c_int) {
 pub fn kill_group(child: &std::process::Child) {
     signal_group(child, libc::SIGKILL);
 }
+
+/// For each scenario `fn NAME(archiver: &str)`, a module `NAME` with one test per built-in
+/// provider: `targz` (TarExternal) and `targz_internal` (TarInternal). Both make the same
+/// backup files and keep the same state, so every assertion holds for either.
+#[allow(unused_macros)]
+macro_rules! with_both_providers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn targz() {
+                super::$name("targz");
+            }
+
+            #[test]
+            fn targz_internal() {
+                super::$name("targz_internal");
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use with_both_providers;

@@ -301,6 +301,29 @@ impl Pair {
             );
         }
     }
+
+    /// Like [`Pair::assert_same_state`] where the two deliberately made different backup
+    /// files: only `files` (which both must have made) are compared, and all the other state.
+    #[track_caller]
+    pub fn assert_same_state_of(&self, files: &[&str], context: &str, runs: &(Run, Run)) {
+        let (mut py, mut ours) = (State::read(&self.py), State::read(&self.ours));
+        for (label, state) in [("python-aa", &mut py), ("ours", &mut ours)] {
+            state.files.retain(|name, _| files.contains(&name.as_str()));
+            assert_eq!(
+                state.files.len(),
+                files.len(),
+                "{context}: {label} did not make all of {files:?}"
+            );
+        }
+        let diff = py.diff(&ours);
+        assert!(
+            diff.is_empty(),
+            "{context}: state differs (python-aa vs ours):\n  {}\n\nthe runs:\n{}{}",
+            diff.join("\n  "),
+            runs.0,
+            runs.1
+        );
+    }
 }
 
 impl Pair {
