@@ -34,6 +34,23 @@ pub fn normalise_entry(mut name: &[u8]) -> &[u8] {
     }
 }
 
+/// Why `name` cannot be an archive name, if it cannot. Every state file of an archive (backup,
+/// snapshot, realm, lock) is named `NAME` plus a suffix inside a directory of its own, so a
+/// name must be one plain file name component: not empty, not `.` or `..`, no `/`, no NUL.
+pub fn archive_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("it is not a file name")
+    } else if name.contains('/') {
+        Some("it contains \"/\"")
+    } else if name.contains('\0') {
+        Some("it contains a NUL character")
+    } else {
+        None
+    }
+}
+
 /// Suffix of a backup that is still being written.
 pub const PARTIAL_SUFFIX: &str = "._partial";
 

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::naming::archive_name_problem;
 use crate::plugin::backup_path;
 use crate::{BackupDefinition, ProviderError};
 
@@ -142,12 +143,12 @@ pub fn parse_snapshot_name(file_name: &[u8]) -> Option<(&[u8], u32)> {
 
 /// Checks an archive name is usable as a file name prefix in the snapshots directory.
 pub fn check_backup_id(id: &str) -> Result<(), ProviderError> {
-    if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
-        return Err(ProviderError::invalid_value(format!(
-            "invalid backup id '{id}': it must be usable as a file name"
-        )));
+    match archive_name_problem(id) {
+        Some(problem) => Err(ProviderError::invalid_value(format!(
+            "invalid backup id '{id}': it must be usable as a file name ({problem})"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The snapshots directory of one provider.
