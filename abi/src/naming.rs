@@ -51,6 +51,19 @@ pub fn archive_name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether this process may access `path` with `mode` (`libc::W_OK | libc::X_OK`: create
+/// files in a directory), by the effective ids, as the kernel will judge the attempt. Asked
+/// before a backup is written, so a directory that cannot take a file fails the run before
+/// anything else changed.
+pub fn accessible(path: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) == 0 }
+}
+
 /// Suffix of a backup that is still being written.
 pub const PARTIAL_SUFFIX: &str = "._partial";
 
