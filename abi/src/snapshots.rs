@@ -249,13 +249,19 @@ impl Snapshots {
             Ok(m) if !m.is_dir() => {
                 return Err(ProviderError::io(
                     libc::ENOTDIR,
-                    format!("Snapshot directory \"{}\" is not a directory.", self.dir.display()),
+                    format!(
+                        "Snapshot directory \"{}\" is not a directory.",
+                        self.dir.display()
+                    ),
                 ))
             }
             Ok(_) if !accessible(&self.dir, libc::W_OK | libc::X_OK) => {
                 return Err(ProviderError::io(
                     libc::EACCES,
-                    format!("Snapshot directory \"{}\" is not writable.", self.dir.display()),
+                    format!(
+                        "Snapshot directory \"{}\" is not writable.",
+                        self.dir.display()
+                    ),
                 ))
             }
             Ok(_) => {}
@@ -269,7 +275,11 @@ impl Snapshots {
                 Ok(m) if m.is_file() => {}
                 Ok(m) => {
                     return Err(ProviderError::io(
-                        if m.is_dir() { libc::EISDIR } else { libc::EINVAL },
+                        if m.is_dir() {
+                            libc::EISDIR
+                        } else {
+                            libc::EINVAL
+                        },
                         format!("Snapshot \"{}\" is not a regular file.", path.display()),
                     ))
                 }

@@ -192,7 +192,9 @@ impl Storage {
 
     /// Every variable stored in `realm`, in file order.
     pub fn vars(&self, realm: &str) -> Result<Vec<(String, String)>, StorageError> {
-        self.with_realm(realm, |r| r.and_then(Realm::section).cloned().unwrap_or_default())
+        self.with_realm(realm, |r| {
+            r.and_then(Realm::section).cloned().unwrap_or_default()
+        })
     }
 
     /// Makes sure `realm` can be saved, before a backup relies on saving it: the realm was

@@ -194,9 +194,9 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         made_but("the old backups it replaces were not all removed", e);
     }
     if incremental && remove_obsolete {
-        if let Err(e) = ctx
-            .provider
-            .remove_backup_increments(&definition, Some(next_level + 1), None)
+        if let Err(e) =
+            ctx.provider
+                .remove_backup_increments(&definition, Some(next_level + 1), None)
         {
             made_but("the obsolete increments were not removed", e.into());
         }
