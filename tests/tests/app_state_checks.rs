@@ -65,14 +65,14 @@ fn assert_refused_untouched(sb: &Sandbox, args: &[&str], expected: &str) {
     let before = state(sb);
     let out = sb.aa().args(args).run();
     out.assert_no_panic();
-    assert_eq!(out.code(), Some(1), "{out}");
-    assert_eq!(out.error_lines(), [expected], "{out}");
     assert_same_tree(
         &before,
         &state(sb),
         Compare { mtime_nanos: true },
         &out.to_string(),
     );
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert_eq!(out.error_lines(), [expected], "{out}");
 }
 
 /// A snapshot path that is a directory: the backup of that level is not written (the old one
@@ -218,4 +218,42 @@ fn a_removed_storage_directory_is_created_again_for_the_level_state() {
         realm_var(&sb, "t", "archiving-size-level1"),
         Some(size.to_string())
     );
+}
+
+/// What fails once the backup exists is reported as such, and the level state is still saved:
+/// here an obsolete increment that cannot be removed (a directory where `t.2.tar.gz` would be).
+#[test]
+fn a_failure_after_the_backup_says_the_backup_was_made() {
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_spec(
+        &sb,
+        "t",
+        &format!("{INCREMENTAL}\nremove-obsolete-backups = yes"),
+    );
+    sb.aa().arg("t").run().assert_success();
+    let obsolete = sb.dest_dir().join("t.2.tar.gz");
+    fs::create_dir(&obsolete).unwrap();
+
+    let out = sb.aa().arg("t").run();
+    out.assert_no_panic();
+    assert_eq!(out.code(), Some(1), "{out}");
+    let backup = sb.dest_dir().join("t.1.tar.gz");
+    assert_eq!(
+        out.error_lines(),
+        [format!(
+            "aa: Error! [t] The backup \"{}\" was created, but the obsolete increments were not \
+             removed: {}: Is a directory (os error 21)",
+            backup.display(),
+            obsolete.display()
+        )],
+        "{out}"
+    );
+    let size = fs::metadata(&backup).unwrap().len();
+    assert_eq!(
+        realm_var(&sb, "t", "archiving-size-level1"),
+        Some(size.to_string()),
+        "the level state is saved all the same"
+    );
+    assert_eq!(snapshots(&sb), ["t.1.snar", "t.snar"], "{out}");
 }
