@@ -191,7 +191,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         ))
     };
     if let Err(e) = keeping.commit() {
-        made_but("the old backups it replaces were not all removed", e);
+        made_but("old kept backups were not all removed", e);
     }
     if incremental && remove_obsolete {
         if let Err(e) =
