@@ -38,6 +38,36 @@ pub fn normalise_entry(mut name: &[u8]) -> &[u8] {
     }
 }
 
+/// Why `name` cannot be an archive name, if it cannot. Every state file of an archive (backup,
+/// snapshot, realm, lock) is named `NAME` plus a suffix inside a directory of its own, so a
+/// name must be one plain file name component: not empty, not `.` or `..`, no `/`, no NUL.
+pub fn archive_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("it is not a file name")
+    } else if name.contains('/') {
+        Some("it contains \"/\"")
+    } else if name.contains('\0') {
+        Some("it contains a NUL character")
+    } else {
+        None
+    }
+}
+
+/// Whether this process may access `path` with `mode` (`libc::W_OK | libc::X_OK`: create
+/// files in a directory), by the effective ids, as the kernel will judge the attempt. Asked
+/// before a backup is written, so a directory that cannot take a file fails the run before
+/// anything else changed.
+pub fn accessible(path: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) == 0 }
+}
+
 /// The file name of a backup, `None` for a backup type this ABI version does not know.
 pub fn backup_file_name(
     backup_id: &str,

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::naming::{accessible, archive_name_problem};
 use crate::plugin::backup_path;
 use crate::{BackupDefinition, ProviderError};
 
@@ -142,12 +143,12 @@ pub fn parse_snapshot_name(file_name: &[u8]) -> Option<(&[u8], u32)> {
 
 /// Checks an archive name is usable as a file name prefix in the snapshots directory.
 pub fn check_backup_id(id: &str) -> Result<(), ProviderError> {
-    if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
-        return Err(ProviderError::invalid_value(format!(
-            "invalid backup id '{id}': it must be usable as a file name"
-        )));
+    match archive_name_problem(id) {
+        Some(problem) => Err(ProviderError::invalid_value(format!(
+            "invalid backup id '{id}': it must be usable as a file name ({problem})"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The snapshots directory of one provider.
@@ -231,7 +232,60 @@ impl Snapshots {
                 "Backup level {level} of '{id}' is out of the interval 0..{max_level}."
             )));
         }
+        self.check_level(id, level)?;
         Ok(level)
+    }
+
+    /// Checks that a level `level` backup of `id` will be able to read and store its snapshots:
+    /// the previous level's snapshot, if present, is a regular file; the level's own, which
+    /// [`Snapshots::install`] replaces, is a regular file or absent; the directory, if it
+    /// exists yet, is one we can create files in. [`Snapshots::resolve_level`] asks it, so a
+    /// provider learns of a bad path before it writes the backup, rather than after it replaced
+    /// the old one.
+    pub fn check_level(&self, id: &str, level: u32) -> Result<(), ProviderError> {
+        match fs::metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(&self.dir, &e)),
+            Ok(m) if !m.is_dir() => {
+                return Err(ProviderError::io(
+                    libc::ENOTDIR,
+                    format!(
+                        "Snapshot directory \"{}\" is not a directory.",
+                        self.dir.display()
+                    ),
+                ))
+            }
+            Ok(_) if !accessible(&self.dir, libc::W_OK | libc::X_OK) => {
+                return Err(ProviderError::io(
+                    libc::EACCES,
+                    format!(
+                        "Snapshot directory \"{}\" is not writable.",
+                        self.dir.display()
+                    ),
+                ))
+            }
+            Ok(_) => {}
+        }
+        let own = self.path(id, level, None);
+        let previous = level.checked_sub(1).map(|l| self.path(id, l, None));
+        for path in previous.iter().chain([&own]) {
+            match fs::symlink_metadata(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(path, &e)),
+                Ok(m) if m.is_file() => {}
+                Ok(m) => {
+                    return Err(ProviderError::io(
+                        if m.is_dir() {
+                            libc::EISDIR
+                        } else {
+                            libc::EINVAL
+                        },
+                        format!("Snapshot \"{}\" is not a regular file.", path.display()),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Names of the archives that have snapshots, sorted and without duplicates.
@@ -698,6 +752,40 @@ mod tests {
         for id in ["home", ".hidden", "proj.v2", "-x"] {
             assert!(check_backup_id(id).is_ok(), "{id:?}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_path_that_is_not_a_file_is_refused_before_the_backup() {
+        let work = tempfile::tempdir().unwrap();
+        let s = Snapshots::new(work.path());
+        assert_eq!(s.resolve_level("p", None).unwrap(), 0, "no directory yet");
+        s.create_dir().unwrap();
+        fs::create_dir(s.path("p", 0, None)).unwrap();
+        let refused = |level| s.resolve_level("p", level).unwrap_err().to_string();
+        let shown = |level| s.path("p", level, None).display().to_string();
+        assert_eq!(
+            refused(None),
+            format!("Snapshot \"{}\" is not a regular file.", shown(0))
+        );
+        fs::remove_dir(s.path("p", 0, None)).unwrap();
+        fs::write(s.path("p", 0, None), b"level 0").unwrap();
+        fs::create_dir(s.path("p", 1, None)).unwrap();
+        assert_eq!(
+            refused(None),
+            format!("Snapshot \"{}\" is not a regular file.", shown(1))
+        );
+        // Level 2 would read level 1's.
+        fs::write(s.path("p", 2, None), b"level 2").unwrap();
+        assert_eq!(
+            refused(Some(2)),
+            format!("Snapshot \"{}\" is not a regular file.", shown(1))
+        );
+        assert_eq!(s.resolve_level("p", Some(0)).unwrap(), 0);
+
+        let file = tempfile::tempdir().unwrap();
+        fs::write(file.path().join(SNAPSHOTS_SUBDIR), b"").unwrap();
+        let err = Snapshots::new(file.path()).check_level("p", 0).unwrap_err();
+        assert!(err.to_string().ends_with("\" is not a directory."), "{err}");
     }
 
     #[test]

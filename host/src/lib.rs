@@ -134,10 +134,7 @@ fn prepare_state(ui: &Ui, config: &Configuration) -> Option<Storage> {
     match Storage::open(&user_config_dir) {
         Ok((storage, created)) => {
             if created {
-                ui.notice(&format!(
-                    "Storage directory does not exist. Creating \"{}\".",
-                    storage.dir().display()
-                ));
+                ui.notice(&crate::storage::created_notice(storage.dir()));
             }
             Some(storage)
         }

@@ -21,6 +21,8 @@ use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use aa_abi::naming::archive_name_problem;
+
 const LOCKS_SUBDIR: &str = "locks";
 
 /// The lock of one archive, held until dropped.
@@ -75,6 +77,14 @@ impl ArchiveLock {
             path: path.clone(),
             kind: LockErrorKind::Io(e),
         };
+        // The spec reader refuses such names; this keeps a caller that did not ask it from
+        // writing a process id over a file outside the locks directory.
+        if let Some(problem) = archive_name_problem(name) {
+            return Err(io_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid archive name: {problem}"),
+            )));
+        }
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_error)?;
         }
@@ -126,6 +136,20 @@ mod tests {
         drop(first);
         ArchiveLock::acquire(dir.path(), "home").unwrap();
         drop(other);
+    }
+
+    #[test]
+    fn a_name_that_is_not_a_file_name_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.lock");
+        fs::write(&victim, b"precious").unwrap();
+        let config = dir.path().join("config");
+        for name in ["../victim", "a/b", "..", ""] {
+            let err = ArchiveLock::acquire(&config, name).unwrap_err();
+            assert!(err.to_string().contains("invalid archive name"), "{err}");
+        }
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(!config.exists());
     }
 
     #[test]

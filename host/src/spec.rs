@@ -28,6 +28,8 @@ use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use aa_abi::naming::archive_name_problem;
+
 use crate::ini::{Ini, IniError, IniOptions};
 use crate::paths::expand_user;
 
@@ -164,13 +166,25 @@ impl ArchiveSpec {
         let include_files = parse_file_list(&required("include-files")?.0);
         let exclude_files = parse_file_list(&required("exclude-files")?.0);
         // `name =` is the documented form of "undefined", so it falls back like a missing one.
-        let name = match reader.get(CONTENT, "name")? {
-            Some((name, _)) if !name.is_empty() => name,
-            _ => file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+        let (name, name_line) = match reader.get(CONTENT, "name")? {
+            Some((name, line)) if !name.is_empty() => (name, Some(line)),
+            _ => (
+                file.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                None,
+            ),
         };
+        // Checked here, before anything builds a file name from it: `../x` would otherwise
+        // name a lock, snapshot or realm file outside their directories.
+        if let Some(problem) = archive_name_problem(&name) {
+            let kind = Kind::InvalidName {
+                name,
+                problem,
+                from_option: name_line.is_some(),
+            };
+            return Err(SpecError::new(file, name_line, kind));
+        }
 
         let mut archive = Vec::new();
         // As in the original, [DEFAULT] values count only when an [Archive] section exists.
@@ -928,6 +942,12 @@ enum Kind {
         key: &'static str,
     },
     Value(ValueError),
+    InvalidName {
+        name: String,
+        problem: &'static str,
+        /// From the `name` option (else from the file name).
+        from_option: bool,
+    },
     MalformedReference {
         key: String,
         reference: String,
@@ -1020,6 +1040,19 @@ impl fmt::Display for SpecError {
                 write!(f, "option \"{key}\" in section [{section}] is empty")
             }
             Kind::Value(e) => write!(f, "{e}"),
+            Kind::InvalidName {
+                name,
+                problem,
+                from_option,
+            } => {
+                write!(f, "invalid archive name \"{}\"", name.escape_debug())?;
+                if *from_option {
+                    write!(f, " in option \"name\" of section [{CONTENT}]")?;
+                } else {
+                    write!(f, " (the file name without \".{SPEC_EXTENSION}\")")?;
+                }
+                write!(f, ": {problem}")
+            }
             Kind::MalformedReference { key, reference } => write!(
                 f,
                 "malformed reference {reference} in option \"{key}\" (expected @(name.option))"

@@ -15,11 +15,21 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use aa_abi::naming::accessible;
+
 use crate::ini::{Ini, IniOptions};
 
 /// The storage subdirectory of the user configuration directory.
 pub const STORAGE_SUBDIR: &str = "storage";
 const REALM_SUFFIX: &str = ".realm";
+/// What the user is told when the storage directory is created, as the original words it.
+pub fn created_notice(dir: &Path) -> String {
+    format!(
+        "Storage directory does not exist. Creating \"{}\".",
+        dir.display()
+    )
+}
+
 /// The section every variable lives in.
 pub const DEFAULT_SECTION: &str = "AutoArchive";
 
@@ -39,15 +49,14 @@ struct Realm {
 }
 
 impl Realm {
-    fn parse(path: &Path) -> Result<Realm, StorageError> {
+    /// The realm in `path`; an error is the reader's message, which names the file.
+    fn parse(path: &Path) -> Result<Realm, String> {
         let options = IniOptions {
             lowercase_keys: true,
             allow_no_value: false,
             interpolation: false,
         };
-        let ini = Ini::load(path, options).map_err(|e| StorageError {
-            kind: StorageErrorKind::Broken(e.to_string()),
-        })?;
+        let ini = Ini::load(path, options).map_err(|e| e.to_string())?;
         let mut realm = Realm::default();
         for section in ini.sections() {
             let vars = ini
@@ -136,8 +145,7 @@ impl Storage {
             if name.starts_with('.') || realm.is_empty() {
                 continue;
             }
-            let parsed = Realm::parse(&entry.path()).map_err(|e| e.to_string());
-            realms.insert(realm.to_string(), parsed);
+            realms.insert(realm.to_string(), Realm::parse(&entry.path()));
         }
         Ok((
             Storage {
@@ -153,7 +161,8 @@ impl Storage {
         &self.dir
     }
 
-    fn file(&self, realm: &str) -> PathBuf {
+    /// The file of `realm`.
+    pub fn realm_file(&self, realm: &str) -> PathBuf {
         self.dir.join(format!("{realm}{REALM_SUFFIX}"))
     }
 
@@ -181,6 +190,43 @@ impl Storage {
         self.with_realm(realm, |r| r.and_then(|r| r.get(var)).map(str::to_string))
     }
 
+    /// Every variable stored in `realm`, in file order.
+    pub fn vars(&self, realm: &str) -> Result<Vec<(String, String)>, StorageError> {
+        self.with_realm(realm, |r| {
+            r.and_then(Realm::section).cloned().unwrap_or_default()
+        })
+    }
+
+    /// Makes sure `realm` can be saved, before a backup relies on saving it: the realm was
+    /// readable, the storage directory exists (true if it had to be created again, having
+    /// been removed since the start) and takes files, and the realm's file is absent or a
+    /// regular file that a new one can replace.
+    pub fn check_writable(&self, realm: &str) -> Result<bool, StorageError> {
+        self.with_realm(realm, |_| ())?;
+        let dir = &self.dir;
+        let created = match fs::metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+                true
+            }
+            Err(e) => return Err(StorageError::io(dir, e)),
+            Ok(m) if !m.is_dir() => return Err(StorageError::os(dir, libc::ENOTDIR)),
+            Ok(_) => false,
+        };
+        if !accessible(dir, libc::W_OK | libc::X_OK) {
+            return Err(StorageError::os(dir, libc::EACCES));
+        }
+        let file = self.realm_file(realm);
+        match fs::metadata(&file) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&file, e)),
+            Ok(m) if m.is_file() => {}
+            Ok(m) if m.is_dir() => return Err(StorageError::os(&file, libc::EISDIR)),
+            Ok(_) => return Err(StorageError::os(&file, libc::EINVAL)),
+        }
+        Ok(created)
+    }
+
     pub fn has(&self, realm: &str, var: &str) -> Result<bool, StorageError> {
         Ok(self.get(realm, var)?.is_some())
     }
@@ -202,7 +248,7 @@ impl Storage {
         if !self.realms.borrow().contains_key(realm) {
             return Ok(false);
         }
-        let file = self.file(realm);
+        let file = self.realm_file(realm);
         match fs::remove_file(&file) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(StorageError::io(&file, e))
@@ -214,7 +260,7 @@ impl Storage {
     }
 
     fn write(&self, realm: &str, content: Realm) -> Result<(), StorageError> {
-        let file = self.file(realm);
+        let file = self.realm_file(realm);
         let temp = self
             .dir
             .join(format!(".{realm}{REALM_SUFFIX}.{}.tmp", std::process::id()));
@@ -248,6 +294,10 @@ enum StorageErrorKind {
 }
 
 impl StorageError {
+    fn os(path: &Path, code: i32) -> StorageError {
+        StorageError::io(path, io::Error::from_raw_os_error(code))
+    }
+
     fn io(path: &Path, source: io::Error) -> StorageError {
         StorageError {
             kind: StorageErrorKind::Io {

@@ -816,6 +816,90 @@ fn broken_spec_among_good_ones() {
     }
 }
 
+/// Deliberate difference (README): the original takes any archive name, so `name = ../escaped`
+/// writes the backup outside `dest-dir`; ours refuses the name in one line naming the spec file
+/// and the option, writes nothing for it, and creates the other archive.
+#[test]
+fn archive_name_that_is_not_a_file_name() {
+    let pair = pair!(tree);
+    pair.spec("a", &spec("a.txt", "", ""));
+    let escaping = spec("a.txt", "", "").replace("[Content]\n", "[Content]\nname = ../escaped\n");
+    pair.spec("b", &escaping);
+    let (py, ours) = pair.run_both(&["a", "b"]);
+    assert_eq!(py.code, Some(0), "{py}");
+    assert!(pair.py.path("escaped.tar.gz").exists(), "{py}");
+    assert_eq!(ours.code, Some(1), "{ours}");
+    assert!(!pair.ours.path("escaped.tar.gz").exists(), "{ours}");
+    for side in pair.sides() {
+        assert_eq!(
+            differential::pair::files_under(&side.path("dest")),
+            ["a.tar.gz"],
+            "{}",
+            side.label
+        );
+    }
+    let errors: Vec<&str> = ours
+        .stderr
+        .lines()
+        .filter(|l| l.contains("Error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{ours}");
+    assert!(
+        errors[0].contains("b.aa:2: invalid archive name \"../escaped\" in option \"name\""),
+        "{ours}"
+    );
+}
+
+/// Deliberate difference (README): a storage realm that cannot be read stops the original's
+/// whole run with an exception before any backup; ours reports it for the archive it belongs to
+/// and creates the others. A restart count that is not a number: the original reads it only
+/// when a restart needs it and makes the next level; ours reports it, naming the realm, and makes
+/// nothing for that archive.
+#[test]
+fn broken_storage_realm() {
+    for (realm, py_code, py_makes_level_1) in [
+        ("garbage\n", Some(1), false),
+        (
+            "[AutoArchive]\narchiving-restart-count = many\n",
+            Some(0),
+            true,
+        ),
+    ] {
+        let pair = pair!(tree);
+        pair.spec(
+            "x",
+            &spec("a.txt dir", "", "incremental = yes\nrestarting = yes\n"),
+        );
+        pair.spec("y", &spec("b.txt", "", ""));
+        pair.step(&["x"]);
+        change(&pair, 1);
+        pair.write("config/storage/x.realm", realm);
+        let (py, ours) = pair.run_both(&["x", "y"]);
+        assert_eq!(py.code, py_code, "{py}");
+        assert_eq!(ours.code, Some(1), "{ours}");
+        let made =
+            |side: &differential::pair::Side| differential::pair::files_under(&side.path("dest"));
+        let mut py_files = vec!["x.tar.gz"];
+        if py_makes_level_1 {
+            py_files.extend(["x.1.tar.gz", "y.tar.gz"]);
+        }
+        py_files.sort_unstable();
+        assert_eq!(made(&pair.py), py_files, "{py}");
+        assert_eq!(made(&pair.ours), ["x.tar.gz", "y.tar.gz"], "{ours}");
+        let errors: Vec<&str> = ours
+            .stderr
+            .lines()
+            .filter(|l| l.contains("Error"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{ours}");
+        assert!(
+            errors[0].starts_with("aa: Error! [x] Unable to create the backup: ")
+                && errors[0].contains("x.realm"),
+            "{ours}"
+        );
+    }
+}
+
 // ---- state written by the Python aa, continued by ours -----------------------------------------
 
 /// The Python `aa` makes levels 0 and 1 (with restarting, so a storage realm exists too) in

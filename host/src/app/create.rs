@@ -5,16 +5,15 @@
 //! service, remove obsolete increments, record the level state, run `command-after-backup`.
 //! `command-before-all-backups` and `command-after-all-backups` frame the whole run.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use aa_abi::naming::backup_file_path;
+use aa_abi::naming::{accessible, backup_file_path};
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
 
 use super::archive::{ArchiveContext, ArchiveSettings};
 use super::journal::{self, journal_path};
 use super::keeping::{JournalPlace, Keeping};
-use super::levels::{save_level_info, LevelInfo, RestartReason};
+use super::levels::{check_level_state, save_level_info, LevelInfo, RestartReason};
 use super::{commands, partials, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
 use crate::interrupt;
@@ -99,6 +98,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     let journal = journal_path(&app.config.user_config_dir(), settings.name());
     recover_keeping(ui, &journal)?;
     let ctx = ArchiveContext::new(app, settings)?;
+    check_level_state(app, &ctx)?;
     let info = LevelInfo::compute(app, &ctx)?;
     ctx.report_unsupported_options(ui);
 
@@ -198,15 +198,32 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             return Err(e.into());
         }
     };
-    keeping.commit()?;
+    // The backup exists from here on: what fails now is reported as such, and the other steps
+    // are still done.
+    let made_but = |what: &str, e: Failure| {
+        ui.error(&format!(
+            "The backup \"{}\" was created, but {what}: {}",
+            backup.display(),
+            e.0
+        ))
+    };
+    if let Err(e) = keeping.commit() {
+        made_but("old kept backups were not all removed", e);
+    }
     if incremental && remove_obsolete {
-        ctx.provider
-            .remove_backup_increments(&definition, Some(next_level + 1), None)?;
+        if let Err(e) =
+            ctx.provider
+                .remove_backup_increments(&definition, Some(next_level + 1), None)
+        {
+            made_but("the obsolete increments were not removed", e.into());
+        }
     }
     if ui.errors() > errors_before {
         ui.verbose("Error(s) occurred during the backup creation. Please check program's output.");
     }
-    save_level_info(app, &ctx, &info, &backup)?;
+    if let Err(e) = save_level_info(app, &ctx, &info, &backup) {
+        made_but("its level state was not saved", e);
+    }
     Ok(backup)
 }
 
@@ -259,14 +276,6 @@ fn check_dir(dir: &Path, option: &str, mode: libc::c_int, what: &str) -> Result<
         ))),
         Ok(_) => Ok(()),
     }
-}
-
-fn accessible(path: &Path, mode: libc::c_int) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) == 0 }
 }
 
 fn report_restart(ui: &Ui, info: &LevelInfo) {

@@ -115,15 +115,7 @@ impl Realm<'_, '_> {
     }
 
     fn int(&self, var: &str) -> Result<Option<i64>, Failure> {
-        self.get(var)?
-            .map(|v| {
-                v.trim().parse::<i64>().map_err(|_| {
-                    Failure(format!(
-                        "the stored value \"{v}\" of \"{var}\" is not a number"
-                    ))
-                })
-            })
-            .transpose()
+        stored_int(self.app, self.name, var)
     }
 
     fn date(&self, var: &str) -> Result<Option<i64>, Failure> {
@@ -273,16 +265,66 @@ pub fn save_level_info(
     Ok(())
 }
 
+/// Checks, before the backup is written, the state the level logic reads and, once the
+/// backup exists, writes: the realm is readable and each restart variable in it holds a number
+/// or a date; if the level state is to be saved, the storage directory exists (created again,
+/// announced as at the start, if it was removed) and the realm can be written there. Without
+/// this a broken realm or storage directory was found only after the backup was made, on
+/// every run.
+pub fn check_level_state(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<(), Failure> {
+    if !ctx.supports(Opt::Incremental) || !ctx.settings.flag(Opt::Restarting) {
+        return Ok(());
+    }
+    let name = ctx.settings.name();
+    // The same condition as `save_level_info`'s.
+    if ctx.incremental() && app.storage.check_writable(name)? {
+        app.ui
+            .notice(&crate::storage::created_notice(app.storage.dir()));
+    }
+    for (var, value) in app.storage.vars(name)? {
+        let is_size = var
+            .strip_prefix(vars::BACKUP_SIZE)
+            .is_some_and(|level| !level.is_empty() && level.bytes().all(|b| b.is_ascii_digit()));
+        if var == vars::LAST_RESTART || var == vars::LAST_FULL_RESTART {
+            parse_stored_date(app, name, &var, &value)?;
+        } else if is_size || var == vars::RESTART_COUNT {
+            parse_stored_int(app, name, &var, &value)?;
+        }
+    }
+    Ok(())
+}
+
+/// A number stored in `realm`, `None` if not stored.
+pub fn stored_int(app: &App<'_>, realm: &str, var: &str) -> Result<Option<i64>, Failure> {
+    app.storage
+        .get(realm, var)?
+        .map(|text| parse_stored_int(app, realm, var, &text))
+        .transpose()
+}
+
 /// A date stored in `realm` (days since 1970-01-01), `None` if not stored.
 pub fn stored_date(app: &App<'_>, realm: &str, var: &str) -> Result<Option<i64>, Failure> {
-    match app.storage.get(realm, var)? {
-        None => Ok(None),
-        Some(text) => parse_date(&text).map(Some).ok_or_else(|| {
-            Failure(format!(
-                "the stored value \"{text}\" of \"{var}\" is not a date (YYYY-MM-DD)"
-            ))
-        }),
-    }
+    app.storage
+        .get(realm, var)?
+        .map(|text| parse_stored_date(app, realm, var, &text))
+        .transpose()
+}
+
+fn parse_stored_int(app: &App<'_>, realm: &str, var: &str, text: &str) -> Result<i64, Failure> {
+    text.trim()
+        .parse()
+        .map_err(|_| stored_value_error(app, realm, var, text, "a number"))
+}
+
+fn parse_stored_date(app: &App<'_>, realm: &str, var: &str, text: &str) -> Result<i64, Failure> {
+    parse_date(text).ok_or_else(|| stored_value_error(app, realm, var, text, "a date (YYYY-MM-DD)"))
+}
+
+fn stored_value_error(app: &App<'_>, realm: &str, var: &str, text: &str, what: &str) -> Failure {
+    Failure(format!(
+        "the value \"{text}\" of \"{var}\" in the storage realm \"{}\" is not {what}",
+        app.storage.realm_file(realm).display()
+    ))
 }
 
 /// Today's local date, in days since 1970-01-01 (the original used `date.today()`).

@@ -10,7 +10,7 @@
 use std::fmt::Display;
 
 use super::archive::{ArchiveContext, ArchiveSettings};
-use super::levels::{stored_date, today, LevelInfo, RestartReason};
+use super::levels::{stored_date, stored_int, today, LevelInfo, RestartReason};
 use super::{App, Failure, SpecRef};
 use crate::archiver::ArchiverService;
 use crate::config::{Opt, OptionSource};
@@ -201,13 +201,7 @@ fn stored_backup_level(app: &App<'_>, name: &str) -> Option<u32> {
 fn add_stored_restart_state(app: &App<'_>, info: &mut ArchiveInfo) {
     let realm = info.name.clone();
     let result = (|| -> Result<(), Failure> {
-        if let Some(count) = app.storage.get(&realm, vars::RESTART_COUNT)? {
-            info.restart_count = Some(count.trim().parse().map_err(|_| {
-                Failure(format!(
-                    "the stored restart count \"{count}\" is not a number"
-                ))
-            })?);
-        }
+        info.restart_count = stored_int(app, &realm, vars::RESTART_COUNT)?;
         info.last_restart = stored_date(app, &realm, vars::LAST_RESTART)?;
         info.last_full_restart = stored_date(app, &realm, vars::LAST_FULL_RESTART)?;
         Ok(())
