@@ -276,7 +276,10 @@ pub fn read_text_file(path: &Path) -> Result<Vec<u8>, IniError> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| error(ErrorKind::Io(e)))?;
-    let file_type = file.metadata().map_err(|e| error(ErrorKind::Io(e)))?.file_type();
+    let file_type = file
+        .metadata()
+        .map_err(|e| error(ErrorKind::Io(e)))?
+        .file_type();
     if !file_type.is_file() {
         let kind = if file_type.is_dir() {
             "a directory"
@@ -673,7 +676,10 @@ impl Ini {
                 let name = self.xform(name);
                 let Some(found) = self.item(section, &name) else {
                     let (section, key) = names(reading);
-                    return Err(err(reading, ErrorKind::UnknownReference { section, key, name }));
+                    return Err(err(
+                        reading,
+                        ErrorKind::UnknownReference { section, key, name },
+                    ));
                 };
                 let Some(value) = found.value else {
                     return Err(self.no_value(section, &name, found.line));
@@ -1036,16 +1042,27 @@ mod tests {
             text
         };
         let (empty, large) = crate::test_support::bounded(move || {
-            let get = |text: &str| parse(text).unwrap().get("s", "k").map_err(|e| e.to_string());
+            let get = |text: &str| {
+                parse(text)
+                    .unwrap()
+                    .get("s", "k")
+                    .map_err(|e| e.to_string())
+            };
             (get(&bomb("")), get(&bomb("x")))
         });
         assert_eq!(empty.unwrap(), Some(String::new()));
         assert_eq!(
             large.unwrap_err(),
-            format!("t.ini:13: option \"k\" of section [s] expands to more than {MAX_VALUE_SIZE} bytes")
+            format!(
+                "t.ini:13: option \"k\" of section [s] expands to more than {MAX_VALUE_SIZE} bytes"
+            )
         );
         // A value up to the limit is fine.
-        let ini = parse(&format!("[s]\nx = {}\nk = %(x)s%(x)s\n", "y".repeat(1 << 19))).unwrap();
+        let ini = parse(&format!(
+            "[s]\nx = {}\nk = %(x)s%(x)s\n",
+            "y".repeat(1 << 19)
+        ))
+        .unwrap();
         assert_eq!(get(&ini, "s", "k").len(), 1 << 20);
     }
 
@@ -1066,7 +1083,12 @@ mod tests {
         std::fs::write(&large, &text).unwrap();
         let at_limit = dir.path().join("limit.ini");
         std::fs::write(&at_limit, &text[text.len() - MAX_FILE_SIZE as usize..]).unwrap();
-        let paths = [fifo.clone(), zero.clone(), large.clone(), dir.path().to_path_buf()];
+        let paths = [
+            fifo.clone(),
+            zero.clone(),
+            large.clone(),
+            dir.path().to_path_buf(),
+        ];
         let errors = crate::test_support::bounded(move || {
             paths.map(|p| read_text_file(&p).unwrap_err().to_string())
         });
@@ -1074,7 +1096,10 @@ mod tests {
             errors,
             [
                 format!("{}: not a regular file (a FIFO)", fifo.display()),
-                format!("{}: not a regular file (a character device)", zero.display()),
+                format!(
+                    "{}: not a regular file (a character device)",
+                    zero.display()
+                ),
                 format!(
                     "{}: the file is larger than {MAX_FILE_SIZE} bytes, the limit for such a file",
                     large.display()
@@ -1082,7 +1107,10 @@ mod tests {
                 format!("{}: not a regular file (a directory)", dir.path().display()),
             ]
         );
-        assert_eq!(read_text_file(&at_limit).unwrap().len() as u64, MAX_FILE_SIZE);
+        assert_eq!(
+            read_text_file(&at_limit).unwrap().len() as u64,
+            MAX_FILE_SIZE
+        );
     }
 
     #[test]

@@ -419,7 +419,8 @@ impl Reader<'_> {
             if depth >= MAX_EXTERNAL_DEPTH {
                 return Err(self.error(line, Kind::ReferenceLoop { key: owner() }));
             }
-            let (replacement, below) = self.referenced_value(target, section, option, depth + 1)
+            let (replacement, below) = self
+                .referenced_value(target, section, option, depth + 1)
                 .map_err(|e| match e {
                     Lookup::File(e) => {
                         let kind = Kind::ReferencedFile {
@@ -461,7 +462,11 @@ impl Reader<'_> {
         option: &str,
         depth: usize,
     ) -> Result<(String, usize), Lookup> {
-        let cache_key = (target.to_path_buf(), section.to_string(), option.to_string());
+        let cache_key = (
+            target.to_path_buf(),
+            section.to_string(),
+            option.to_string(),
+        );
         if let Some((value, height)) = self.cache.values.borrow().get(&cache_key) {
             if depth + height <= MAX_EXTERNAL_DEPTH {
                 return Ok((value.clone(), *height));
@@ -614,11 +619,19 @@ fn near_misses(ini: &Ini) -> Vec<String> {
 /// (Levenshtein distance 1).
 fn one_edit_apart(a: &str, b: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     if long.len() - short.len() > 1 || a == b {
         return false;
     }
-    let prefix = short.iter().zip(long.iter()).take_while(|(x, y)| x == y).count();
+    let prefix = short
+        .iter()
+        .zip(long.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
     if short.len() == long.len() {
         short[prefix + 1..] == long[prefix + 1..]
     } else {
@@ -1518,7 +1531,10 @@ mod tests {
             "f30.aa".to_string(),
             format!("[Content]\npath = /\ninclude-files = a\nexclude-files = {last}\n"),
         ));
-        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
         spec_dir(&files)
     }
 
@@ -1528,7 +1544,11 @@ mod tests {
         let (empty, large) = (reference_chain(""), reference_chain("x"));
         let paths = [empty.path().join("f1.aa"), large.path().join("f1.aa")];
         let [empty_result, large_result] = crate::test_support::bounded(move || {
-            paths.map(|p| ArchiveSpec::load(&p).map(|s| s.exclude_files().to_vec()).map_err(|e| e.to_string()))
+            paths.map(|p| {
+                ArchiveSpec::load(&p)
+                    .map(|s| s.exclude_files().to_vec())
+                    .map_err(|e| e.to_string())
+            })
         });
         assert_eq!(empty_result.unwrap(), Vec::<String>::new());
         // f9.aa would be 2^21 bytes long.
@@ -1549,7 +1569,8 @@ mod tests {
         )]);
         std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.aa")).unwrap();
         let file = dir.path().join("home.aa");
-        let e = crate::test_support::bounded(move || ArchiveSpec::load(&file).unwrap_err().to_string());
+        let e =
+            crate::test_support::bounded(move || ArchiveSpec::load(&file).unwrap_err().to_string());
         let d = dir.path().display();
         assert_eq!(
             e,

@@ -31,7 +31,12 @@ fn sandbox_with_bad_specs() -> Sandbox {
 
 /// The one error line expected for each bad spec.
 fn bad_spec_errors(sb: &Sandbox) -> [String; 3] {
-    let path = |name: &str| sb.specs_dir().join(format!("{name}.aa")).display().to_string();
+    let path = |name: &str| {
+        sb.specs_dir()
+            .join(format!("{name}.aa"))
+            .display()
+            .to_string()
+    };
     [
         format!("{}: not a regular file (a FIFO)", path("fifo")),
         format!(
@@ -47,7 +52,11 @@ fn assert_one_line_each(out: &AaOutput, errors: &[String]) {
     out.assert_no_panic();
     assert_eq!(out.code(), Some(1), "{out}");
     let lines = out.error_lines();
-    assert_eq!(lines.len(), errors.len(), "one error line per bad spec:\n{out}");
+    assert_eq!(
+        lines.len(),
+        errors.len(),
+        "one error line per bad spec:\n{out}"
+    );
     for (line, error) in lines.iter().zip(errors) {
         assert!(line.ends_with(error.as_str()), "expected {error:?}:\n{out}");
     }
@@ -84,7 +93,10 @@ fn list_shows_the_others() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert!(listed.contains(&"good") && listed.contains(&"good2"), "{out}");
+    assert!(
+        listed.contains(&"good") && listed.contains(&"good2"),
+        "{out}"
+    );
 }
 
 /// The example of the original's users: a helper variable in `[Content]`.
@@ -111,7 +123,10 @@ fn users_variables_interpolate() {
     let out = sb.aa().arg("srv").run();
     out.assert_success();
     assert!(out.all_output().is_empty(), "{out}");
-    assert_eq!(gnu_list(&sb.dest_dir().join("srv.tar")), [b"file.txt".to_vec()].into());
+    assert_eq!(
+        gnu_list(&sb.dest_dir().join("srv.tar")),
+        [b"file.txt".to_vec()].into()
+    );
 }
 
 #[test]
@@ -128,10 +143,17 @@ fn a_near_miss_is_a_note_with_verbose_only() {
     let out = sb.aa().arg("srv").run();
     out.assert_success();
     assert!(out.all_output().is_empty(), "no note without -v:\n{out}");
-    assert_eq!(gnu_list(&sb.dest_dir().join("srv.tar")), [b"file.txt".to_vec()].into());
+    assert_eq!(
+        gnu_list(&sb.dest_dir().join("srv.tar")),
+        [b"file.txt".to_vec()].into()
+    );
 
     let out = sb.aa().args(["-v", "srv"]).run();
     out.assert_success();
-    assert_eq!(out.stdout.lines().filter(|l| *l == note).count(), 1, "{out}");
+    assert_eq!(
+        out.stdout.lines().filter(|l| *l == note).count(),
+        1,
+        "{out}"
+    );
     assert!(out.stderr.is_empty(), "{out}");
 }

@@ -312,7 +312,10 @@ fn exit_code_rule() {
     for run in [&py, &ours] {
         assert_eq!(run.code, Some(0), "{run}");
         // The original says "does not exists".
-        assert!(run.stderr.contains("Storage directory does not exist"), "{run}");
+        assert!(
+            run.stderr.contains("Storage directory does not exist"),
+            "{run}"
+        );
     }
     pair.spec("w", &spec("a.txt missing.txt", "", ""));
     for args in [&["w"][..], &["-q", "w"]] {
