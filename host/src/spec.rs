@@ -306,10 +306,12 @@ struct Reader<'a> {
 #[derive(Default)]
 struct References {
     files: RefCell<HashMap<PathBuf, Rc<Ini>>>,
-    /// (file, section, option) -> the resolved value and how many levels of references
-    /// resolving it followed.
-    values: RefCell<HashMap<(PathBuf, String, String), (String, usize)>>,
+    values: RefCell<HashMap<OptionId, (String, usize)>>,
 }
+
+/// A referenced option: (file, section, option). [`References::values`] maps it to the
+/// resolved value and how many levels of references resolving it followed.
+type OptionId = (PathBuf, String, String);
 
 impl References {
     fn file(&self, path: &Path) -> Result<Rc<Ini>, SpecError> {

@@ -79,7 +79,7 @@ fn all_backs_up_the_others() {
     assert_one_line_each(&out, &bad_spec_errors(&sb));
     assert_eq!(dest_files(&sb), ["good.tar"], "{out}");
     let members = gnu_list(&sb.dest_dir().join("good.tar"));
-    assert!(members.contains(&b"a.txt".to_vec()), "{members:?}");
+    assert!(members.contains(b"a.txt".as_slice()), "{members:?}");
 }
 
 #[test]
