@@ -118,7 +118,7 @@ mod tests {
             "t.tar.gz",
             "t.1.aa.tar.gz",
             "other.tar.gz",
-            "t.tar.gz.x1._partial",
+            "t.tar.gz.p1-a1._partial",
         ] {
             fs::write(dest.join(name), "").unwrap();
         }
@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(own.relative_destination(), Some(Path::new("sub/backups")));
         assert_eq!(
             own.existing(),
-            ["t.1.aa.tar.gz", "t.tar.gz", "t.tar.gz.x1._partial"]
+            ["t.1.aa.tar.gz", "t.tar.gz", "t.tar.gz.p1-a1._partial"]
         );
         let m = fs::metadata(&dest).unwrap();
         assert!(own.is_own((m.dev(), m.ino()), b"t.tar.gz"));

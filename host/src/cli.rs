@@ -16,6 +16,58 @@ use crate::archiver::Archiver;
 use crate::config::{Opt, RawOptions, Value};
 use crate::paths::expand_tilde;
 
+const ARCHIVERS: &str = "tar, targz, tarbz2, tarxz, tarzst (GNU tar), the same with _internal \
+                         (built-in), or TYPE@PROVIDER for any loaded provider (see \
+                         --list-providers).";
+
+/// The exit status of `aa`, as (status, meaning): the rule of the original, which counts the
+/// errors and warnings shown while the action (create, list, purge) runs, even those that
+/// --quiet hides, and not the notices before it.
+const EXIT_STATUS: [(&str, &str); 4] = [
+    (
+        "0",
+        "No error and no warning was shown. Notices that a directory is being created \
+         (\"... does not exist. Creating ...\": the user configuration, archive specifications \
+         and storage directories), a plugin file that is not loaded, notes and --verbose \
+         information do not change it.",
+    ),
+    (
+        "1",
+        "An error or a warning was shown, even one --quiet hid: about an archive (a broken \
+         .aa file, an include name that does not exist, a failed backup or hook, a busy \
+         archive) or about the run (no archive given, no configured archive found); or \
+         --user-config-file names a missing file.",
+    ),
+    (
+        "2",
+        "A usage error (an unknown option, a bad option value) or an unusable configuration \
+         file (aa.conf); nothing was done.",
+    ),
+    (
+        "128+N",
+        "Ended by signal N (SIGINT, SIGTERM, SIGHUP); an unfinished backup is removed first.",
+    ),
+];
+
+/// `--help`'s text after the options: the archivers and [`EXIT_STATUS`], wrapped for an
+/// 80-column terminal.
+fn after_long_help() -> String {
+    let mut text = format!("Archivers: {ARCHIVERS}\n\nExit status:");
+    for (status, meaning) in EXIT_STATUS {
+        let mut line = format!("  {status:<7}");
+        for word in meaning.split(' ') {
+            if line.len() + word.len() >= 80 {
+                text += &format!("\n{}", line.trim_end());
+                line = " ".repeat(9);
+            }
+            line += word;
+            line += " ";
+        }
+        text += &format!("\n{}", line.trim_end());
+    }
+    text
+}
+
 /// aa: make backups as described by archive specification files (NAME.aa).
 #[derive(Debug, Parser)]
 #[command(
@@ -26,9 +78,12 @@ use crate::paths::expand_tilde;
     override_usage = "aa [options] [command] [AA_SPEC ...]",
     infer_long_args = true,
     args_override_self = true,
-    after_help = "Archivers: tar, targz, tarbz2, tarxz, tarzst (GNU tar), the same with _internal \
-                  (built-in), or TYPE@PROVIDER for any loaded provider (see --list-providers).\n\
-                  Exit status: 0 when everything went well, 1 when an error or a warning was shown."
+    after_help = format!(
+        "Archivers: {ARCHIVERS}\nExit status: 0 when no error or warning was shown, 1 when one \
+         was (even one hidden by --quiet), 2 for a usage error or a broken aa.conf; --help tells \
+         more."
+    ),
+    after_long_help = after_long_help()
 )]
 pub struct Cli {
     /// Archive specification: a NAME, looked up as NAME.aa in the archive specifications
@@ -296,13 +351,45 @@ pub enum Generate {
 pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
     let mut command = <Cli as CommandFactory>::command();
     let shell = match what {
-        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::Man => return write_man(command, out),
         Generate::Bash => Shell::Bash,
         Generate::Zsh => Shell::Zsh,
         Generate::Fish => Shell::Fish,
     };
     clap_complete::generate(shell, &mut command, "aa", out);
     Ok(())
+}
+
+/// The manual page: clap's sections, with the text after the options as sections of their
+/// own (ARCHIVERS, EXIT STATUS) instead of clap's single EXTRA.
+fn write_man(command: clap::Command, out: &mut dyn Write) -> io::Result<()> {
+    let man = clap_mangen::Man::new(command);
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    writeln!(out, ".SH ARCHIVERS\n{}", roff_text(ARCHIVERS))?;
+    writeln!(out, ".SH \"EXIT STATUS\"")?;
+    for (status, meaning) in EXIT_STATUS {
+        writeln!(
+            out,
+            ".TP\n\\fB{}\\fR\n{}",
+            roff_text(status),
+            roff_text(meaning)
+        )?;
+    }
+    man.render_version_section(out)
+}
+
+/// `text` as a roff text line: `-` and `\` escaped, and no line starting with `.` or `'`.
+fn roff_text(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 /// The command the user asked for.

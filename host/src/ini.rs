@@ -24,8 +24,15 @@
 //! Deliberate differences: a UTF-8 byte order mark at the start of the file is skipped (Python
 //! would reject the first header), and a continuation line after a valueless option is an
 //! error (Python crashes with an `AttributeError`). Errors name the file and the line.
+//!
+//! Every file `aa` reads as INI text (specifications, the files they reference, `aa.conf`,
+//! storage realms) goes through [`read_text_file`], so a FIFO or a device given as one cannot
+//! hang or exhaust a run: only regular files of at most [`MAX_FILE_SIZE`] bytes are read.
+//! Interpolation is likewise bounded: each `%(name)s` is expanded once per read value
+//! (memoised), and a value that grows past [`MAX_VALUE_SIZE`] bytes is an error, where Python
+//! would spend minutes and gigabytes on a few nested references.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +41,13 @@ pub const DEFAULT_SECTION: &str = "DEFAULT";
 
 /// Python's `MAX_INTERPOLATION_DEPTH`.
 const MAX_INTERPOLATION_DEPTH: usize = 10;
+
+/// The largest file [`read_text_file`] reads (1 MiB); specifications and configuration files
+/// are a few hundred bytes.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// The largest value interpolation may produce (1 MiB), the same bound as a whole file.
+pub const MAX_VALUE_SIZE: usize = 1 << 20;
 
 /// Parser settings that differ between the users of the original's `configparser`.
 ///
@@ -122,6 +136,8 @@ pub struct IniError {
 #[derive(Debug)]
 enum ErrorKind {
     Io(std::io::Error),
+    NotRegular(&'static str),
+    TooLarge,
     NotUtf8,
     MissingSectionHeader(String),
     DuplicateSection(String),
@@ -158,6 +174,10 @@ enum ErrorKind {
         section: String,
         key: String,
     },
+    ValueTooLarge {
+        section: String,
+        key: String,
+    },
 }
 
 impl IniError {
@@ -183,6 +203,10 @@ impl IniError {
     pub fn message(&self) -> String {
         match &self.kind {
             ErrorKind::Io(e) => format!("cannot read the file: {e}"),
+            ErrorKind::NotRegular(kind) => format!("not a regular file ({kind})"),
+            ErrorKind::TooLarge => {
+                format!("the file is larger than {MAX_FILE_SIZE} bytes, the limit for such a file")
+            }
             ErrorKind::NotUtf8 => "the file is not valid UTF-8 text".to_string(),
             ErrorKind::MissingSectionHeader(text) => {
                 format!("\"{text}\" comes before the first [section] header")
@@ -213,6 +237,9 @@ impl IniError {
             ErrorKind::InterpolationLoop { section, key } => format!(
                 "interpolation loop in option \"{key}\" of section [{section}] (more than {MAX_INTERPOLATION_DEPTH} nested references)"
             ),
+            ErrorKind::ValueTooLarge { section, key } => format!(
+                "option \"{key}\" of section [{section}] expands to more than {MAX_VALUE_SIZE} bytes"
+            ),
         }
     }
 }
@@ -233,6 +260,50 @@ impl std::error::Error for IniError {
             _ => None,
         }
     }
+}
+
+/// Reads the regular file at `path` (following symbolic links), at most [`MAX_FILE_SIZE`]
+/// bytes. Anything else (a FIFO, a device, a directory) is refused without reading from it,
+/// and the open itself cannot block: `O_NONBLOCK` keeps a FIFO without a writer from hanging.
+pub fn read_text_file(path: &Path) -> Result<Vec<u8>, IniError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
+    let error = |kind| IniError::new(path, None, kind);
+    // Rust opens every file with O_CLOEXEC.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| error(ErrorKind::Io(e)))?;
+    let file_type = file
+        .metadata()
+        .map_err(|e| error(ErrorKind::Io(e)))?
+        .file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else {
+            "an unknown type"
+        };
+        return Err(error(ErrorKind::NotRegular(kind)));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| error(ErrorKind::Io(e)))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(error(ErrorKind::TooLarge));
+    }
+    Ok(bytes)
 }
 
 /// Python's `str.isspace()`: Unicode white space plus the ASCII separators `\x1c`..`\x1f`.
@@ -284,7 +355,7 @@ fn section_header(line: &str) -> Option<&str> {
 impl Ini {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path, options: IniOptions) -> Result<Ini, IniError> {
-        let bytes = std::fs::read(path).map_err(|e| IniError::new(path, None, ErrorKind::Io(e)))?;
+        let bytes = read_text_file(path)?;
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
@@ -538,8 +609,14 @@ impl Ini {
         if !self.options.interpolation {
             return Ok(Some(raw.to_string()));
         }
+        let mut reading = Reading {
+            section,
+            key: &key,
+            line: it.line,
+            memo: HashMap::new(),
+        };
         let mut out = String::new();
-        self.interpolate(section, &key, it.line, raw, 1, &mut out)?;
+        self.interpolate(&mut reading, raw, 1, &mut out)?;
         Ok(Some(out))
     }
 
@@ -562,23 +639,24 @@ impl Ini {
         )
     }
 
-    /// Python's `BasicInterpolation._interpolate_some`: errors name the option being read
+    /// Python's `BasicInterpolation._interpolate_some`, appending to `out`; returns how many
+    /// levels of references below `depth` were followed. Errors name the option being read
     /// and its line, however deep the reference that failed.
     fn interpolate(
         &self,
-        section: &str,
-        key: &str,
-        line: usize,
+        reading: &mut Reading<'_>,
         mut rest: &str,
         depth: usize,
         out: &mut String,
-    ) -> Result<(), IniError> {
-        let err = |kind| IniError::new(&self.path, Some(line), kind);
-        let names = || (section.to_string(), key.to_string());
+    ) -> Result<usize, IniError> {
+        let section = reading.section;
+        let err = |reading: &Reading<'_>, kind| IniError::new(&self.path, Some(reading.line), kind);
+        let names = |reading: &Reading<'_>| (section.to_string(), reading.key.to_string());
         if depth > MAX_INTERPOLATION_DEPTH {
-            let (section, key) = names();
-            return Err(err(ErrorKind::InterpolationLoop { section, key }));
+            let (section, key) = names(reading);
+            return Err(err(reading, ErrorKind::InterpolationLoop { section, key }));
         }
+        let mut height = 0;
         while let Some(p) = rest.find('%') {
             out.push_str(&rest[..p]);
             rest = &rest[p..];
@@ -590,33 +668,72 @@ impl Ini {
                     .split_once(')')
                     .filter(|(name, after)| !name.is_empty() && after.starts_with('s'))
                 else {
-                    let (section, key) = names();
+                    let (section, key) = names(reading);
                     let rest = rest.to_string();
-                    return Err(err(ErrorKind::BadReference { section, key, rest }));
+                    return Err(err(reading, ErrorKind::BadReference { section, key, rest }));
                 };
                 rest = &after[1..];
                 let name = self.xform(name);
                 let Some(found) = self.item(section, &name) else {
-                    let (section, key) = names();
-                    return Err(err(ErrorKind::UnknownReference { section, key, name }));
+                    let (section, key) = names(reading);
+                    return Err(err(
+                        reading,
+                        ErrorKind::UnknownReference { section, key, name },
+                    ));
                 };
                 let Some(value) = found.value else {
                     return Err(self.no_value(section, &name, found.line));
                 };
-                if value.contains('%') {
-                    self.interpolate(section, key, line, value, depth + 1, out)?;
-                } else {
+                if !value.contains('%') {
                     out.push_str(value);
+                } else if let Some(done) = reading
+                    .memo
+                    .get(&name)
+                    .filter(|done| depth + 1 + done.height <= MAX_INTERPOLATION_DEPTH)
+                {
+                    out.push_str(&done.value);
+                    height = height.max(1 + done.height);
+                } else {
+                    // Not expanded yet, or it was but would now go too deep: expanding it
+                    // again reports the error Python reports.
+                    let mut value_out = String::new();
+                    let below = self.interpolate(reading, value, depth + 1, &mut value_out)?;
+                    out.push_str(&value_out);
+                    height = height.max(1 + below);
+                    let done = Expanded {
+                        value: value_out,
+                        height: below,
+                    };
+                    reading.memo.insert(name, done);
                 }
             } else {
-                let (section, key) = names();
+                let (section, key) = names(reading);
                 let rest = rest.to_string();
-                return Err(err(ErrorKind::BadPercent { section, key, rest }));
+                return Err(err(reading, ErrorKind::BadPercent { section, key, rest }));
+            }
+            if out.len() > MAX_VALUE_SIZE {
+                let (section, key) = names(reading);
+                return Err(err(reading, ErrorKind::ValueTooLarge { section, key }));
             }
         }
         out.push_str(rest);
-        Ok(())
+        Ok(height)
     }
+}
+
+/// The option being read by [`Ini::get`] and the references expanded for it so far, so that
+/// each is expanded once however often it is referred to.
+struct Reading<'a> {
+    section: &'a str,
+    key: &'a str,
+    line: usize,
+    memo: HashMap<String, Expanded>,
+}
+
+/// The expansion of one referenced option and how many levels of references it followed.
+struct Expanded {
+    value: String,
+    height: usize,
 }
 
 fn item(e: &Entry, from_default: bool) -> Item<'_> {
@@ -911,6 +1028,92 @@ mod tests {
     }
 
     #[test]
+    fn references_are_expanded_once_and_values_bounded() {
+        // Nine variables each referring ten times to the next: 10^9 copies of the last for
+        // Python, which takes minutes and gigabytes; here one expansion each, and the size
+        // limit. (`k` and the nine are ten levels, the most Python allows.)
+        let bomb = |last: &str| {
+            let mut text = String::from("[DEFAULT]\n");
+            for i in 1..10 {
+                let refs = format!("%(v{})s", i + 1).repeat(10);
+                text.push_str(&format!("v{i} = {refs}\n"));
+            }
+            text.push_str(&format!("v10 = {last}\n[s]\nk = %(v1)s\n"));
+            text
+        };
+        let (empty, large) = crate::test_support::bounded(move || {
+            let get = |text: &str| {
+                parse(text)
+                    .unwrap()
+                    .get("s", "k")
+                    .map_err(|e| e.to_string())
+            };
+            (get(&bomb("")), get(&bomb("x")))
+        });
+        assert_eq!(empty.unwrap(), Some(String::new()));
+        assert_eq!(
+            large.unwrap_err(),
+            format!(
+                "t.ini:13: option \"k\" of section [s] expands to more than {MAX_VALUE_SIZE} bytes"
+            )
+        );
+        // A value up to the limit is fine.
+        let ini = parse(&format!(
+            "[s]\nx = {}\nk = %(x)s%(x)s\n",
+            "y".repeat(1 << 19)
+        ))
+        .unwrap();
+        assert_eq!(get(&ini, "s", "k").len(), 1 << 20);
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.ini");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let zero = dir.path().join("zero.ini");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let large = dir.path().join("large.ini");
+        let mut text = String::from("[s]\n");
+        while text.len() as u64 <= MAX_FILE_SIZE {
+            text.push_str("# padding padding padding padding padding padding padding\n");
+        }
+        std::fs::write(&large, &text).unwrap();
+        let at_limit = dir.path().join("limit.ini");
+        std::fs::write(&at_limit, &text[text.len() - MAX_FILE_SIZE as usize..]).unwrap();
+        let paths = [
+            fifo.clone(),
+            zero.clone(),
+            large.clone(),
+            dir.path().to_path_buf(),
+        ];
+        let errors = crate::test_support::bounded(move || {
+            paths.map(|p| read_text_file(&p).unwrap_err().to_string())
+        });
+        assert_eq!(
+            errors,
+            [
+                format!("{}: not a regular file (a FIFO)", fifo.display()),
+                format!(
+                    "{}: not a regular file (a character device)",
+                    zero.display()
+                ),
+                format!(
+                    "{}: the file is larger than {MAX_FILE_SIZE} bytes, the limit for such a file",
+                    large.display()
+                ),
+                format!("{}: not a regular file (a directory)", dir.path().display()),
+            ]
+        );
+        assert_eq!(
+            read_text_file(&at_limit).unwrap().len() as u64,
+            MAX_FILE_SIZE
+        );
+    }
+
+    #[test]
     fn io_and_encoding_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.ini");
@@ -981,6 +1184,13 @@ print(json.dumps({'sections': out}))
             "[s]\nk = v\n\u{a0} cont\n",
             "[s]\n[]\n",
             "[s]\na = %(b)s\nb = %(a)s\n",
+            // A reference expanded once and met again deeper, where it no longer fits
+            // below the depth limit (c6), or still does (c5); and first met deep, then shallow.
+            "[s]\ntop = %(x)s%(c1)s\nc1 = %(c2)s\nc2 = %(c3)s\nc3 = %(c4)s\nc4 = %(c5)s\n\
+             c5 = %(c6)s\nc6 = %(x)s\nx = %(y)s\ny = %(z)s\nz = %%\n",
+            "[s]\ntop = %(x)s%(c1)s\nc1 = %(c2)s\nc2 = %(c3)s\nc3 = %(c4)s\nc4 = %(c5)s\n\
+             c5 = %(x)s\nx = %(y)s\ny = %(z)s\nz = %%\nlast = %(c1)s%(x)s\n",
+            "[s]\na = %(b)s %(b)s %(c)s\nb = %(c)s-%(c)s\nc = %(d)s\nd = 1%%\ne = %(a)s%(missing)s\n",
         ];
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("case.ini");

@@ -16,6 +16,9 @@ pub mod spec;
 pub mod storage;
 pub mod ui;
 
+#[cfg(test)]
+mod test_support;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -13,24 +13,32 @@
 //! - `[External]`: `name` refers to `name.aa` in the archive specifications directory,
 //!   `name = some/file.aa` to a file relative to the referring one.
 //!
-//! The original silently ignored unknown options; here an option that is not valid in its
-//! section is an error naming it, because a misspelt option would otherwise change the backup
-//! without any sign. Helper variables for interpolation belong in `[DEFAULT]`.
+//! As in the original, a key of `[Archive]` or `[Content]` that is no option of that section
+//! is a variable: it does nothing itself but can be interpolated (`base = /srv`, `path =
+//! %(base)s/data`). One that looks like a misspelt or misplaced option gets a note (shown with
+//! `--verbose`), never an error: the original accepted such files. Configuration options that
+//! make no sense per archive (`verbose`, `force-archiver`, ...) are errors in every section,
+//! as in the original.
+//!
+//! Every file is read with [`crate::ini::read_text_file`] (regular files up to 1 MiB only),
+//! each referenced file once per specification, and each referenced option resolved once.
 //!
 //! File lists are split like the original: `"quoted names"` may contain spaces, other names
 //! end at white space; each name is normalised and stripped of a leading `/` and of leading
 //! `..` components so that it stays below `path`. [`expand_wildcards`] then expands shell
 //! wildcards the way Python's `glob.glob` did.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use aa_abi::naming::archive_name_problem;
 
-use crate::ini::{Ini, IniError, IniOptions};
+use crate::ini::{Ini, IniError, IniOptions, MAX_VALUE_SIZE};
 use crate::paths::expand_user;
 
 /// Extension of archive specification files, without the dot.
@@ -113,6 +121,7 @@ pub struct ArchiveSpec {
     include_files: Vec<String>,
     exclude_files: Vec<String>,
     archive: Vec<ArchiveOption>,
+    notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,14 +141,16 @@ impl ArchiveSpec {
     /// Loads the specification at `file`; a bare name `x` in `[External]` refers to
     /// `specs_dir/x.aa`.
     pub fn load_with_specs_dir(file: &Path, specs_dir: &Path) -> Result<ArchiveSpec, SpecError> {
-        let ini = read_spec(file)?;
-        check_own_options(&ini)?;
+        let ini = Rc::new(read_spec(file)?);
         if !ini.has_section(CONTENT) {
             return Err(SpecError::new(file, None, Kind::MissingSection(CONTENT)));
         }
+        let notes = near_misses(&ini);
+        let references = References::default();
         let reader = Reader {
-            ini: &ini,
+            ini: ini.clone(),
             specs_dir,
+            cache: &references,
         };
         let required = |key: &'static str| -> Result<(String, usize), SpecError> {
             reader.get(CONTENT, key)?.ok_or_else(|| {
@@ -203,7 +214,14 @@ impl ArchiveSpec {
             include_files,
             exclude_files,
             archive,
+            notes,
         })
+    }
+
+    /// Notes about options that are probably misspelt or misplaced (see [`near_misses`]);
+    /// `aa` shows them with `--verbose` only.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The specification file this was loaded from.
@@ -291,14 +309,50 @@ impl ArchiveSpec {
 
 /// Reads values of one specification file, resolving `@(name.option)` references.
 struct Reader<'a> {
-    ini: &'a Ini,
+    ini: Rc<Ini>,
     specs_dir: &'a Path,
+    cache: &'a References,
+}
+
+/// What the references of one specification have read so far: each referenced file is read
+/// (and checked) once, and each referenced option resolved once, however often it is referred
+/// to; without this a chain of files each referring twice to the next took exponential time.
+#[derive(Default)]
+struct References {
+    files: RefCell<HashMap<PathBuf, Rc<Ini>>>,
+    values: RefCell<HashMap<OptionId, (String, usize)>>,
+}
+
+/// A referenced option: (file, section, option). [`References::values`] maps it to the
+/// resolved value and how many levels of references resolving it followed.
+type OptionId = (PathBuf, String, String);
+
+impl References {
+    fn file(&self, path: &Path) -> Result<Rc<Ini>, SpecError> {
+        if let Some(ini) = self.files.borrow().get(path) {
+            return Ok(ini.clone());
+        }
+        let ini = Rc::new(read_spec(path)?);
+        self.files
+            .borrow_mut()
+            .insert(path.to_path_buf(), ini.clone());
+        Ok(ini)
+    }
+}
+
+/// A resolved value: the text, its line and how many levels of references it followed.
+struct Resolved {
+    value: String,
+    line: usize,
+    height: usize,
 }
 
 impl Reader<'_> {
     /// The interpolated and resolved value with its line, `None` if the option is absent.
     fn get(&self, section: &str, key: &str) -> Result<Option<(String, usize)>, SpecError> {
-        self.get_at_depth(section, key, 0)
+        Ok(self
+            .get_at_depth(section, key, 0)?
+            .map(|resolved| (resolved.value, resolved.line)))
     }
 
     fn get_at_depth(
@@ -306,15 +360,19 @@ impl Reader<'_> {
         section: &str,
         key: &str,
         depth: usize,
-    ) -> Result<Option<(String, usize)>, SpecError> {
+    ) -> Result<Option<Resolved>, SpecError> {
         let Some(item) = self.ini.item(section, key) else {
             return Ok(None);
         };
         let line = item.line;
         let value = self.ini.get(section, key).map_err(SpecError::from)?;
         let value = value.unwrap_or_default();
-        let value = self.resolve_externals(section, key, line, value, depth)?;
-        Ok(Some((value, line)))
+        let (value, height) = self.resolve_externals(section, key, line, value, depth)?;
+        Ok(Some(Resolved {
+            value,
+            line,
+            height,
+        }))
     }
 
     fn error(&self, line: usize, kind: Kind) -> SpecError {
@@ -322,7 +380,8 @@ impl Reader<'_> {
     }
 
     /// Replaces each `@(name.option)` (optionally quoted, quotes included in the
-    /// replacement) with `option` of the same section in the referenced file.
+    /// replacement) with `option` of the same section in the referenced file. Returns the
+    /// value and how many levels of references were followed.
     fn resolve_externals(
         &self,
         section: &str,
@@ -330,13 +389,13 @@ impl Reader<'_> {
         line: usize,
         value: String,
         depth: usize,
-    ) -> Result<String, SpecError> {
+    ) -> Result<(String, usize), SpecError> {
         if !self.ini.has_section(EXTERNAL) {
-            return Ok(value);
+            return Ok((value, 0));
         }
         let references = find_references(&value);
         if references.is_empty() {
-            return Ok(value);
+            return Ok((value, 0));
         }
         // Like the original, every [External] entry is evaluated whenever a value is read.
         let mut externals = Vec::new();
@@ -356,6 +415,7 @@ impl Reader<'_> {
         }
 
         let mut resolved = value.clone();
+        let mut height = 0;
         for (text, inner) in references {
             let owner = || key.to_string();
             let Some((name, option)) = inner.split_once('.') else {
@@ -375,30 +435,84 @@ impl Reader<'_> {
             if depth >= MAX_EXTERNAL_DEPTH {
                 return Err(self.error(line, Kind::ReferenceLoop { key: owner() }));
             }
-            let external = read_spec(target).map_err(|e| {
-                let kind = Kind::ReferencedFile {
-                    key: owner(),
-                    source: Box::new(e),
-                };
-                self.error(line, kind)
-            })?;
-            let missing = || Kind::ReferencedOptionMissing {
-                key: owner(),
-                file: target.clone(),
-                section: section.to_string(),
-                option: option.to_string(),
-            };
-            let reader = Reader {
-                ini: &external,
-                specs_dir: self.specs_dir,
-            };
-            let Some((replacement, _)) = reader.get_at_depth(section, option, depth + 1)? else {
-                return Err(self.error(line, missing()));
-            };
+            let (replacement, below) = self
+                .referenced_value(target, section, option, depth + 1)
+                .map_err(|e| match e {
+                    Lookup::File(e) => {
+                        let kind = Kind::ReferencedFile {
+                            key: owner(),
+                            source: Box::new(e),
+                        };
+                        self.error(line, kind)
+                    }
+                    Lookup::Value(e) => e,
+                    Lookup::Missing => {
+                        let kind = Kind::ReferencedOptionMissing {
+                            key: owner(),
+                            file: target.clone(),
+                            section: section.to_string(),
+                            option: option.to_string(),
+                        };
+                        self.error(line, kind)
+                    }
+                })?;
+            height = height.max(1 + below);
+            // Checked before replacing, so that a huge result is never built.
+            let count = resolved.matches(text.as_str()).count();
+            let grown = resolved.len() - count * text.len() + count * replacement.len();
+            if grown > MAX_VALUE_SIZE {
+                return Err(self.error(line, Kind::ValueTooLarge { key: owner() }));
+            }
             resolved = resolved.replace(&text, &replacement);
         }
-        Ok(resolved)
+        Ok((resolved, height))
     }
+
+    /// `option` of `section` in the referenced file `target`, resolved at `depth`; from the
+    /// cache when it was resolved before and still fits below the depth limit (otherwise
+    /// resolving it again reports the loop where the original did).
+    fn referenced_value(
+        &self,
+        target: &Path,
+        section: &str,
+        option: &str,
+        depth: usize,
+    ) -> Result<(String, usize), Lookup> {
+        let cache_key = (
+            target.to_path_buf(),
+            section.to_string(),
+            option.to_string(),
+        );
+        if let Some((value, height)) = self.cache.values.borrow().get(&cache_key) {
+            if depth + height <= MAX_EXTERNAL_DEPTH {
+                return Ok((value.clone(), *height));
+            }
+        }
+        let reader = Reader {
+            ini: self.cache.file(target).map_err(Lookup::File)?,
+            specs_dir: self.specs_dir,
+            cache: self.cache,
+        };
+        let resolved = reader
+            .get_at_depth(section, option, depth)
+            .map_err(Lookup::Value)?
+            .ok_or(Lookup::Missing)?;
+        self.cache
+            .values
+            .borrow_mut()
+            .insert(cache_key, (resolved.value.clone(), resolved.height));
+        Ok((resolved.value, resolved.height))
+    }
+}
+
+/// Why a referenced value could not be had.
+enum Lookup {
+    /// The referenced file cannot be read or is not a valid specification.
+    File(SpecError),
+    /// Resolving the value failed (the error names where).
+    Value(SpecError),
+    /// The referenced file has no such option.
+    Missing,
 }
 
 /// Finds `@(name.option)` references as the original's `(["']?)@\([a-zA-Z0-9-_.]+?\)\1`:
@@ -485,24 +599,60 @@ fn read_spec(file: &Path) -> Result<Ini, SpecError> {
     Ok(ini)
 }
 
-/// Rejects options written in [Archive] or [Content] that do not belong there (stricter than
-/// the original, which ignored them).
-fn check_own_options(ini: &Ini) -> Result<(), SpecError> {
-    for (section, allowed) in [
-        (ARCHIVE, &ARCHIVE_OPTIONS[..]),
-        (CONTENT, &CONTENT_OPTIONS[..]),
+/// Notes on the keys written in [Archive] or [Content] that are no option of that section:
+/// like the original, such a key is a variable for `%(key)s` and nothing else, but one that
+/// is one edit away from an option (`include-file`) or is an option of the other section is
+/// probably a mistake.
+fn near_misses(ini: &Ini) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (section, own, other, other_name) in [
+        (ARCHIVE, &ARCHIVE_OPTIONS[..], &CONTENT_OPTIONS[..], CONTENT),
+        (CONTENT, &CONTENT_OPTIONS[..], &ARCHIVE_OPTIONS[..], ARCHIVE),
     ] {
         for item in ini.own_items(section) {
-            if !allowed.contains(&item.key) {
-                let kind = Kind::NotAllowed {
-                    section: section.to_string(),
-                    key: item.key.to_string(),
-                };
-                return Err(SpecError::new(ini.path(), Some(item.line), kind));
+            if own.contains(&item.key) {
+                continue;
             }
+            let hint = if other.contains(&item.key) {
+                format!("it belongs in [{other_name}]")
+            } else if let Some(option) = own.iter().find(|o| one_edit_apart(o, item.key)) {
+                format!("did you mean \"{option}\"?")
+            } else {
+                continue;
+            };
+            notes.push(format!(
+                "{}:{}: \"{}\" is not an option of [{section}] and is only a variable ({hint})",
+                ini.path().display(),
+                item.line,
+                item.key
+            ));
         }
     }
-    Ok(())
+    notes
+}
+
+/// True when `a` and `b` differ by exactly one inserted, deleted or replaced character
+/// (Levenshtein distance 1).
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    if long.len() - short.len() > 1 || a == b {
+        return false;
+    }
+    let prefix = short
+        .iter()
+        .zip(long.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if short.len() == long.len() {
+        short[prefix + 1..] == long[prefix + 1..]
+    } else {
+        short[prefix..] == long[prefix + 1..]
+    }
 }
 
 /// Splits an `include-files`/`exclude-files` value into normalised names, sorted and
@@ -969,6 +1119,9 @@ enum Kind {
     ReferenceLoop {
         key: String,
     },
+    ValueTooLarge {
+        key: String,
+    },
 }
 
 impl SpecError {
@@ -1016,18 +1169,10 @@ impl fmt::Display for SpecError {
                 f,
                 "unknown section [{name}] (valid sections: [{EXTERNAL}], [{ARCHIVE}], [{CONTENT}])"
             ),
-            Kind::NotAllowed { section, key } => {
-                write!(f, "option \"{key}\" is not allowed in section [{section}]")?;
-                if section != ARCHIVE && ARCHIVE_OPTIONS.contains(&key.as_str()) {
-                    write!(f, " (it belongs in [{ARCHIVE}])")
-                } else if section != CONTENT && CONTENT_OPTIONS.contains(&key.as_str()) {
-                    write!(f, " (it belongs in [{CONTENT}])")
-                } else if GENERAL_OPTIONS.contains(&key.as_str()) {
-                    write!(f, " (it is not an archive option)")
-                } else {
-                    Ok(())
-                }
-            }
+            Kind::NotAllowed { section, key } => write!(
+                f,
+                "option \"{key}\" is not allowed in section [{section}] (it is not an archive option)"
+            ),
             Kind::NoValue { section, key } => write!(
                 f,
                 "option \"{key}\" in section [{section}] has no value (write \"{key} =\" for an empty one)"
@@ -1072,6 +1217,10 @@ impl fmt::Display for SpecError {
             Kind::ReferenceLoop { key } => write!(
                 f,
                 "option \"{key}\": external references nested more than {MAX_EXTERNAL_DEPTH} levels deep (circular reference?)"
+            ),
+            Kind::ValueTooLarge { key } => write!(
+                f,
+                "option \"{key}\": its external references expand to more than {MAX_VALUE_SIZE} bytes"
             ),
         }
     }
@@ -1212,29 +1361,18 @@ mod tests {
 
     #[test]
     fn option_names_are_case_sensitive() {
+        // `Path` is a variable, so `path` is missing.
         assert_eq!(
             load_error("[Content]\nPath = /\ninclude-files = a\nexclude-files =\n"),
-            "home.aa:2: option \"Path\" is not allowed in section [Content]"
+            "home.aa: missing option \"path\" in section [Content]"
         );
     }
 
     #[test]
-    fn unknown_sections_and_options() {
+    fn unknown_sections_and_general_options() {
         assert_eq!(
             load_error(&format!("{MINIMAL}[General]\n")),
             "home.aa:5: unknown section [General] (valid sections: [External], [Archive], [Content])"
-        );
-        assert_eq!(
-            load_error(&format!("{MINIMAL}[Archive]\nbogus = 1\n")),
-            "home.aa:6: option \"bogus\" is not allowed in section [Archive]"
-        );
-        assert_eq!(
-            load_error(&format!("{MINIMAL}[Archive]\npath = /\n")),
-            "home.aa:6: option \"path\" is not allowed in section [Archive] (it belongs in [Content])"
-        );
-        assert_eq!(
-            load_error(&format!("{MINIMAL}dest-dir = /b\n")),
-            "home.aa:5: option \"dest-dir\" is not allowed in section [Content] (it belongs in [Archive])"
         );
         assert_eq!(
             load_error(&format!("{MINIMAL}[Archive]\nverbose = 1\n")),
@@ -1244,6 +1382,59 @@ mod tests {
             load_error(&format!("[DEFAULT]\nforce-archiver = tar\n{MINIMAL}")),
             "home.aa:2: option \"force-archiver\" is not allowed in section [DEFAULT] (it is not an archive option)"
         );
+    }
+
+    /// Loads `text` as `home.aa` and returns its notes with the directory removed.
+    fn load_notes(text: &str) -> Vec<String> {
+        let dir = spec_dir(&[("home.aa", text)]);
+        let spec = ArchiveSpec::load(&dir.path().join("home.aa")).unwrap();
+        let dir_prefix = format!("{}/", dir.path().display());
+        spec.notes()
+            .iter()
+            .map(|n| n.replace(&dir_prefix, ""))
+            .collect()
+    }
+
+    #[test]
+    fn other_keys_are_variables() {
+        let dir = spec_dir(&[(
+            "home.aa",
+            "[Content]\nbase = /srv\npath = %(base)s/data\ninclude-files = a\nexclude-files =\n\
+             [Archive]\nmine = 9\ncompression-level = %(mine)s\n",
+        )]);
+        let spec = ArchiveSpec::load(&dir.path().join("home.aa")).unwrap();
+        assert_eq!(spec.path(), Path::new("/srv/data"));
+        assert_eq!(spec.archive_option("compression-level"), Some("9"));
+        assert_eq!(spec.archive_option("mine"), None);
+        assert!(spec.notes().is_empty(), "{:?}", spec.notes());
+    }
+
+    #[test]
+    fn near_misses_and_misplaced_options_get_notes() {
+        assert_eq!(
+            load_notes(&format!("{MINIMAL}include-file = b\n[Archive]\narchivr = tar\npath = /\nbogus = 1\n")),
+            [
+                "home.aa:7: \"archivr\" is not an option of [Archive] and is only a variable (did you mean \"archiver\"?)",
+                "home.aa:8: \"path\" is not an option of [Archive] and is only a variable (it belongs in [Content])",
+                "home.aa:5: \"include-file\" is not an option of [Content] and is only a variable (did you mean \"include-files\"?)",
+            ]
+        );
+        assert_eq!(
+            load_notes(&format!("{MINIMAL}dest-dir = /b\n")),
+            ["home.aa:5: \"dest-dir\" is not an option of [Content] and is only a variable (it belongs in [Archive])"]
+        );
+    }
+
+    #[test]
+    fn one_edit_apart_is_levenshtein_one() {
+        assert!(one_edit_apart("include-files", "include-file"));
+        assert!(one_edit_apart("include-files", "include-filess"));
+        assert!(one_edit_apart("path", "pith"));
+        assert!(one_edit_apart("path", "xpath"));
+        assert!(!one_edit_apart("path", "path"));
+        assert!(!one_edit_apart("path", "pa"));
+        assert!(!one_edit_apart("path", "hpat"));
+        assert!(!one_edit_apart("name", "base"));
     }
 
     #[test]
@@ -1374,6 +1565,71 @@ mod tests {
         assert_eq!(
             check("@(other.include-files)"),
             "home.aa:7: in a file referenced by option \"include-files\": other.aa:2: unknown section [Bad] (valid sections: [External], [Archive], [Content])"
+        );
+    }
+
+    /// Files `f1.aa` .. `f30.aa`, each referring twice to the next for `exclude-files`;
+    /// `f30.aa` ends the chain with `last`.
+    fn reference_chain(last: &str) -> tempfile::TempDir {
+        let mut files = Vec::new();
+        for i in 1..30 {
+            let next = i + 1;
+            files.push((
+                format!("f{i}.aa"),
+                format!(
+                    "[External]\nf{next}\n[Content]\npath = /\ninclude-files = a\n\
+                     exclude-files = @(f{next}.exclude-files)@(f{next}.exclude-files)\n"
+                ),
+            ));
+        }
+        files.push((
+            "f30.aa".to_string(),
+            format!("[Content]\npath = /\ninclude-files = a\nexclude-files = {last}\n"),
+        ));
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        spec_dir(&files)
+    }
+
+    #[test]
+    fn each_referenced_option_is_resolved_once() {
+        // 2^29 references for the original; here each file is read and resolved once.
+        let (empty, large) = (reference_chain(""), reference_chain("x"));
+        let paths = [empty.path().join("f1.aa"), large.path().join("f1.aa")];
+        let [empty_result, large_result] = crate::test_support::bounded(move || {
+            paths.map(|p| {
+                ArchiveSpec::load(&p)
+                    .map(|s| s.exclude_files().to_vec())
+                    .map_err(|e| e.to_string())
+            })
+        });
+        assert_eq!(empty_result.unwrap(), Vec::<String>::new());
+        // f9.aa would be 2^21 bytes long.
+        assert_eq!(
+            large_result.unwrap_err(),
+            format!(
+                "{}/f9.aa:6: option \"exclude-files\": its external references expand to more than {MAX_VALUE_SIZE} bytes",
+                large.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn referenced_files_must_be_regular() {
+        let dir = spec_dir(&[(
+            "home.aa",
+            "[External]\nzero = zero.aa\n[Content]\npath = /\ninclude-files = @(zero.x)\nexclude-files =\n",
+        )]);
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.aa")).unwrap();
+        let file = dir.path().join("home.aa");
+        let e =
+            crate::test_support::bounded(move || ArchiveSpec::load(&file).unwrap_err().to_string());
+        let d = dir.path().display();
+        assert_eq!(
+            e,
+            format!("{d}/home.aa:5: in a file referenced by option \"include-files\": {d}/zero.aa: not a regular file (a character device)")
         );
     }
 

@@ -194,6 +194,24 @@ fn generate_writes_the_manual_and_completions() {
     ] {
         assert!(man.contains(option), "the manual lacks {option}");
     }
+    // The exit status rule (README) is a section of its own.
+    let exit_status = man
+        .split(".SH \"EXIT STATUS\"")
+        .nth(1)
+        .expect("an EXIT STATUS section");
+    for status in ["\\fB0\\fR", "\\fB1\\fR", "\\fB2\\fR", "\\fB128+N\\fR"] {
+        assert!(exit_status.contains(status), "{exit_status}");
+    }
+    assert!(
+        exit_status.contains("even one \\-\\-quiet hid"),
+        "{exit_status}"
+    );
+    let help = sb.aa().arg("--help").run();
+    assert!(
+        help.stdout
+            .contains("Exit status:\n  0      No error and no warning"),
+        "{help}"
+    );
     assert!(run("bash").contains("--keep-old-backups"));
     assert!(run("zsh").contains("--list-providers"));
     assert!(run("fish").contains("restart-after-level"));

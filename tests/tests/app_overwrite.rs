@@ -11,8 +11,9 @@ mod app_support;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
 
+use aa_abi::naming::partial_of;
 use aa_tests::*;
 use app_support::*;
 
@@ -63,7 +64,9 @@ fn run_held(sb: &Sandbox, args: &[&str]) -> Midway {
     let backup = sb.dest_dir().join("o.tar.gz");
     let midway = Midway {
         backup: fs::read(&backup).ok(),
-        partial: Path::new(&format!("{}._partial", backup.display())).exists(),
+        partial: fs::read_dir(sb.dest_dir())
+            .unwrap()
+            .any(|e| partial_of(e.unwrap().file_name().as_bytes()) == Some(&b"o.tar.gz"[..])),
     };
     gate_writer.write_all(b"go\n").unwrap();
     drop(gate_writer);

@@ -309,6 +309,46 @@ fn missing_user_configuration_file() {
     );
 }
 
+/// The exit code (README, "Exit status"): a message that a directory is being created leaves
+/// it at 0; a warning about an archive makes it 1, also when `-q` hides the warning.
+#[test]
+fn exit_code_rule() {
+    let pair = pair!(tree);
+    pair.spec("x", &spec("a.txt", "", ""));
+    let (py, ours) = pair.step(&["x"]);
+    for run in [&py, &ours] {
+        assert_eq!(run.code, Some(0), "{run}");
+        // The original says "does not exists".
+        assert!(
+            run.stderr.contains("Storage directory does not exist"),
+            "{run}"
+        );
+    }
+    pair.spec("w", &spec("a.txt missing.txt", "", ""));
+    for args in [&["w"][..], &["-q", "w"]] {
+        let (py, ours) = pair.step(args);
+        assert_eq!(py.code, Some(1), "{py}");
+        assert_eq!(ours.stderr.contains("Warning!"), args[0] == "w", "{ours}");
+    }
+    pair.expect_files(&["dest/w.tar.gz", "dest/x.tar.gz"]);
+}
+
+/// Keys of `[Content]`/`[Archive]` that are no option are the user's variables in both; a
+/// near miss (`include-file`) changes nothing.
+#[test]
+fn users_own_variables() {
+    let pair = pair!(tree);
+    pair.spec(
+        "v",
+        "[Content]\nbase = @SB@/src\npath = %(base)s/tree\ninclude-files = a.txt\n\
+         include-file = b.txt\nexclude-files =\n[Archive]\ndest = @SB@/dest\ndest-dir = %(dest)s\n",
+    );
+    pair.step(&["v"]);
+    pair.step(&["-v", "v"]);
+    pair.expect_files(&["dest/v.tar.gz"]);
+    pair.expect_members("dest/v.tar.gz", &["a.txt"]);
+}
+
 /// `--force-*` options beat the spec's `[Archive]`.
 #[test]
 fn force_options_beat_the_spec() {

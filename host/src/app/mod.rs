@@ -150,7 +150,8 @@ impl<'a> App<'a> {
         }
     }
 
-    /// Loads (once per run) the specification at `path`.
+    /// Loads (once per run) the specification at `path`; its notes (probable typos) are shown
+    /// with `--verbose` only and change nothing else.
     pub fn load_spec(&self, path: &Path) -> Result<Rc<ArchiveSpec>, SpecError> {
         if let Some(spec) = self.specs.borrow().get(path) {
             return Ok(spec.clone());
@@ -159,6 +160,9 @@ impl<'a> App<'a> {
             path,
             &self.config.archive_specs_dir(),
         )?);
+        for note in spec.notes() {
+            self.ui.verbose(&format!("Note: {note}"));
+        }
         self.specs
             .borrow_mut()
             .insert(path.to_path_buf(), spec.clone());
