@@ -20,9 +20,10 @@
 //!   [`snapshots`], shared with `TarInternal`, which continues chains made with GNU tar);
 //! * `AA_NO_CHECK_DEVICE=1` adds `--no-check-device` to incremental runs, as `TarInternal`
 //!   honours it (see [`snapshots::NO_CHECK_DEVICE_VAR`]);
-//! * the dump time in a new snapshot is when the backup started by the clock files are stamped
-//!   with, not tar's precise start time, so no change made just after the start is missed by
-//!   the next level (module `dump_time`).
+//! * the dump time in a new snapshot is the first tick, of the clock files are stamped with,
+//!   after the backup started, not tar's precise start time, so no change made just after the
+//!   start is missed by the next level and none made before it is stored again (module
+//!   `dump_time`).
 
 pub mod classify;
 pub mod compress;
