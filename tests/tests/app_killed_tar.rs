@@ -91,5 +91,5 @@ fn tar_and_its_compressor_die_with_aa() {
     out.assert_success();
     assert_eq!(dest_files(&sb), ["k.tar.gz"]);
     let names = gnu_list(&sb.dest_dir().join("k.tar.gz"));
-    assert!(names.contains(&b"d/big.bin".to_vec()), "{names:?}");
+    assert!(names.contains(b"d/big.bin".as_slice()), "{names:?}");
 }

@@ -9,7 +9,8 @@
 //!   exactly (and, through tar's leading-directory matching, that member's subtree), the same
 //!   rule the `TarInternal` provider applies;
 //! * the compression strength selects the compressor's level flag through
-//!   `--use-compress-program` instead of the deprecated `GZIP`/`BZIP2` variables
+//!   `--use-compress-program` instead of the deprecated `GZIP`/`BZIP2` variables, and a
+//!   parallel compressor (pigz, lbzip2 or pbzip2, `xz -T0`, `zstd -T0`) is used when installed
 //!   (see [`compress`]);
 //! * member names are printed with `--quoting-style=escape` and decoded (see [`quoting`]);
 //!   `fileAdd` reports each name as tar prints it, so directories keep their trailing `/`, as
@@ -317,7 +318,11 @@ pub fn tar_arguments(
     .iter()
     .map(OsString::from)
     .collect();
-    if let Some(option) = compress::tar_option(definition.backup_type, compression_strength) {
+    if let Some(option) = compress::tar_option(
+        definition.backup_type,
+        compression_strength,
+        &locate::in_path,
+    ) {
         args.push(option.into());
     }
     if let Some(listed) = listed {
@@ -383,6 +388,8 @@ mod tests {
             .exclude(["./a/x/", "a/y"]);
         let args = tar_arguments(&def, Some(9), Path::new("/dst/b.tar.gz._partial"), None);
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        // pigz or gzip, as installed (see `compress`).
+        let compress = compress::tar_option(BackupType::TarGz, Some(9), &locate::in_path);
         assert_eq!(
             args,
             [
@@ -392,7 +399,7 @@ mod tests {
                 "--sort=name",
                 "--quoting-style=escape",
                 "--force-local",
-                "--use-compress-program=gzip -9",
+                compress.as_deref().unwrap(),
                 "--file=/dst/b.tar.gz._partial",
                 "--directory=/src",
                 "--anchored",
