@@ -9,6 +9,7 @@
 #   TYPES         backup types to run (default "tar gz zst bz2 xz")
 #   AA            the aa binary (default $CARGO_TARGET_DIR or ./target, then release/aa)
 #   RESULTS       where the Markdown table goes as well (default $AA_BENCH_DIR/results.md)
+#   EXTRAS        "no" skips the 200k-files, start-up and incremental sections (default yes)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,7 @@ XZ_REPS=${XZ_REPS:-1}
 TYPES=${TYPES:-tar gz zst bz2 xz}
 AA=${AA:-${CARGO_TARGET_DIR:-$ROOT/target}/release/aa}
 RESULTS=${RESULTS:-$B/results.md}
+EXTRAS=${EXTRAS:-yes}
 THREADS=$(nproc)
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -41,7 +43,7 @@ fi
 mkdir -p "$B/out" "$B/cfg/archive_specs" "$B/cfg/storage"
 echo "bench: corpora in $B (generated once, deterministic)"
 python3 "$ROOT/bench/gen_corpus.py" home "$B"
-python3 "$ROOT/bench/gen_corpus.py" tiny "$B"
+[ "$EXTRAS" = no ] || python3 "$ROOT/bench/gen_corpus.py" tiny "$B"
 python3 "$ROOT/bench/gen_corpus.py" restore "$B"   # in case an earlier run was interrupted
 for corpus in home tiny; do
     cat > "$B/$corpus.aa" <<EOF
@@ -54,7 +56,7 @@ exclude-files =
 EOF
 done
 # Warm the page cache: every run reads the same warm data.
-tar -cf - -C "$B" home tiny | cat > /dev/null
+tar -cf - -C "$B" home $([ "$EXTRAS" = no ] || echo tiny) | cat > /dev/null
 
 # ---- measuring ------------------------------------------------------------------------------
 # run LABEL CMD...: runs CMD with an empty output directory and records
@@ -173,6 +175,7 @@ for type in $TYPES; do
     esac
 done
 
+if [ "$EXTRAS" != no ]; then
 # ---- 200,000 tiny files: per-file cost and memory growth ------------------------------------
 T="-C $B tiny"
 CMD[tiny_tar_internal]="aa_run tiny_tar_internal tiny tar_internal"
@@ -254,6 +257,8 @@ done
 report "incremental level 1, 288k directories" "dirs: tar -g (level 1)" \
     dirs_inc_internal dirs_inc_external "dirs: tar -g (level 1)"
 
+fi
+
 # ---- output -------------------------------------------------------------------------------------
 {
     echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
@@ -262,10 +267,12 @@ report "incremental level 1, 288k directories" "dirs: tar -g (level 1)" \
     echo "Peak memory: maximum resident set of the process (of the largest process of a pipeline)."
     echo
     cat "$RESULTS.tmp"
-    echo
-    echo "Start-up, \`aa --list-providers\` with $providers providers loaded: median $(awk -v u="$startup_us" 'BEGIN { printf "%.1f", u / 1000 }') ms (50 runs)."
-    echo
-    echo "Incremental (aa): $inc_note"
+    if [ "$EXTRAS" != no ]; then
+        echo
+        echo "Start-up, \`aa --list-providers\` with $providers providers loaded: median $(awk -v u="$startup_us" 'BEGIN { printf "%.1f", u / 1000 }') ms (50 runs)."
+        echo
+        echo "Incremental (aa): $inc_note"
+    fi
 } > "$RESULTS"
 rm -f "$RESULTS.tmp"
 echo

@@ -1,5 +1,5 @@
 //! Helpers shared by the checks and by this crate's integration tests: an event recorder,
-//! GNU tar restoration of an incremental chain, and a comparison of directory state that
+//! GNU tar restoration of an incremental chain (from `aa_tests`), and a comparison of directory state that
 //! ignores what a correct provider may legitimately change.
 //!
 //! Fixtures, snapshots and diffs come from `aa_tests`; only what the end-to-end tests do not
@@ -8,9 +8,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation, ProviderErrorKind};
+pub use aa_tests::gnu_restore_incremental;
 use aa_tests::{snapshot, tree_diff, Compare, Kind, Snapshot};
 
 /// One `backup_operation_error` event.
@@ -97,31 +97,6 @@ pub fn normalise_member(name: &[u8]) -> Vec<u8> {
     } else {
         s.to_vec()
     }
-}
-
-/// Restores an incremental chain with GNU tar: each archive in order, in incremental mode
-/// (`--listed-incremental=/dev/null`), so each level also deletes what was gone at its time.
-pub fn gnu_restore_incremental(archives: &[&Path], dest: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dest).map_err(|e| format!("mkdir {}: {e}", dest.display()))?;
-    for archive in archives {
-        let out = Command::new("tar")
-            .arg("--listed-incremental=/dev/null")
-            .arg("-xpf")
-            .arg(archive)
-            .arg("-C")
-            .arg(dest)
-            .output()
-            .map_err(|e| format!("cannot run GNU tar: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "tar --listed-incremental=/dev/null -xpf {} failed ({}): {}",
-                archive.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A snapshot of everything below `dir` (not `dir` itself) in which directory modification

@@ -3,7 +3,7 @@
 //! is left, and the chain then goes on as if the failed runs never happened.
 //!
 //! The compressor is replaced by a script placed first on `PATH`, which tar finds when it
-//! starts `gzip`. `PATH` is process-wide, so this binary holds this one test only.
+//! starts `gzip` (or `pigz`). `PATH` is process-wide, so this binary holds this one test only.
 
 mod common;
 
@@ -64,16 +64,19 @@ fn tar_external_level_killed_midway_keeps_backups_and_snapshots() {
     let bin = tmp.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
     let marker = tmp.path().join("fake-gzip-ran");
-    let fake = bin.join("gzip");
-    fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\ntouch '{}'\nhead -c 65536 >/dev/null\nexit 1\n",
-            marker.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    // Under both names: TarExternal runs pigz instead of gzip where it is installed.
+    for name in ["gzip", "pigz"] {
+        let fake = bin.join(name);
+        fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\ntouch '{}'\nhead -c 65536 >/dev/null\nexit 1\n",
+                marker.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let original_path = env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = vec![bin.clone()];
     dirs.extend(env::split_paths(&original_path));

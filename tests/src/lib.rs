@@ -22,6 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+mod increments;
+pub use increments::exact_increments_scenario;
+
 // ---- locating the build --------------------------------------------------------------------
 
 /// The workspace root (this crate lives in `<workspace>/tests`).
@@ -160,7 +163,6 @@ impl TreeBuilder {
         for (rel, time) in others.into_iter().chain(dirs) {
             set_mtime(&root.join(&rel), time);
         }
-        settle_timestamps();
         root
     }
 }
@@ -169,9 +171,11 @@ impl TreeBuilder {
 /// past the present, so that everything written so far is older than the dump time of the next
 /// backup, and the dump time of a backup GNU tar just made is older than anything written next.
 ///
-/// Providers take a dump time from that coarse clock (`aa_abi::snapshots::dump_start_time`):
-/// without the wait, a file written in the same tick just before a level is stored again by
-/// the next level, and tests that expect an increment to hold only what changed would fail.
+/// Needed only around levels that GNU tar makes by itself, which takes its precise start time
+/// as the dump time: without the wait, a file written in the same tick just before such a level
+/// can be stored again by the next one, or a change made just after it missed. Our providers'
+/// levels need no wait: they wait for that tick themselves
+/// (`aa_abi::snapshots::dump_start_time`).
 pub fn settle_timestamps() {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -641,6 +645,31 @@ pub fn gnu_extract(archive: &Path, dest: &Path) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Restores an incremental chain with GNU tar: each archive in order, in incremental mode
+/// (`--listed-incremental=/dev/null`), so each level also deletes what was gone at its time.
+pub fn gnu_restore_incremental(archives: &[&Path], dest: &Path) -> Result<(), String> {
+    fs::create_dir_all(dest).map_err(|e| format!("mkdir {}: {e}", dest.display()))?;
+    for archive in archives {
+        let out = Command::new("tar")
+            .arg("--listed-incremental=/dev/null")
+            .arg("-xpf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dest)
+            .output()
+            .map_err(|e| format!("cannot run GNU tar: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tar --listed-incremental=/dev/null -xpf {} failed ({}): {}",
+                archive.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The member names of `archive` as GNU tar lists them, without a trailing `/` or leading `./`
@@ -1312,7 +1341,6 @@ pub fn no_check_device_scenario<P: aa_abi::plugin::ArchiverProvider>(provider: &
     let snar = tmp.join("work/snapshots/dev.snar");
     let def = BackupDefinition::new("dev", BackupType::Tar, &dest, &root).include(["data"]);
     let level = |level| {
-        settle_timestamps();
         provider
             .backup_files_incrementally(&def, None, level, false, &NoEvents)
             .unwrap_or_else(|e| panic!("level {level:?}: {e}"))

@@ -4,6 +4,12 @@
 //! environment variables; gzip now warns that `GZIP` is deprecated, and that warning would reach
 //! the stderr parser as an error. Instead the compressor is named with its level flag through
 //! `--use-compress-program`, which GNU tar splits into words itself.
+//!
+//! GNU tar's own compressors are single-threaded; where a parallel one that writes the same
+//! format and takes the same level flags is installed, it is used instead (pigz for gzip,
+//! lbzip2 or pbzip2 for bzip2, `xz -T0`, `zstd -T0`). Their output is read by plain gzip,
+//! bzip2, xz and zstd and by GNU tar: pigz writes one gzip member, lbzip2 one bzip2 stream,
+//! pbzip2 concatenated streams, `xz -T0` a multi-block stream. TarExternal never decompresses.
 
 use aa_abi::{BackupType, MAX_COMPRESSION_STRENGTH, MIN_COMPRESSION_STRENGTH};
 
@@ -29,6 +35,18 @@ fn compressor(backup_type: BackupType) -> Option<Compressor> {
         tar_option,
         levels,
     })
+}
+
+/// The parallel programs that can replace `backup_type`'s compressor, best first, with the
+/// arguments that make them parallel.
+fn parallel(backup_type: BackupType) -> &'static [(&'static str, &'static str)] {
+    match backup_type {
+        BackupType::TarGz => &[("pigz", "")],
+        BackupType::TarBz2 => &[("lbzip2", ""), ("pbzip2", "")],
+        BackupType::TarXz => &[("xz", " -T0")],
+        BackupType::TarZst => &[("zstd", " -T0")],
+        _ => &[],
+    }
 }
 
 /// Maps `value` linearly from the interval `from` onto `to`, rounding half to even as the
@@ -59,23 +77,37 @@ pub fn compressor_level(backup_type: BackupType, strength: u32) -> Option<u32> {
     ))
 }
 
-/// The tar option selecting the compression of `backup_type`, `None` for a plain tar.
+/// The tar option selecting the compression of `backup_type`, `None` for a plain tar: the
+/// first parallel compressor for which `installed` says yes, else GNU tar's own.
 ///
 /// Without a strength the compressor runs with its own default level (and its own
-/// configuration, e.g. `XZ_DEFAULTS`).
-pub fn tar_option(backup_type: BackupType, strength: Option<u32>) -> Option<String> {
+/// configuration, e.g. `XZ_DEFAULTS`); the parallel ones have the same defaults.
+pub fn tar_option(
+    backup_type: BackupType,
+    strength: Option<u32>,
+    installed: &dyn Fn(&str) -> bool,
+) -> Option<String> {
     let c = compressor(backup_type)?;
-    Some(match strength {
-        None => c.tar_option.to_string(),
-        Some(s) => format!(
-            "--use-compress-program={} -{}",
-            c.program,
+    let level = strength.map(|s| {
+        format!(
+            " -{}",
             remap(
                 s,
                 (MIN_COMPRESSION_STRENGTH, MAX_COMPRESSION_STRENGTH),
                 c.levels
             )
+        )
+    });
+    let parallel = parallel(backup_type)
+        .iter()
+        .find(|(program, _)| installed(program));
+    Some(match (parallel, level) {
+        (Some((program, args)), level) => format!(
+            "--use-compress-program={program}{args}{}",
+            level.unwrap_or_default()
         ),
+        (None, None) => c.tar_option.to_string(),
+        (None, Some(level)) => format!("--use-compress-program={}{level}", c.program),
     })
 }
 
@@ -103,30 +135,89 @@ mod tests {
     }
 
     #[test]
-    fn options_per_type() {
-        assert_eq!(tar_option(BackupType::Tar, None), None);
-        assert_eq!(tar_option(BackupType::Tar, Some(3)), None);
-        assert_eq!(tar_option(BackupType::TarGz, None).unwrap(), "--gzip");
-        assert_eq!(tar_option(BackupType::TarBz2, None).unwrap(), "--bzip2");
-        assert_eq!(tar_option(BackupType::TarXz, None).unwrap(), "--xz");
-        assert_eq!(tar_option(BackupType::TarZst, None).unwrap(), "--zstd");
+    fn options_per_type_without_parallel_compressors() {
+        let none = |_: &str| false;
+        assert_eq!(tar_option(BackupType::Tar, None, &none), None);
+        assert_eq!(tar_option(BackupType::Tar, Some(3), &none), None);
         assert_eq!(
-            tar_option(BackupType::TarGz, Some(0)).unwrap(),
+            tar_option(BackupType::TarGz, None, &none).unwrap(),
+            "--gzip"
+        );
+        assert_eq!(
+            tar_option(BackupType::TarBz2, None, &none).unwrap(),
+            "--bzip2"
+        );
+        assert_eq!(tar_option(BackupType::TarXz, None, &none).unwrap(), "--xz");
+        assert_eq!(
+            tar_option(BackupType::TarZst, None, &none).unwrap(),
+            "--zstd"
+        );
+        assert_eq!(
+            tar_option(BackupType::TarGz, Some(0), &none).unwrap(),
             "--use-compress-program=gzip -1"
         );
         assert_eq!(
-            tar_option(BackupType::TarBz2, Some(5)).unwrap(),
+            tar_option(BackupType::TarBz2, Some(5), &none).unwrap(),
             "--use-compress-program=bzip2 -5"
         );
         assert_eq!(
-            tar_option(BackupType::TarXz, Some(0)).unwrap(),
+            tar_option(BackupType::TarXz, Some(0), &none).unwrap(),
             "--use-compress-program=xz -0"
         );
         assert_eq!(
-            tar_option(BackupType::TarZst, Some(9)).unwrap(),
+            tar_option(BackupType::TarZst, Some(9), &none).unwrap(),
             "--use-compress-program=zstd -19"
         );
         assert_eq!(compressor_level(BackupType::TarGz, 9), Some(9));
         assert_eq!(compressor_level(BackupType::Tar, 9), None);
+    }
+
+    #[test]
+    fn parallel_compressors_take_the_same_levels() {
+        let all = |_: &str| true;
+        let option = |t, s| tar_option(t, s, &all).unwrap();
+        assert_eq!(
+            option(BackupType::TarGz, None),
+            "--use-compress-program=pigz"
+        );
+        assert_eq!(
+            option(BackupType::TarGz, Some(0)),
+            "--use-compress-program=pigz -1"
+        );
+        assert_eq!(
+            option(BackupType::TarBz2, None),
+            "--use-compress-program=lbzip2"
+        );
+        assert_eq!(
+            option(BackupType::TarBz2, Some(5)),
+            "--use-compress-program=lbzip2 -5"
+        );
+        assert_eq!(
+            option(BackupType::TarXz, None),
+            "--use-compress-program=xz -T0"
+        );
+        assert_eq!(
+            option(BackupType::TarXz, Some(0)),
+            "--use-compress-program=xz -T0 -0"
+        );
+        assert_eq!(
+            option(BackupType::TarZst, None),
+            "--use-compress-program=zstd -T0"
+        );
+        assert_eq!(
+            option(BackupType::TarZst, Some(9)),
+            "--use-compress-program=zstd -T0 -19"
+        );
+        assert_eq!(tar_option(BackupType::Tar, Some(9), &all), None);
+
+        let pbzip2 = |p: &str| p == "pbzip2";
+        assert_eq!(
+            tar_option(BackupType::TarBz2, Some(9), &pbzip2).unwrap(),
+            "--use-compress-program=pbzip2 -9"
+        );
+        assert_eq!(
+            tar_option(BackupType::TarGz, Some(9), &pbzip2).unwrap(),
+            "--use-compress-program=gzip -9"
+        );
     }
 }

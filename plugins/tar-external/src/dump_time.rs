@@ -1,12 +1,14 @@
-//! Moves the dump time GNU tar writes into a new snapshot back to when the backup started by
-//! the kernel's coarse clock.
+//! Moves the dump time GNU tar writes into a new snapshot back to the one taken before it
+//! started, [`aa_abi::snapshots::dump_start_time`]: the first tick, of the clock files are
+//! stamped with, after the backup began.
 //!
-//! GNU tar records the precise time at which it started, but files are stamped from the
+//! GNU tar records the precise time at which it started, but files are mostly stamped from the
 //! coarse clock, which lags by up to a scheduler tick: a file that tar has already stored and
 //! that changes in that tick gets an mtime older than the dump time, and no later level stores
-//! the change (see [`aa_abi::snapshots::dump_start_time`]). Rewriting the header with the
-//! earlier time closes that window for chains made by GNU tar through us; `TarInternal` writes
-//! the same time in the first place.
+//! the change. Rewriting the header with the tick closes that window for chains made by GNU
+//! tar through us, and the tick is still later than every change made before the level
+//! started, so the next level holds exactly what changed since; `TarInternal` writes the same
+//! time in the first place.
 //!
 //! Only the header of snapshot format 2 (`GNU tar-VERSION-2\n`, then the seconds and the
 //! nanoseconds, each NUL-terminated decimal) is touched; the directory records after it are

@@ -9,7 +9,8 @@
 //!   exactly (and, through tar's leading-directory matching, that member's subtree), the same
 //!   rule the `TarInternal` provider applies;
 //! * the compression strength selects the compressor's level flag through
-//!   `--use-compress-program` instead of the deprecated `GZIP`/`BZIP2` variables
+//!   `--use-compress-program` instead of the deprecated `GZIP`/`BZIP2` variables, and a
+//!   parallel compressor (pigz, lbzip2 or pbzip2, `xz -T0`, `zstd -T0`) is used when installed
 //!   (see [`compress`]);
 //! * member names are printed with `--quoting-style=escape` and decoded (see [`quoting`]);
 //!   `fileAdd` reports each name as tar prints it, so directories keep their trailing `/`, as
@@ -20,9 +21,10 @@
 //!   [`snapshots`], shared with `TarInternal`, which continues chains made with GNU tar);
 //! * `AA_NO_CHECK_DEVICE=1` adds `--no-check-device` to incremental runs, as `TarInternal`
 //!   honours it (see [`snapshots::NO_CHECK_DEVICE_VAR`]);
-//! * the dump time in a new snapshot is when the backup started by the clock files are stamped
-//!   with, not tar's precise start time, so no change made just after the start is missed by
-//!   the next level (module `dump_time`);
+//! * the dump time in a new snapshot is the first tick, of the clock files are stamped with,
+//!   after the backup started, not tar's precise start time, so no change made just after the
+//!   start is missed by the next level and none made before it is stored again (module
+//!   `dump_time`);
 //! * the archive's own backup files are excluded when the destination lies inside the root
 //!   ([`aa_abi::own_backups`]), so a backup never stores the earlier ones;
 //! * tar runs on a working copy of the snapshot, and its messages about that copy name the
@@ -363,7 +365,11 @@ pub fn tar_arguments(
     .iter()
     .map(OsString::from)
     .collect();
-    if let Some(option) = compress::tar_option(definition.backup_type, compression_strength) {
+    if let Some(option) = compress::tar_option(
+        definition.backup_type,
+        compression_strength,
+        &locate::in_path,
+    ) {
         args.push(option.into());
     }
     if let Some(listed) = listed {
@@ -432,6 +438,8 @@ mod tests {
             .exclude(["./a/x/", "a/y"]);
         let args = tar_arguments(&def, Some(9), Path::new("/dst/b.tar.gz._partial"), None);
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        // pigz or gzip, as installed (see `compress`).
+        let compress = compress::tar_option(BackupType::TarGz, Some(9), &locate::in_path);
         assert_eq!(
             args,
             [
@@ -441,7 +449,7 @@ mod tests {
                 "--sort=name",
                 "--quoting-style=escape",
                 "--force-local",
-                "--use-compress-program=gzip -9",
+                compress.as_deref().unwrap(),
                 "--file=/dst/b.tar.gz._partial",
                 "--directory=/src",
                 "--anchored",

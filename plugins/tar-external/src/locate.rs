@@ -62,6 +62,21 @@ fn locate_with(
     Err(looked)
 }
 
+/// Whether GNU tar, started with our environment, would find `program` when it runs it by
+/// name (`execvp`: each `PATH` entry in turn, an empty one meaning the current directory;
+/// `/bin:/usr/bin` without `PATH`).
+pub fn in_path(program: &str) -> bool {
+    let path = env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    env::split_paths(&path).any(|dir| {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &dir
+        };
+        is_executable_file(&dir.join(program))
+    })
+}
+
 fn is_executable_file(path: &Path) -> bool {
     if !path.is_file() {
         return false;

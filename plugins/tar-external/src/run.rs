@@ -121,11 +121,37 @@ fn raise(events: &dyn BackupEvents, outcome: &mut Outcome, line: Line) {
     }
 }
 
+/// Makes the child started by `command` die when `aa` does, even when `aa` is killed outright
+/// (SIGKILL, the OOM killer), so that no GNU tar goes on writing beside the next run. Its
+/// compressor, tar's own child, then reads the end of its input and exits.
+///
+/// The kernel sends the signal when the *thread* that forked the child ends; [`run_tar`]
+/// spawns and waits for tar on the calling thread, which so outlives it.
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: getpid(2) has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // `aa` died before the prctl: the child was already handed to another parent.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs tar to completion, raising events for its output. Succeeds when tar produced a usable
 /// archive: exit status 0, 1 (some files changed while read) or 2 after non-fatal file errors
 /// that were reported as events (the original's rule).
 pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> {
-    let mut child = Command::new(run.tar)
+    let mut command = Command::new(run.tar);
+    die_with_parent(&mut command);
+    let mut child = command
         // tar prefixes its messages with argv[0]; keep it "tar" whatever the binary's path.
         .arg0("tar")
         .args(&run.args)

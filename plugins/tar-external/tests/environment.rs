@@ -48,9 +48,12 @@ fn tar_location_and_compressor_failure() {
     // partial file is removed.
     let bin = tmp.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("gzip");
-    fs::write(&fake, "#!/bin/sh\nhead -c 10 >/dev/null\nexit 3\n").unwrap();
-    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    // Under both names: pigz runs instead of gzip where it is installed.
+    for name in ["gzip", "pigz"] {
+        let fake = bin.join(name);
+        fs::write(&fake, "#!/bin/sh\nhead -c 10 >/dev/null\nexit 3\n").unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let original_path = env::var_os("PATH").unwrap_or_default();
     let mut dirs = vec![bin.clone()];
     dirs.extend(env::split_paths(&original_path));

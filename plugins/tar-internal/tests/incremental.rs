@@ -309,8 +309,6 @@ impl Setup {
     }
 
     fn level(&self, def: &BackupDefinition, level: Option<u32>) -> PathBuf {
-        // What the test wrote is older than the dump time, so an increment holds only changes.
-        aa_tests::settle_timestamps();
         self.provider
             .backup_files_incrementally(def, None, level, false, &NoEvents)
             .unwrap_or_else(|e| panic!("level {level:?} of {}: {e}", def.backup_id))

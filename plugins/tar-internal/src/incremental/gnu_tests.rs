@@ -563,7 +563,6 @@ fn decisions_and_dumpdirs_match_gnu_tar_and_levels_restore() {
     fs::copy(&s0, path("g1.snar")).unwrap();
     gnu_level(&root, &path("g1.snar"), &path("g1.tar"), &[]);
     // Level 1 by us from the same level 0, same tree.
-    aa_tests::settle_timestamps();
     let dump_time = Timestamp::dump_start();
     let mut planner = Planner::new(Snapshot::read(&s0).unwrap(), Options::default());
     let plans = plan_tree(&root, &mut planner);

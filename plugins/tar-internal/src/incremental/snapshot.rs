@@ -88,9 +88,10 @@ impl Timestamp {
     }
 
     /// The dump time of a backup that starts now: take it *before* walking the tree, so that
-    /// a file changed during the walk is dumped again next time. It comes from the clock the
-    /// kernel stamps files with (see [`aa_abi::snapshots::dump_start_time`]), so no change made
-    /// after it can look older than it.
+    /// a file changed during the walk is dumped again next time. It is the first tick of the
+    /// clock the kernel stamps files with after the call (see
+    /// [`aa_abi::snapshots::dump_start_time`]), so no change made after it can look older than
+    /// it and none made before it is stored again.
     pub fn dump_start() -> Timestamp {
         let (sec, nsec) = aa_abi::snapshots::dump_start_time();
         Timestamp { sec, nsec }
