@@ -1277,6 +1277,14 @@ pub fn path_with_script(dir: &Path, name: &str, body: &str) -> std::ffi::OsStrin
     std::env::join_paths(dirs).expect("a valid PATH")
 }
 
+/// [`path_with_script`] for a fake gzip: the script is also named `pigz`, which `TarExternal`
+/// runs instead of gzip where it is installed.
+pub fn path_with_gzip_script(dir: &Path, body: &str) -> std::ffi::OsString {
+    let path = path_with_script(dir, "gzip", body);
+    std::os::unix::fs::symlink("gzip", dir.join("pigz")).expect("link the script as pigz");
+    path
+}
+
 /// Makes a FIFO at `path`.
 pub fn mkfifo(path: &Path) {
     let c = cstring(path);

@@ -30,9 +30,8 @@ struct Midway {
 fn run_held(sb: &Sandbox, args: &[&str]) -> Midway {
     let gate = sb.path().join("gate");
     mkfifo(&gate);
-    let path = path_with_script(
+    let path = path_with_gzip_script(
         &sb.path().join("bin"),
-        "gzip",
         &format!(
             "read go <'{}'\nexec '{}' \"$@\"\n",
             gate.display(),

@@ -11,7 +11,7 @@ use aa_abi::plugin::{ArchiverProvider, Plugin};
 use aa_abi::{BackupDefinition, BackupOperationError as E, BackupSubOperation as Op, BackupType};
 use aa_plugin_tar_external::TarExternal;
 use aa_tests::{
-    chmod, is_rerun_of, noise, on_path, path_with_script, rerun_test, unprivileged, RunAs,
+    chmod, is_rerun_of, noise, on_path, path_with_gzip_script, rerun_test, unprivileged, RunAs,
 };
 
 use common::*;
@@ -67,9 +67,8 @@ fn a_file_growing_while_tar_reads_it_is_reported_as_changed() {
         // tar has stat'ed and opened a file by the time its header reaches the compressor, and
         // cannot read the rest of a file far larger than the pipe until the compressor reads
         // on: the file grows in the middle of tar's read, every time.
-        let path = path_with_script(
+        let path = path_with_gzip_script(
             &tmp.path().join("bin"),
-            "gzip",
             &format!(
                 "dd bs=512 count=1 of=\"$AA_TEST_FIRST\" 2>/dev/null\n\
                  echo grown >>\"$AA_TEST_GROWING\"\n\
