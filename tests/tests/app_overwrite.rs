@@ -10,8 +10,8 @@ mod app_support;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 
 use aa_abi::naming::partial_of;
 use aa_tests::*;
