@@ -391,9 +391,20 @@ impl OutputFile {
 
 impl Drop for OutputFile {
     fn drop(&mut self) {
-        // Only a file this value created (and still holds the lock of) is ours to remove.
-        if !self.committed && self.file.is_some() {
-            let _ = fs::remove_file(&self.working_path);
+        // Only the file this value created is ours to remove, and only while the name still
+        // leads to it: an interrupted run may have given the name back to the old backup (a
+        // backup written in place, see `aa`'s keeping journal) while this value was dropped.
+        if self.committed {
+            return;
+        }
+        if let Some(file) = &self.file {
+            let names_it = match (file.metadata(), fs::symlink_metadata(&self.working_path)) {
+                (Ok(open), Ok(named)) => same_file(&open, &named),
+                _ => false,
+            };
+            if names_it {
+                let _ = fs::remove_file(&self.working_path);
+            }
         }
     }
 }
@@ -477,6 +488,20 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_dropped_output_leaves_a_file_that_took_its_name() {
+        // As when an interrupted run gives a backup written in place its old name back.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("b.tar");
+        let mut out = OutputFile::new(target.clone(), true);
+        out.create().unwrap();
+        let old = dir.path().join("b.aa.tar");
+        fs::write(&old, b"old").unwrap();
+        fs::rename(&old, &target).unwrap();
+        drop(out);
+        assert_eq!(fs::read(&target).unwrap(), b"old");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //!
 //! The signal handler only writes the signal number to a pipe (the self-pipe pattern: a handler
 //! may do little safely); a thread reading the pipe runs the cleanups registered with
-//! [`on_interrupt`] (the latest first) once the programs the run started are gone (killed and
-//! waited for), says what the cleanups did, and ends the process with the usual
+//! [`on_interrupt`] (the latest first), then kills the programs the run started and waits for
+//! them, says what the cleanups did, and ends the process with the usual
 //! status (128 + the signal number). The steps a cleanup must never interrupt run as
 //! [`critical`] sections: the thread takes the same mutex first, and ends the process holding
 //! it. The providers need no cooperation. Handlers do not survive `exec`, so the
@@ -89,9 +89,11 @@ pub fn install() {
 fn interrupted(signal: libc::c_int) -> ! {
     // Held until the process ends: nothing critical starts after the cleanups.
     let _critical = CRITICAL.lock().unwrap_or_else(|e| e.into_inner());
-    stop_children();
     let cleanups = CLEANUPS.lock().unwrap_or_else(|e| e.into_inner());
     let done: Vec<String> = cleanups.iter().rev().filter_map(|(_, f)| f()).collect();
+    // After the cleanups: a killed child wakes the thread waiting for it, which would go on
+    // (and drop what it was writing) while the cleanups run.
+    stop_children();
     let name = match signal {
         libc::SIGINT => "interrupted",
         libc::SIGTERM => "terminated",
@@ -111,9 +113,9 @@ fn interrupted(signal: libc::c_int) -> ! {
 }
 
 /// Kills the programs this process started (GNU tar, a hook) and waits until they are gone.
-/// GNU tar opens the backup by name: left running, it could open (and truncate) the old
-/// backup just given its name back. Compressors write through descriptors only, so tar's own
-/// children may go on writing into the removed file until they notice.
+/// Until then they may go on writing, but only through descriptors (`TarExternal` gives GNU
+/// tar the backup as `/dev/fd/N`), so into the removed file, never over a backup given back
+/// its name. Compressors, tar's own children, stop when tar does.
 fn stop_children() {
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -45,6 +45,7 @@ pub use aa_abi::snapshots;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -155,12 +156,14 @@ impl TarExternalProvider {
             Err(e) => return Err(Error::io(root, e)),
         }
         let mut output = OutputFile::new(final_path, overwrite_at_start);
-        // Created (and, as a partial file, locked) here; tar writes it again by name. Made
-        // before tar starts, too: its compressor would otherwise create it while tar reads the
-        // directory, which tar reports as changed when the destination is in the tree.
-        output
+        // Created (and, as a partial file, locked) here, and written by tar through this
+        // descriptor, never by name (see `run::archive_through_fd`). Made before tar starts,
+        // too: its compressor would otherwise create it while tar reads the directory, which
+        // tar reports as changed when the destination is in the tree.
+        let file = output
             .create()
             .map_err(|e| Error::io(output.final_path(), e))?;
+        let file_operand = run::archive_through_fd(file.as_raw_fd());
         // tar resolves relative paths against its own working directory; pin them down.
         let archive =
             std::path::absolute(output.path()).map_err(|e| Error::io(output.path(), e))?;
@@ -171,16 +174,24 @@ impl TarExternalProvider {
             snapshot: path,
             check_device: s.check_device,
         });
-        let args = tar_arguments(definition, compression_strength, &archive, snapshot);
+        let args = tar_arguments(
+            definition,
+            compression_strength,
+            &archive,
+            &file_operand,
+            snapshot,
+        );
         run_tar(
             TarRun {
                 tar,
                 args,
                 names: include_names(definition),
                 archive: output.final_path(),
+                archive_fd: Some(file.as_raw_fd()),
             },
             events,
         )?;
+        drop(file);
         let final_path = output.final_path().to_path_buf();
         output.commit().map_err(|e| Error::io(&final_path, e))
     }
@@ -346,11 +357,14 @@ fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
     excludes
 }
 
-/// The complete tar command line (without the program name).
+/// The complete tar command line (without the program name). `archive` is the backup file
+/// being written; `file_operand` is what tar is told to write (`/dev/fd/N` for that file
+/// already open, see [`run::archive_through_fd`]).
 pub fn tar_arguments(
     definition: &BackupDefinition,
     compression_strength: Option<u32>,
     archive: &Path,
+    file_operand: &Path,
     listed: Option<Listed<'_>>,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
@@ -381,7 +395,7 @@ pub fn tar_arguments(
             args.push("--no-check-device".into());
         }
     }
-    args.push(option_with("--file=", archive.as_os_str().as_bytes()));
+    args.push(option_with("--file=", file_operand.as_os_str().as_bytes()));
     args.push(option_with(
         "--directory=",
         definition.root().as_os_str().as_bytes(),
@@ -436,7 +450,13 @@ mod tests {
         let def = BackupDefinition::new("b", BackupType::TarGz, "/dst", "/src")
             .include(["./z", "a/", "-dash", "a"])
             .exclude(["./a/x/", "a/y"]);
-        let args = tar_arguments(&def, Some(9), Path::new("/dst/b.tar.gz._partial"), None);
+        let args = tar_arguments(
+            &def,
+            Some(9),
+            Path::new("/dst/b.tar.gz._partial"),
+            Path::new("/dst/b.tar.gz._partial"),
+            None,
+        );
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         // pigz or gzip, as installed (see `compress`).
         let compress = compress::tar_option(BackupType::TarGz, Some(9), &locate::in_path);
@@ -479,9 +499,21 @@ mod tests {
                 check_device,
             })
         };
-        let args = tar_arguments(&def, None, Path::new("/a.tar"), listed(true));
+        let args = tar_arguments(
+            &def,
+            None,
+            Path::new("/a.tar"),
+            Path::new("/a.tar"),
+            listed(true),
+        );
         assert!(!args.contains(&"--no-check-device".into()));
-        let unchecked = tar_arguments(&def, None, Path::new("/a.tar"), listed(false));
+        let unchecked = tar_arguments(
+            &def,
+            None,
+            Path::new("/a.tar"),
+            Path::new("/a.tar"),
+            listed(false),
+        );
         assert!(unchecked.contains(&"--no-check-device".into()));
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         assert!(args.contains(&"--listed-incremental=/s.snar"));

@@ -10,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -37,6 +37,29 @@ pub struct TarRun<'a> {
     pub names: Vec<Vec<u8>>,
     /// The archive being written, for messages.
     pub archive: &'a Path,
+    /// The open archive file, which tar writes through (`--file=/dev/fd/N`, see
+    /// [`archive_through_fd`]); `None` when tar is given a path.
+    pub archive_fd: Option<std::os::fd::RawFd>,
+}
+
+/// The `--file` operand that makes tar write the already open `fd`. tar never opens the
+/// backup by name then: a tar started while `aa` is being interrupted writes into the file
+/// `aa` made (removed by then), never into a backup whose name was just given back.
+pub fn archive_through_fd(fd: std::os::fd::RawFd) -> PathBuf {
+    PathBuf::from(format!("/dev/fd/{fd}"))
+}
+
+/// Lets the child inherit `fd` (every descriptor is close-on-exec by default).
+fn inherit_fd(command: &mut Command, fd: std::os::fd::RawFd) {
+    // SAFETY: fcntl(2) is async-signal-safe; it only changes the child's copy of the flag.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// What was seen on the output so far.
@@ -145,12 +168,31 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
+/// `text` with every `from` replaced by `to`: tar names the archive by the descriptor path it
+/// was given; the user is shown the backup's name.
+fn replace_bytes(text: &[u8], from: &Path, to: &Path) -> Vec<u8> {
+    let (from, to) = (from.as_os_str().as_bytes(), to.as_os_str().as_bytes());
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.windows(from.len()).position(|w| w == from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// Runs tar to completion, raising events for its output. Succeeds when tar produced a usable
 /// archive: exit status 0, 1 (some files changed while read) or 2 after non-fatal file errors
 /// that were reported as events (the original's rule).
 pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> {
     let mut command = Command::new(run.tar);
     die_with_parent(&mut command);
+    if let Some(fd) = run.archive_fd {
+        inherit_fd(&mut command, fd);
+    }
+    let through_fd = run.archive_fd.map(archive_through_fd);
     let mut child = command
         // tar prefixes its messages with argv[0]; keep it "tar" whatever the binary's path.
         .arg0("tar")
@@ -179,6 +221,12 @@ pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> 
         scope.spawn(move || forward_lines(stdout, Line::Out, tx));
         scope.spawn(move || forward_lines(stderr, Line::Err, tx_err));
         for line in rx {
+            let line = match (&through_fd, line) {
+                (Some(fd_path), Line::Err(text)) => {
+                    Line::Err(replace_bytes(&text, fd_path, run.archive))
+                }
+                (_, line) => line,
+            };
             raise(events, &mut outcome, line);
         }
         writer
@@ -267,6 +315,7 @@ mod tests {
                 args: vec!["-c".into(), script.into()],
                 names: names.iter().map(|n| n.to_vec()).collect(),
                 archive: Path::new("/dst/b.tar"),
+                archive_fd: None,
             },
             &events,
         );

@@ -148,8 +148,9 @@ pub fn partials_of(sb: &Sandbox, final_name: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Starts `aa` with `args` and returns it once it is writing the backup `final_name` (plus a
-/// moment), with the partial file it writes. Old backups were kept by then.
+/// Starts `aa` with `args` and returns it as soon as it is writing the backup `final_name`,
+/// with the partial file it writes. Old backups were kept by then. Returning at once leaves
+/// the caller the whole length of the backup (seconds at level 9) to act while it runs.
 pub fn started_writing(
     sb: &Sandbox,
     args: &[&str],
@@ -171,8 +172,6 @@ pub fn started_writing(
         );
         std::thread::sleep(Duration::from_millis(2));
     };
-    // Midway: the backup has started writing and is far from done.
-    std::thread::sleep(Duration::from_millis(300));
     (child, partial)
 }
 
