@@ -398,7 +398,8 @@ impl Drop for OutputFile {
             return;
         }
         if let Some(file) = &self.file {
-            let names_it = match (file.metadata(), fs::symlink_metadata(&self.working_path)) {
+            // Following a link: a backup written in place through one is the link's target.
+            let names_it = match (file.metadata(), fs::metadata(&self.working_path)) {
                 (Ok(open), Ok(named)) => same_file(&open, &named),
                 _ => false,
             };
