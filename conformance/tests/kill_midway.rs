@@ -9,7 +9,6 @@ mod common;
 
 use std::env;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use aa_abi::host::{PluginLibrary, Provider};
@@ -17,7 +16,7 @@ use aa_abi::{BackupDefinition, BackupType};
 use aa_conformance::support::{
     dir_state, gnu_restore_incremental, partial_files, state_diff, Recorder,
 };
-use aa_tests::{noise, tree_diff, Compare, TreeBuilder};
+use aa_tests::{noise, path_with_gzip_script, tree_diff, Compare, TreeBuilder};
 
 fn level(p: &Provider, def: &BackupDefinition, expected: &Path) {
     let path = p
@@ -61,26 +60,17 @@ fn tar_external_level_killed_midway_keeps_backups_and_snapshots() {
 
     let work_before = dir_state(&work);
     let dest_before = dir_state(&dest);
-    let bin = tmp.path().join("bin");
-    fs::create_dir_all(&bin).unwrap();
+    let original_path = env::var_os("PATH").unwrap_or_default();
     let marker = tmp.path().join("fake-gzip-ran");
     // Under both names: TarExternal runs pigz instead of gzip where it is installed.
-    for name in ["gzip", "pigz"] {
-        let fake = bin.join(name);
-        fs::write(
-            &fake,
-            format!(
-                "#!/bin/sh\ntouch '{}'\nhead -c 65536 >/dev/null\nexit 1\n",
-                marker.display()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let original_path = env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = vec![bin.clone()];
-    dirs.extend(env::split_paths(&original_path));
-    env::set_var("PATH", env::join_paths(dirs).unwrap());
+    let path = path_with_gzip_script(
+        &tmp.path().join("bin"),
+        &format!(
+            "touch '{}'\nhead -c 65536 >/dev/null\nexit 1\n",
+            marker.display()
+        ),
+    );
+    env::set_var("PATH", path);
 
     for (what, level) in [
         ("new level 2", None),

@@ -9,8 +9,6 @@
 mod app_support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aa_tests::*;
@@ -42,26 +40,17 @@ fn tar_and_its_compressor_die_with_aa() {
     fs::write(sb.src_dir().join("d/big.bin"), noise(4 << 20, 7)).unwrap();
     write_spec(&sb, "k", "archiver = targz");
 
-    let out = Command::new("sh")
-        .args(["-c", "command -v gzip"])
-        .output()
-        .unwrap();
-    let gzip = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(gzip.starts_with('/'), "no gzip on PATH");
-    let bin = sb.mkdir("bin");
+    let gzip = on_path("gzip").display().to_string();
     let marker = sb.path().join("compressor-started");
-    let script = format!(
-        "#!/bin/sh\ntouch '{m}'\nchunk='{m}'.$$\n\
-         while head -c 4096 >\"$chunk\" && [ -s \"$chunk\" ]; do cat \"$chunk\"; sleep 0.02; done \
-         | '{gzip}' \"$@\"\nrm -f \"$chunk\"\n",
-        m = marker.display()
+    let path = path_with_gzip_script(
+        &sb.path().join("bin"),
+        &format!(
+            "touch '{m}'\nchunk='{m}'.$$\n\
+             while head -c 4096 >\"$chunk\" && [ -s \"$chunk\" ]; do cat \"$chunk\"; sleep 0.02; done \
+             | '{gzip}' \"$@\"\nrm -f \"$chunk\"\n",
+            m = marker.display()
+        ),
     );
-    for name in ["gzip", "pigz"] {
-        let path = bin.join(name);
-        fs::write(&path, &script).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
     let mut child = sb.aa().env("PATH", &path).arg("k").spawn();
     let group = child.id() as libc::pid_t;

@@ -5,7 +5,6 @@ mod common;
 
 use std::env;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 
 use aa_abi::plugin::{ArchiverProvider, Plugin};
 use aa_abi::{BackupDefinition, BackupType};
@@ -46,18 +45,11 @@ fn tar_location_and_compressor_failure() {
 
     // The compressor tar starts dies half-way: the run fails, the old backup survives and the
     // partial file is removed.
-    let bin = tmp.path().join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    // Under both names: pigz runs instead of gzip where it is installed.
-    for name in ["gzip", "pigz"] {
-        let fake = bin.join(name);
-        fs::write(&fake, "#!/bin/sh\nhead -c 10 >/dev/null\nexit 3\n").unwrap();
-        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-    }
     let original_path = env::var_os("PATH").unwrap_or_default();
-    let mut dirs = vec![bin.clone()];
-    dirs.extend(env::split_paths(&original_path));
-    env::set_var("PATH", env::join_paths(dirs).unwrap());
+    // Under both names: pigz runs instead of gzip where it is installed.
+    let path =
+        aa_tests::path_with_gzip_script(&tmp.path().join("bin"), "head -c 10 >/dev/null\nexit 3\n");
+    env::set_var("PATH", path);
     for strength in [None, Some(9)] {
         let err = p
             .backup_files(&def, strength, false, &Recorder::default())
