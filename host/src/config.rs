@@ -20,21 +20,21 @@ use std::path::{Path, PathBuf};
 use crate::archiver::Archiver;
 use crate::ini::{Ini, IniError, IniOptions};
 use crate::paths::expand_tilde;
-use crate::spec::{self, ValueError};
+use crate::values::{parse_bool, parse_int, ValueError};
 
 /// Name of the configuration files.
-pub const CONFIG_FILE_NAME: &str = "aa.conf";
+pub(crate) const CONFIG_FILE_NAME: &str = "aa.conf";
 /// The system configuration file.
-pub const SYSTEM_CONFIG_FILE: &str = "/etc/aa/aa.conf";
+pub(crate) const SYSTEM_CONFIG_FILE: &str = "/etc/aa/aa.conf";
 /// Overrides [`SYSTEM_CONFIG_FILE`]; meant for tests and relocated installations.
-pub const SYSTEM_CONFIG_ENV: &str = "AA_SYSTEM_CONFIG_FILE";
+pub(crate) const SYSTEM_CONFIG_ENV: &str = "AA_SYSTEM_CONFIG_FILE";
 
 const SECTION_GENERAL: &str = "General";
 const SECTION_ARCHIVE: &str = "Archive";
 
 /// The type of an option's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptKind {
+pub(crate) enum OptKind {
     Bool,
     Int,
     Str,
@@ -53,14 +53,14 @@ macro_rules! options {
 
         impl Opt {
             /// Every option, in the original's order.
-            pub const ALL: &'static [Opt] = &[$(Opt::$variant),+];
+            pub(crate) const ALL: &'static [Opt] = &[$(Opt::$variant),+];
 
             /// The option's name as written in files and (with `--`) on the command line.
-            pub fn name(self) -> &'static str {
+            pub(crate) fn name(self) -> &'static str {
                 match self { $(Opt::$variant => $name,)+ }
             }
 
-            pub fn kind(self) -> OptKind {
+            pub(crate) fn kind(self) -> OptKind {
                 match self { $(Opt::$variant => OptKind::$kind,)+ }
             }
         }
@@ -112,22 +112,24 @@ options! {
 
 impl Opt {
     /// The option named `name` (exact spelling).
-    pub fn from_name(name: &str) -> Option<Opt> {
+    pub(crate) fn from_name(name: &str) -> Option<Opt> {
         Opt::ALL.iter().copied().find(|o| o.name() == name)
     }
 
     /// The `force-X` form of this option, if it has one.
-    pub fn force_form(self) -> Option<Opt> {
+    pub(crate) fn force_form(self) -> Option<Opt> {
         Opt::from_name(&format!("force-{}", self.name()))
     }
 
     /// The `no-X` form of this option, if it has one.
-    pub fn negation_form(self) -> Option<Opt> {
+    pub(crate) fn negation_form(self) -> Option<Opt> {
         Opt::from_name(&format!("no-{}", self.name()))
     }
 
-    /// Options a `.aa` file may set in its `[Archive]` section.
-    pub const ARCHIVE_SPEC: [Opt; 16] = [
+    /// Options a `.aa` file may set in its `[Archive]` section; the specification reader
+    /// lists them by name, and a test keeps the two lists the same.
+    #[cfg(test)]
+    const ARCHIVE_SPEC: [Opt; 16] = [
         Opt::Archiver,
         Opt::CompressionLevel,
         Opt::DestDir,
@@ -174,7 +176,7 @@ impl fmt::Display for Opt {
 
 /// A typed option value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
+pub(crate) enum Value {
     Bool(bool),
     Int(i64),
     Str(String),
@@ -184,15 +186,15 @@ pub enum Value {
 
 /// Converts the text of `opt` to its type. An empty text means "undefined" (`None`), except
 /// for strings, where it is the empty string.
-pub fn parse_value(opt: Opt, text: &str) -> Result<Option<Value>, ValueError> {
+pub(crate) fn parse_value(opt: Opt, text: &str) -> Result<Option<Value>, ValueError> {
     let name = opt.name();
     if text.is_empty() && opt.kind() != OptKind::Str {
         return Ok(None);
     }
     Ok(match opt.kind() {
         OptKind::Str => Some(Value::Str(text.to_string())),
-        OptKind::Bool => spec::parse_bool(name, text)?.map(Value::Bool),
-        OptKind::Int => spec::parse_int(name, text)?.map(Value::Int),
+        OptKind::Bool => parse_bool(name, text)?.map(Value::Bool),
+        OptKind::Int => parse_int(name, text)?.map(Value::Int),
         OptKind::Path => Some(Value::Path(expand_tilde(Path::new(text)))),
         OptKind::Archiver => match Archiver::parse(text) {
             Ok(a) => Some(Value::Archiver(a)),
@@ -215,21 +217,21 @@ pub struct RawOptions {
 }
 
 impl RawOptions {
-    pub fn new() -> RawOptions {
+    pub(crate) fn new() -> RawOptions {
         RawOptions::default()
     }
 
-    pub fn set(&mut self, opt: Opt, value: Option<Value>) {
+    pub(crate) fn set(&mut self, opt: Opt, value: Option<Value>) {
         self.values.insert(opt, value);
     }
 
     /// `None`: not set here; `Some(None)`: set to undefined.
-    pub fn entry(&self, opt: Opt) -> Option<Option<&Value>> {
+    pub(crate) fn entry(&self, opt: Opt) -> Option<Option<&Value>> {
         self.values.get(&opt).map(Option::as_ref)
     }
 
     /// Copies every value of `other` over this one's.
-    pub fn overlay(&mut self, other: &RawOptions) {
+    pub(crate) fn overlay(&mut self, other: &RawOptions) {
         for (opt, value) in &other.values {
             self.values.insert(*opt, value.clone());
         }
@@ -237,7 +239,7 @@ impl RawOptions {
 }
 
 /// Read access to options with the original's precedence of forms.
-pub trait OptionSource {
+pub(crate) trait OptionSource {
     /// The raw value of exactly this option form, `None` if undefined.
     fn raw(&self, opt: Opt) -> Option<&Value>;
 
@@ -309,24 +311,24 @@ impl OptionSource for Configuration {
 
 impl Configuration {
     /// A configuration of only `raw` (for tests and building blocks).
-    pub fn from_raw(raw: RawOptions) -> Configuration {
+    pub(crate) fn from_raw(raw: RawOptions) -> Configuration {
         Configuration { raw }
     }
 
     /// The user configuration directory (always defined after [`load`]).
-    pub fn user_config_dir(&self) -> PathBuf {
+    pub(crate) fn user_config_dir(&self) -> PathBuf {
         self.path(Opt::UserConfigDir).unwrap_or_default()
     }
 
     /// The archive specifications directory (always defined after [`load`]).
-    pub fn archive_specs_dir(&self) -> PathBuf {
+    pub(crate) fn archive_specs_dir(&self) -> PathBuf {
         self.path(Opt::ArchiveSpecsDir).unwrap_or_default()
     }
 }
 
 /// Where the configuration files are.
 #[derive(Debug, Clone)]
-pub struct Locations {
+pub(crate) struct Locations {
     pub system_config_file: PathBuf,
     /// The user configuration directory when nothing else names one.
     pub default_user_config_dir: PathBuf,
@@ -334,7 +336,7 @@ pub struct Locations {
 
 impl Locations {
     /// The standard locations (the system file can be moved with [`SYSTEM_CONFIG_ENV`]).
-    pub fn standard() -> Locations {
+    pub(crate) fn standard() -> Locations {
         Locations {
             system_config_file: std::env::var_os(SYSTEM_CONFIG_ENV)
                 .map(PathBuf::from)
@@ -345,7 +347,7 @@ impl Locations {
 }
 
 /// Builds the configuration from the defaults, the configuration files and `command_line`.
-pub fn load(
+pub(crate) fn load(
     command_line: &RawOptions,
     locations: &Locations,
 ) -> Result<Configuration, ConfigError> {
@@ -449,7 +451,7 @@ fn read_config_file(file: &Path, user_file: bool, raw: &mut RawOptions) -> Resul
 
 /// A configuration that cannot be used.
 #[derive(Debug)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     file: PathBuf,
     line: Option<usize>,
     // Boxed to keep `Result<_, ConfigError>` small.
@@ -476,7 +478,7 @@ impl ConfigError {
 
     /// True for errors in the content of a configuration file, which the original treated as
     /// fatal (exit code 2); a missing `--user-config-file` is an ordinary error.
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         !matches!(*self.kind, ConfigErrorKind::MissingUserFile)
     }
 }
@@ -506,6 +508,7 @@ impl std::error::Error for ConfigError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec;
 
     fn raw(pairs: &[(Opt, &str)]) -> RawOptions {
         let mut r = RawOptions::new();

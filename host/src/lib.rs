@@ -5,16 +5,17 @@
 pub mod app;
 pub mod archiver;
 pub mod cli;
-pub mod config;
-pub mod ini;
+mod config;
+mod ini;
 pub mod interrupt;
 pub mod lock;
 pub mod paths;
 pub mod plugin_loader;
 pub mod service;
-pub mod spec;
+mod spec;
 pub mod storage;
 pub mod ui;
+mod values;
 
 #[cfg(test)]
 mod test_support;
