@@ -1,7 +1,6 @@
 //! Reading a file as INI text. Every file `aa` reads as INI goes through [`read_text_file`]
-//! (by [`Ini::load`]),
-//! so that a FIFO, a device or a huge file named as a specification, a referenced file, a
-//! configuration file or a storage realm cannot hang or exhaust a run.
+//! (by [`Ini::load`]), so that a FIFO, a device or a huge file named as a specification, a
+//! referenced file, a configuration file or a storage realm cannot hang or exhaust a run.
 
 use std::path::Path;
 
@@ -12,18 +11,18 @@ use super::{Ini, IniOptions, MAX_FILE_SIZE};
 /// bytes. Anything else (a FIFO, a device, a directory) is refused without reading from it,
 /// and the open itself cannot block: `O_NONBLOCK` keeps a FIFO without a writer from hanging.
 pub(super) fn read_text_file(path: &Path) -> Result<Vec<u8>, IniError> {
-    use rustix::fs::{Mode, OFlags};
     use std::io::Read;
-    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 
     let error = |kind| IniError::new(path, None, kind);
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| error(ErrorKind::Io(e.into())))?;
-    let file = std::fs::File::from(fd);
+    // Rust opens every file with O_CLOEXEC. std's open (not rustix's) keeps its own errors,
+    // such as the one for a name with a NUL byte, which a referenced file name can have.
+    let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblock)
+        .open(path)
+        .map_err(|e| error(ErrorKind::Io(e)))?;
     let file_type = file
         .metadata()
         .map_err(|e| error(ErrorKind::Io(e)))?

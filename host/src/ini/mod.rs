@@ -26,8 +26,9 @@
 //! error (Python crashes with an `AttributeError`). Errors name the file and the line.
 //!
 //! Every file `aa` reads as INI text (specifications, the files they reference, `aa.conf`,
-//! storage realms) goes through `read_text_file` (by [`Ini::load`]), so a FIFO or a device given as one cannot
-//! hang or exhaust a run: only regular files of at most [`MAX_FILE_SIZE`] bytes are read.
+//! storage realms) goes through `read_text_file` (by [`Ini::load`]), so a FIFO or a device
+//! given as one cannot hang or exhaust a run: only regular files of at most [`MAX_FILE_SIZE`]
+//! bytes are read.
 //! Interpolation is likewise bounded: each `%(name)s` is expanded once per read value
 //! (memoised), and a value that grows past [`MAX_VALUE_SIZE`] bytes is an error, where Python
 //! would spend minutes and gigabytes on a few nested references.
@@ -36,8 +37,6 @@
 //! line rules above), `interpolate` expands `%(name)s` when a value is read, `file` reads a
 //! file safely (`read_text_file`) and `error` words every message.
 
-use std::path::{Path, PathBuf};
-
 mod error;
 mod file;
 mod interpolate;
@@ -45,17 +44,19 @@ mod parse;
 #[cfg(test)]
 mod testing;
 
+use std::path::{Path, PathBuf};
+
 pub(crate) use self::error::IniError;
 
 /// Name of the section whose options are visible in all other sections.
-pub(crate) const DEFAULT_SECTION: &str = "DEFAULT";
+const DEFAULT_SECTION: &str = "DEFAULT";
 
 /// Python's `MAX_INTERPOLATION_DEPTH`.
 const MAX_INTERPOLATION_DEPTH: usize = 10;
 
 /// The largest file `read_text_file` reads (1 MiB); specifications and configuration files
 /// are a few hundred bytes.
-pub(crate) const MAX_FILE_SIZE: u64 = 1 << 20;
+const MAX_FILE_SIZE: u64 = 1 << 20;
 
 /// The largest value interpolation may produce (1 MiB), the same bound as a whole file.
 pub(crate) const MAX_VALUE_SIZE: usize = 1 << 20;

@@ -9,6 +9,7 @@ use super::error::{ErrorKind, IniError};
 use super::{Entry, Ini, IniOptions, Section, DEFAULT_SECTION};
 use crate::values::is_py_space;
 
+/// Python's `str.strip()`.
 fn py_strip(s: &str) -> &str {
     s.trim_matches(is_py_space)
 }

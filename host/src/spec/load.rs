@@ -225,7 +225,7 @@ impl ArchiveSpec {
     }
 }
 
-/// Notes on the keys written in [Archive] or [Content] that are no option of that section:
+/// Notes on the keys written in `[Archive]` or `[Content]` that are no option of that section:
 /// like the original, such a key is a variable for `%(key)s` and nothing else, but one that
 /// is one edit away from an option (`include-file`) or is an option of the other section is
 /// probably a mistake.
