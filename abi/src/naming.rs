@@ -461,7 +461,6 @@ mod tests {
         assert_eq!(l(b"proj.tar", None), None);
     }
 
-
     #[test]
     fn names_as_the_original() {
         let n = |l, k| backup_file_name("home", BackupType::TarGz, l, k).unwrap();

@@ -251,17 +251,35 @@ pub mod checks {
     /// The backup root must be a directory: without this check a provider that reports each
     /// missing include as an event would replace a good backup with an empty one.
     pub fn root(definition: &BackupDefinition) -> Result<(), ProviderError> {
-        let root = definition.root();
-        match std::fs::metadata(root) {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(ProviderError::io(
+        match root_directory(definition) {
+            Ok(_) => Ok(()),
+            Err(None) => Err(ProviderError::io(
                 libc_enotdir(),
-                format!("{}: the backup root is not a directory", root.display()),
+                format!(
+                    "{}: the backup root is not a directory",
+                    definition.root().display()
+                ),
             )),
-            Err(e) => Err(ProviderError::from_io(
-                format_args!("{}: the backup root is not accessible", root.display()),
+            Err(Some(e)) => Err(ProviderError::from_io(
+                format_args!(
+                    "{}: the backup root is not accessible",
+                    definition.root().display()
+                ),
                 &e,
             )),
+        }
+    }
+
+    /// The backup root of `definition` if it is a directory (following links); otherwise the
+    /// error of examining it, or `None` when it is something else. [`root`] words the
+    /// failure for this layer; a provider called directly words it its own way (the provider
+    /// kit's `backup_root`).
+    pub fn root_directory(definition: &BackupDefinition) -> Result<&Path, Option<io::Error>> {
+        let root = definition.root();
+        match fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => Ok(root),
+            Ok(_) => Err(None),
+            Err(e) => Err(Some(e)),
         }
     }
 

@@ -51,7 +51,6 @@ pub fn dump_start_time() -> (i64, u32) {
     }
 }
 
-
 /// The time by the real-time clock `clock`, as (seconds, nanoseconds).
 #[cfg(target_os = "linux")]
 fn clock_now(clock: ClockId) -> Option<(i64, u32)> {
@@ -110,5 +109,4 @@ mod tests {
             );
         }
     }
-
 }

@@ -53,5 +53,4 @@ mod tests {
             "AA_NO_CHECK_DEVICE: invalid value 'maybe' (expected 1 or 0)"
         );
     }
-
 }

@@ -90,4 +90,3 @@ pub fn remove_backup_increments(
     }
     Ok(())
 }
-

@@ -18,7 +18,7 @@
 //!   into a provider's `impl ArchiverProvider`.
 //! * [`dump_start_time`] (the dump time a level records), [`NO_CHECK_DEVICE_VAR`]
 //!   (`AA_NO_CHECK_DEVICE`), [`OwnBackups`] (the archive's own backup files in the tree it backs
-//!   up) and [`fatal`] (the message of a fatal I/O error).
+//!   up), [`backup_root`] and [`fatal`] (the root check and the message of a fatal I/O error).
 
 #![deny(missing_docs)]
 
@@ -38,7 +38,7 @@ pub use device::{check_device_from_env, NO_CHECK_DEVICE_VAR};
 pub use increments::{does_any_backup_level_exist, remove_backup_increments};
 pub use layout::{check_backup_id, Snapshots};
 pub use own_backups::{relative_destination, OwnBackups};
-pub use provider::fatal;
+pub use provider::{backup_root, fatal};
 pub use working::WorkingFile;
 
 /// Items [`snapshot_state_methods!`] expands to; not part of the public API.

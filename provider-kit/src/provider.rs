@@ -1,6 +1,6 @@
 //! Code every provider would otherwise write again: the state methods of the service API for
-//! providers that keep GNU snapshots in the shared layout ([`snapshot_state_methods!`]), and
-//! the message of a fatal I/O error ([`fatal`]).
+//! providers that keep GNU snapshots in the shared layout ([`snapshot_state_methods!`]), the
+//! backup-root check ([`backup_root`]) and the message of a fatal I/O error ([`fatal`]).
 //!
 //! [`snapshot_state_methods!`]: crate::snapshot_state_methods
 
@@ -8,7 +8,17 @@ use std::io;
 use std::path::Path;
 
 use aa_abi::error::os_message;
-use aa_abi::ProviderError;
+use aa_abi::plugin::checks;
+use aa_abi::{BackupDefinition, ProviderError};
+use rustix::io::Errno;
+
+/// The backup root of `definition` if it is a directory, else the error to fail the backup
+/// with (`ENOTDIR` when it is something else). Without its root the backup would be empty:
+/// a provider asks before it touches the previous backup. The plugin layer has asked already
+/// ([`checks::root`]) when the host calls; this is for a provider called directly.
+pub fn backup_root(definition: &BackupDefinition) -> io::Result<&Path> {
+    checks::root_directory(definition).map_err(|e| e.unwrap_or_else(|| Errno::NOTDIR.into()))
+}
 
 /// A fatal I/O error on `path`, with the OS text (e.g. "No space left on device") and code.
 pub fn fatal(path: &Path, error: &io::Error) -> ProviderError {

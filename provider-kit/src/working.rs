@@ -226,5 +226,4 @@ mod tests {
         assert_eq!(working_file_pid(b".working-0-0-5.snar.tmp"), None);
         assert_eq!(working_file_pid(b".working-12-0-5.snar"), None);
     }
-
 }

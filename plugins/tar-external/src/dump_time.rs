@@ -35,7 +35,10 @@ pub(crate) fn lower_dump_time(
     let header = match SnapshotReader::new(input) {
         Ok(reader) => reader.header().cloned().map(|header| (header, reader)),
         Err(err) => {
-            log::debug!("{}: {err}; dump time left as GNU tar wrote it", working.path().display());
+            log::debug!(
+                "{}: {err}; dump time left as GNU tar wrote it",
+                working.path().display()
+            );
             None
         }
     };

@@ -147,7 +147,9 @@ impl From<Error> for ProviderError {
     fn from(err: Error) -> ProviderError {
         let message = err.to_string();
         match err.kind {
-            ErrorKind::TarNotFound { .. } => ProviderError::io(Errno::NOENT.raw_os_error(), message),
+            ErrorKind::TarNotFound { .. } => {
+                ProviderError::io(Errno::NOENT.raw_os_error(), message)
+            }
             ErrorKind::Spawn { source, .. } | ErrorKind::Io { source, .. } => {
                 ProviderError::io(source.raw_os_error().unwrap_or(0), message)
             }

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aa_abi::naming::OutputFile;
-use aa_abi::plugin::{backup_path, checks, ArchiverProvider, Plugin};
+use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
     ProviderIdentification,
@@ -57,7 +57,9 @@ use aa_abi::{
 pub use error::Error;
 pub use locate::TAR_OVERRIDE_VAR;
 
-use aa_provider_kit::{check_backup_id, check_device_from_env, dump_start_time, OwnBackups, Snapshots};
+use aa_provider_kit::{
+    backup_root, check_backup_id, check_device_from_env, dump_start_time, OwnBackups, Snapshots,
+};
 
 use run::{run_tar, TarRun};
 use snapshot_name::SnapshotName;
@@ -146,6 +148,8 @@ impl TarExternalProvider {
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, Error> {
         let tar = self.tar_path()?;
+        // Without its root the backup would be empty; refuse before touching the old one.
+        backup_root(definition).map_err(|e| Error::io(definition.root(), e))?;
         let mut output = OutputFile::new(final_path, overwrite_at_start);
         // Created (and, as a partial file, locked) here, and written by tar through this
         // descriptor, never by name (see `run::archive_through_fd`). Made before tar starts,
@@ -196,8 +200,6 @@ impl ArchiverProvider for TarExternalProvider {
         overwrite_at_start: bool,
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, ProviderError> {
-        // Without its root the backup would be empty; refuse before touching the old one.
-        checks::root(definition)?;
         let final_path = backup_path(definition, None, None)?;
         Ok(self.create_archive(
             definition,
@@ -217,7 +219,6 @@ impl ArchiverProvider for TarExternalProvider {
         overwrite_at_start: bool,
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, ProviderError> {
-        checks::root(definition)?;
         let id = definition.backup_id.as_str();
         check_backup_id(id)?;
         let level = self.snapshots.resolve_level(id, level)?;

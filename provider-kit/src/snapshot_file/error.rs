@@ -169,4 +169,3 @@ impl std::error::Error for SnapshotError {
         }
     }
 }
-

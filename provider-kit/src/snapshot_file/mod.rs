@@ -137,4 +137,3 @@ pub struct DirRecord {
     /// Its content at the dump, in the order stored (GNU tar sorts it by name bytes).
     pub entries: Vec<Entry>,
 }
-

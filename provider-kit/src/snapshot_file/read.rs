@@ -3,7 +3,10 @@
 use std::io::{self, BufRead};
 
 use super::error::ErrorKind;
-use super::{DirRecord, Header, SnapshotError, Timestamp, MAGIC, MAX_FIELD, MAX_HEADER_LINE, MAX_NUMBER, NANOS_PER_SEC};
+use super::{
+    DirRecord, Header, SnapshotError, Timestamp, MAGIC, MAX_FIELD, MAX_HEADER_LINE, MAX_NUMBER,
+    NANOS_PER_SEC,
+};
 use crate::dumpdir::{Code, Entry};
 
 /// Reads a snapshot file one directory record at a time.
@@ -382,4 +385,3 @@ fn parse_signed(text: &[u8]) -> Option<i64> {
         None => i64::try_from(parse_unsigned(text)?).ok(),
     }
 }
-

@@ -114,7 +114,9 @@ fn errors_name_offset_and_record() {
     assert_eq!((err.offset(), err.record()), (at as u64, Some(1)));
     assert_eq!(
         err.to_string(),
-        format!("byte {at} (directory record 1): unknown dumpdir code 'Q' (expected 'Y', 'N' or 'D')")
+        format!(
+            "byte {at} (directory record 1): unknown dumpdir code 'Q' (expected 'Y', 'N' or 'D')"
+        )
     );
 
     let mut no_terminator = good.clone();

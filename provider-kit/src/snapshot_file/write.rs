@@ -117,4 +117,3 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 }
-

@@ -19,8 +19,8 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub use aa_provider_kit::snapshot_file::{
-    encode_header, encode_record, DirRecord, Header, SnapshotError, SnapshotReader,
-    SnapshotWriter, Timestamp,
+    encode_header, encode_record, DirRecord, Header, SnapshotError, SnapshotReader, SnapshotWriter,
+    Timestamp,
 };
 
 use super::index::{self, Entry as IndexEntry, Index, IndexBuilder};
