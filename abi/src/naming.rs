@@ -16,6 +16,12 @@ use std::path::{Path, PathBuf};
 
 use crate::types::BackupType;
 
+// Raw `libc` here, not rustix: the partial-file lock must be an open file description lock
+// (`F_OFD_SETLK`), which rustix has no form of (its `fcntl_lock` takes process-associated
+// `F_SETLK` locks, which closing any other descriptor of the file would drop). With libc
+// needed for that anyway, `accessible` uses it too rather than give every plugin, whose one
+// dependency this crate is, a second system crate.
+
 /// A root-relative include or exclude entry without its insignificant parts: leading `./`
 /// (with any slashes after it) and trailing `/`. The root itself (`.`, `./`) becomes empty.
 /// Both providers match members against entries in this form, so they agree on what an entry

@@ -89,7 +89,7 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
         let text = replace_once(
             &text,
             "RResult<ArchiverProviderBox, ProviderError>,\n}",
-            "RResult<ArchiverProviderBox, ProviderError>,\n    pub added_later: extern \"C\" fn() -> u32,\n}",
+            "RResult<ArchiverProviderBox, ProviderError>,\n    /// Added later.\n    pub added_later: extern \"C\" fn() -> u32,\n}",
         );
         fs::write(&ffi, text).unwrap();
         let plugin = abi.join("src/plugin.rs");
@@ -111,7 +111,7 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
         let text = replace_once(
             &text,
             "    pub backup_types: RVec<TypeFeatures>,\n}",
-            "    pub backup_types: RVec<TypeFeatures>,\n    pub added_later: u64,\n}",
+            "    pub backup_types: RVec<TypeFeatures>,\n    /// Added later.\n    pub added_later: u64,\n}",
         );
         let text = replace_once(
             &text,
