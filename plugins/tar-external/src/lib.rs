@@ -11,7 +11,7 @@
 //! * the compression strength selects the compressor's level flag through
 //!   `--use-compress-program` instead of the deprecated `GZIP`/`BZIP2` variables, and a
 //!   parallel compressor (pigz, lbzip2 or pbzip2, `xz -T0`, `zstd -T0`) is used when installed
-//!   (see [`compress`]);
+//!   (module `compress`);
 //! * member names are printed with `--quoting-style=escape` and decoded (see [`quoting`]);
 //!   `fileAdd` reports each name as tar prints it, so directories keep their trailing `/`, as
 //!   in the original;
@@ -324,7 +324,7 @@ fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
 
 /// The complete tar command line (without the program name). `archive` is the backup file
 /// being written; `file_operand` is what tar is told to write (`/dev/fd/N` for that file
-/// already open, see [`run::archive_through_fd`]).
+/// already open, see `run::archive_through_fd`).
 pub fn tar_arguments(
     definition: &BackupDefinition,
     compression_strength: Option<u32>,
