@@ -14,14 +14,23 @@ use abi_stable::StableAbi;
 /// Category of a [`ProviderError`]; an open set like the other ABI enumerations.
 #[repr(transparent)]
 #[derive(StableAbi, Copy, Clone, PartialEq, Eq, Hash, Debug)]
-pub struct ProviderErrorKind(pub u32);
+pub struct ProviderErrorKind(
+    /// The value as it crosses the boundary.
+    pub u32,
+);
 
 impl ProviderErrorKind {
+    /// The backup type is not one the provider supports (`ValueError`).
     pub const UNSUPPORTED_TYPE: Self = Self(0);
+    /// The feature is not supported for the backup type (`RuntimeError`).
     pub const UNSUPPORTED_FEATURE: Self = Self(1);
+    /// An argument is out of range or malformed (`ValueError`).
     pub const INVALID_VALUE: Self = Self(2);
+    /// The provider does not implement the method (`NotImplementedError`).
     pub const NOT_IMPLEMENTED: Self = Self(3);
+    /// An operating system error, with its code in [`ProviderError::os_code`] (`OSError`).
     pub const IO: Self = Self(4);
+    /// Anything else (`RuntimeError`).
     pub const OTHER: Self = Self(5);
 }
 
@@ -29,13 +38,16 @@ impl ProviderErrorKind {
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq, Eq)]
 pub struct ProviderError {
+    /// What kind of failure it is.
     pub kind: ProviderErrorKind,
     /// The OS error code (`errno`) for [`ProviderErrorKind::IO`], 0 otherwise.
     pub os_code: i32,
+    /// One line for the user, naming what is at fault.
     pub message: RString,
 }
 
 impl ProviderError {
+    /// An error of `kind` without an OS code.
     pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
         ProviderError {
             kind,
@@ -44,22 +56,27 @@ impl ProviderError {
         }
     }
 
+    /// A [`ProviderErrorKind::UNSUPPORTED_TYPE`] error.
     pub fn unsupported_type(message: impl Into<String>) -> Self {
         Self::new(ProviderErrorKind::UNSUPPORTED_TYPE, message)
     }
 
+    /// A [`ProviderErrorKind::UNSUPPORTED_FEATURE`] error.
     pub fn unsupported_feature(message: impl Into<String>) -> Self {
         Self::new(ProviderErrorKind::UNSUPPORTED_FEATURE, message)
     }
 
+    /// A [`ProviderErrorKind::INVALID_VALUE`] error.
     pub fn invalid_value(message: impl Into<String>) -> Self {
         Self::new(ProviderErrorKind::INVALID_VALUE, message)
     }
 
+    /// A [`ProviderErrorKind::NOT_IMPLEMENTED`] error.
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(ProviderErrorKind::NOT_IMPLEMENTED, message)
     }
 
+    /// A [`ProviderErrorKind::OTHER`] error.
     pub fn other(message: impl Into<String>) -> Self {
         Self::new(ProviderErrorKind::OTHER, message)
     }
@@ -78,10 +95,6 @@ impl ProviderError {
         Self::io(err.raw_os_error().unwrap_or(0), format!("{context}: {err}"))
     }
 
-    pub fn is_not_implemented(&self) -> bool {
-        self.kind == ProviderErrorKind::NOT_IMPLEMENTED
-    }
-
     /// The kind as the original program's exception name; used in messages and tests.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
@@ -94,6 +107,7 @@ impl ProviderError {
         }
     }
 
+    /// The message.
     pub fn message(&self) -> &str {
         self.message.as_str()
     }

@@ -18,19 +18,29 @@ use abi_stable::library::RootModule;
 use abi_stable::sabi_types::RRef;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
-use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
+use abi_stable::{declare_root_module_statics, sabi_trait, StableAbi};
 
 use crate::error::ProviderError;
 use crate::types::{
     BackupDefinition, BackupOperationError, BackupSubOperation, PathBytes, ProviderIdentification,
 };
 
+/// The ABI version `abi_stable` compares when a plugin is loaded (with the type layouts): a
+/// plugin built for another minor version (`0.x` versions are compatible within one minor
+/// version) is refused. It is this crate's own constant, not its package version, so that a
+/// release of a helper or a host never makes the plugins already built refuse to load; raise
+/// its minor version exactly when the root module or a boundary type changes in a way older
+/// plugins cannot follow (see the growth rules above).
+pub const ABI_VERSION: &str = "0.1.0";
+
 /// Receives the `fileAdd` and `backupOperationError` events of a running backup. Called on the
 /// thread that called the provider method, only while that call runs.
 #[sabi_trait]
 pub trait BackupEventsFfi {
+    /// `fileAdd`: `name` (relative to the root, raw bytes) was stored.
     fn file_add(&self, name: RSlice<'_, u8>);
 
+    /// `backupOperationError`: `operation` met `error`, about `name` if given.
     #[sabi(last_prefix_field)]
     fn backup_operation_error(
         &self,
@@ -49,6 +59,7 @@ pub type BackupEventsRef<'a> = BackupEventsFfi_TO<'a, RRef<'a, ()>>;
 /// is the seed's `None`.
 #[sabi_trait]
 pub trait ArchiverProviderFfi: Send + Sync {
+    /// See [`crate::plugin::ArchiverProvider::backup_files`].
     fn backup_files(
         &self,
         definition: &BackupDefinition,
@@ -57,6 +68,7 @@ pub trait ArchiverProviderFfi: Send + Sync {
         events: BackupEventsRef<'_>,
     ) -> RResult<PathBytes, ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::backup_files_incrementally`].
     fn backup_files_incrementally(
         &self,
         definition: &BackupDefinition,
@@ -66,12 +78,14 @@ pub trait ArchiverProviderFfi: Send + Sync {
         events: BackupEventsRef<'_>,
     ) -> RResult<PathBytes, ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::remove_backup`].
     fn remove_backup(
         &self,
         definition: &BackupDefinition,
         keeping_id: ROption<RStr<'_>>,
     ) -> RResult<(), ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::remove_backup_increments`].
     fn remove_backup_increments(
         &self,
         definition: &BackupDefinition,
@@ -79,6 +93,7 @@ pub trait ArchiverProviderFfi: Send + Sync {
         keeping_id: ROption<RStr<'_>>,
     ) -> RResult<(), ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::does_backup_exist`].
     fn does_backup_exist(
         &self,
         definition: &BackupDefinition,
@@ -86,6 +101,7 @@ pub trait ArchiverProviderFfi: Send + Sync {
         keeping_id: ROption<RStr<'_>>,
     ) -> RResult<bool, ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::does_any_backup_level_exist`].
     fn does_any_backup_level_exist(
         &self,
         definition: &BackupDefinition,
@@ -93,6 +109,7 @@ pub trait ArchiverProviderFfi: Send + Sync {
         keeping_id: ROption<RStr<'_>>,
     ) -> RResult<bool, ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::keep_backup`].
     fn keep_backup(
         &self,
         definition: &BackupDefinition,
@@ -101,10 +118,13 @@ pub trait ArchiverProviderFfi: Send + Sync {
         level: ROption<u32>,
     ) -> RResult<(), ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::get_max_backup_level`].
     fn get_max_backup_level(&self, backup_id: RStr<'_>) -> RResult<u32, ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::get_stored_backup_ids`].
     fn get_stored_backup_ids(&self) -> RResult<RVec<RString>, ProviderError>;
 
+    /// See [`crate::plugin::ArchiverProvider::purge_stored_backup_data`].
     #[sabi(last_prefix_field)]
     fn purge_stored_backup_data(&self, backup_id: RStr<'_>) -> RResult<(), ProviderError>;
 }
@@ -120,7 +140,9 @@ pub type LogLevelNumber = u8;
 #[repr(C)]
 #[derive(StableAbi, Copy, Clone)]
 pub struct HostLogger {
+    /// The most verbose level the host records.
     pub max_level: LogLevelNumber,
+    /// Records one message of `level` from `target`.
     pub log: extern "C" fn(level: LogLevelNumber, target: RStr<'_>, message: RStr<'_>),
 }
 
@@ -130,8 +152,11 @@ pub struct HostLogger {
 #[sabi(kind(Prefix(prefix_ref = ArchiverPluginRef)))]
 #[sabi(missing_field(option))]
 pub struct ArchiverPlugin {
+    /// What the plugin provides.
     pub identification: extern "C" fn() -> RResult<ProviderIdentification, ProviderError>,
+    /// Hands the plugin the host's logger; called once, before anything else.
     pub install_logger: extern "C" fn(logger: HostLogger),
+    /// Creates a provider whose persistent state lives in `work_dir`.
     #[sabi(last_prefix_field)]
     pub create_provider:
         extern "C" fn(work_dir: &PathBytes) -> RResult<ArchiverProviderBox, ProviderError>,
@@ -141,5 +166,5 @@ impl RootModule for ArchiverPluginRef {
     declare_root_module_statics! {ArchiverPluginRef}
     const BASE_NAME: &'static str = "aa_archiver_plugin";
     const NAME: &'static str = "aa archiver provider plugin";
-    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION);
 }

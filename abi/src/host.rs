@@ -154,6 +154,7 @@ impl PluginLibrary {
         Ok(PluginLibrary { module })
     }
 
+    /// What the plugin provides.
     pub fn identification(&self) -> Result<ProviderIdentification, ProviderError> {
         (self.module.identification())().into_result()
     }
@@ -167,6 +168,7 @@ impl PluginLibrary {
         (self.module.install_logger())(logger);
     }
 
+    /// Creates a provider whose persistent state lives in `work_dir`.
     pub fn create_provider(&self, work_dir: &Path) -> Result<Provider, ProviderError> {
         let inner = (self.module.create_provider())(&PathBytes::new(work_dir)).into_result()?;
         Ok(Provider { inner })
@@ -230,6 +232,7 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// See [`crate::plugin::ArchiverProvider::backup_files`].
     pub fn backup_files(
         &self,
         definition: &BackupDefinition,
@@ -250,6 +253,7 @@ impl Provider {
             .map(|p| p.as_path().to_path_buf())
     }
 
+    /// See [`crate::plugin::ArchiverProvider::backup_files_incrementally`].
     pub fn backup_files_incrementally(
         &self,
         definition: &BackupDefinition,
@@ -272,6 +276,7 @@ impl Provider {
             .map(|p| p.as_path().to_path_buf())
     }
 
+    /// See [`crate::plugin::ArchiverProvider::remove_backup`].
     pub fn remove_backup(
         &self,
         definition: &BackupDefinition,
@@ -282,6 +287,7 @@ impl Provider {
             .into_result()
     }
 
+    /// See [`crate::plugin::ArchiverProvider::remove_backup_increments`].
     pub fn remove_backup_increments(
         &self,
         definition: &BackupDefinition,
@@ -293,6 +299,7 @@ impl Provider {
             .into_result()
     }
 
+    /// See [`crate::plugin::ArchiverProvider::does_backup_exist`].
     pub fn does_backup_exist(
         &self,
         definition: &BackupDefinition,
@@ -304,6 +311,7 @@ impl Provider {
             .into_result()
     }
 
+    /// See [`crate::plugin::ArchiverProvider::does_any_backup_level_exist`].
     pub fn does_any_backup_level_exist(
         &self,
         definition: &BackupDefinition,
@@ -315,6 +323,7 @@ impl Provider {
             .into_result()
     }
 
+    /// See [`crate::plugin::ArchiverProvider::keep_backup`].
     pub fn keep_backup(
         &self,
         definition: &BackupDefinition,
@@ -332,12 +341,14 @@ impl Provider {
             .into_result()
     }
 
+    /// See [`crate::plugin::ArchiverProvider::get_max_backup_level`].
     pub fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
         self.inner
             .get_max_backup_level(RStr::from_str(backup_id))
             .into_result()
     }
 
+    /// See [`crate::plugin::ArchiverProvider::get_stored_backup_ids`].
     pub fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
         self.inner
             .get_stored_backup_ids()
@@ -345,6 +356,7 @@ impl Provider {
             .map(|ids| ids.into_iter().map(String::from).collect())
     }
 
+    /// See [`crate::plugin::ArchiverProvider::purge_stored_backup_data`].
     pub fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
         self.inner
             .purge_stored_backup_data(RStr::from_str(backup_id))

@@ -1,26 +1,36 @@
-//! The stable ABI between the `aa` host and its archiver provider plugins.
+//! The stable ABI between the `aa` host and its archiver provider plugins, and nothing else.
 //!
 //! A plugin is a `cdylib` that implements [`plugin::ArchiverProvider`] and [`plugin::Plugin`]
 //! and exports them with [`export_archiver_plugin!`]; the host loads it with
 //! [`host::PluginLibrary::load`]. Everything that touches `abi_stable` lives in this crate, so
 //! neither side depends on it directly and the layout rules are kept in one place.
 //!
-//! Compatibility: the root module is checked by `abi_stable` at load time (type layouts and
-//! this crate's version: `0.x` versions are compatible within the same minor version).
-//! Enumerations are open newtypes so adding a backup type does not break older plugins.
+//! What is here: the types that cross the boundary ([`BackupDefinition`], [`ProviderError`],
+//! the backup events, ...), the root module ([`ffi`]), the safe layers over it for the host
+//! ([`host`]) and for plugins ([`plugin`], with the argument checks every provider shares),
+//! and the backup file names both sides must agree on ([`naming`]). What a provider needs
+//! beyond that (GNU snapshot files, their shared layout, state helpers) is the
+//! `aa-provider-kit` crate: it is linked into each provider and can change freely, while this
+//! crate changes only with the ABI version, because every plugin ever built depends on it.
+//!
+//! Compatibility: the root module is checked by `abi_stable` at load time: type layouts, and
+//! [`ABI_VERSION`] (not this crate's package version; `0.x` versions are compatible within
+//! the same minor version). Enumerations are open newtypes so adding a backup type does not
+//! break older plugins.
+
+#![deny(missing_docs)]
 
 pub mod error;
-pub mod events;
+mod events;
 pub mod ffi;
 pub mod host;
 pub mod naming;
-pub mod own_backups;
 pub mod plugin;
-pub mod snapshots;
-pub mod types;
+mod types;
 
 pub use error::{ProviderError, ProviderErrorKind};
 pub use events::{BackupEvents, NoEvents};
+pub use ffi::ABI_VERSION;
 pub use types::{
     ArchiverFeature, BackupDefinition, BackupOperationError, BackupSubOperation, BackupType,
     PathBytes, ProviderIdentification, TypeFeatures, MAX_COMPRESSION_STRENGTH,
@@ -32,6 +42,7 @@ pub use types::{
 pub mod __private {
     pub use abi_stable::library::{CheckTypeLayout, LibHeader, RootModuleResult};
 
+    /// Calls the root module loader `f` as abi_stable's generated loader does.
     pub fn call_root_module_loader(f: fn() -> crate::ffi::ArchiverPluginRef) -> RootModuleResult {
         abi_stable::library::__call_root_module_loader(f)
     }
@@ -48,5 +59,10 @@ mod tests {
             crate::__private::EXPORT_NAME,
             abi_stable::library::ROOT_MODULE_LOADER_NAME
         );
+    }
+
+    #[test]
+    fn abi_version_is_that_of_0_1() {
+        assert_eq!(crate::ABI_VERSION, "0.1.0");
     }
 }

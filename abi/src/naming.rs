@@ -16,6 +16,12 @@ use std::path::{Path, PathBuf};
 
 use crate::types::BackupType;
 
+// Raw `libc` here, not rustix: the partial-file lock must be an open file description lock
+// (`F_OFD_SETLK`), which rustix has no form of (its `fcntl_lock` takes process-associated
+// `F_SETLK` locks, which closing any other descriptor of the file would drop). With libc
+// needed for that anyway, `accessible` uses it too rather than give every plugin, whose one
+// dependency this crate is, a second system crate.
+
 /// A root-relative include or exclude entry without its insignificant parts: leading `./`
 /// (with any slashes after it) and trailing `/`. The root itself (`.`, `./`) becomes empty.
 /// Both providers match members against entries in this form, so they agree on what an entry
@@ -147,6 +153,35 @@ pub fn backup_file_path(
 }
 
 /// Suffix of a backup that is still being written.
+/// Parses a level token: a canonical positive decimal number (level 0 has no token).
+pub fn parse_level(token: &[u8]) -> Option<u32> {
+    if token.is_empty() || token[0] == b'0' || !token.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(token).ok()?.parse().ok()
+}
+
+/// The level of the backup file `file_name` of archive `id` (`NAME[.LEVEL][.KEEPID].EXT`), if it
+/// is one.
+pub fn backup_level_for(
+    file_name: &[u8],
+    id: &str,
+    keeping_id: Option<&str>,
+    ext: &str,
+) -> Option<u32> {
+    let rest = file_name.strip_prefix(id.as_bytes())?;
+    let rest = rest.strip_suffix(ext.as_bytes())?.strip_suffix(b".")?;
+    let rest = match keeping_id.filter(|k| !k.is_empty()) {
+        Some(keep) => rest.strip_suffix(keep.as_bytes())?.strip_suffix(b".")?,
+        None => rest,
+    };
+    if rest.is_empty() {
+        return Some(0);
+    }
+    parse_level(rest.strip_prefix(b".")?)
+}
+
+/// The suffix of partial files, the backups being written (see [`OutputFile`]).
 pub const PARTIAL_SUFFIX: &str = "._partial";
 
 /// The file name of the backup that `file_name` (a name in a destination directory) is a
@@ -301,6 +336,7 @@ impl OutputFile {
         &self.working_path
     }
 
+    /// The name the backup gets once committed.
     pub fn final_path(&self) -> &Path {
         &self.final_path
     }
@@ -416,6 +452,20 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
 
     use super::*;
+
+    #[test]
+    fn backup_names() {
+        let l = |n: &[u8], k| backup_level_for(n, "proj", k, "tar.gz");
+        assert_eq!(l(b"proj.tar.gz", None), Some(0));
+        assert_eq!(l(b"proj.4.tar.gz", None), Some(4));
+        assert_eq!(l(b"proj.aa.tar.gz", None), None);
+        assert_eq!(l(b"proj.v2.tar.gz", None), None);
+        assert_eq!(l(b"proj.tar.gz._partial", None), None);
+        assert_eq!(l(b"proj.aa.tar.gz", Some("aa")), Some(0));
+        assert_eq!(l(b"proj.2.aa.tar.gz", Some("aa")), Some(2));
+        assert_eq!(l(b"proj.2.ab.tar.gz", Some("aa")), None);
+        assert_eq!(l(b"proj.tar", None), None);
+    }
 
     #[test]
     fn names_as_the_original() {

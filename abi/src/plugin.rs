@@ -32,6 +32,7 @@ use crate::types::{
 
 /// A plugin: its identification and how to create its provider.
 pub trait Plugin: 'static {
+    /// The provider [`Plugin::create`] makes.
     type Provider: ArchiverProvider;
 
     /// What the plugin provides; must be cheap (the host calls it for every plugin at start).
@@ -39,12 +40,6 @@ pub trait Plugin: 'static {
 
     /// Creates the provider. `work_dir` is a writable directory for persistent state.
     fn create(work_dir: &Path) -> Result<Self::Provider, ProviderError>;
-}
-
-/// Context handed to every provider method: the provider's identification, for the checks a
-/// method performs itself.
-pub struct Context<'a> {
-    pub identification: &'a ProviderIdentification,
 }
 
 /// The archiver service, in Rust types. Arguments have passed the common checks described in
@@ -136,16 +131,19 @@ pub trait ArchiverProvider: Send + Sync + 'static {
         fs::rename(&current, &kept).map_err(|e| ProviderError::from_io(current.display(), &e))
     }
 
+    /// The highest level a backup of `backup_id` can be made at now (0 without any).
     fn get_max_backup_level(&self, _backup_id: &str) -> Result<u32, ProviderError> {
         Err(ProviderError::not_implemented(
             "Incremental backup is not supported.",
         ))
     }
 
+    /// The backup ids the provider keeps state for.
     fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
         Ok(Vec::new())
     }
 
+    /// Forgets the state kept for `backup_id`.
     fn purge_stored_backup_data(&self, _backup_id: &str) -> Result<(), ProviderError> {
         Ok(())
     }
@@ -185,6 +183,7 @@ fn unsupported_type(backup_type: BackupType) -> ProviderError {
 pub mod checks {
     use super::*;
 
+    /// The provider supports the backup type.
     pub fn backup_type(
         id: &ProviderIdentification,
         backup_type: BackupType,
@@ -196,6 +195,7 @@ pub mod checks {
         }
     }
 
+    /// The provider supports `feature` for the backup type.
     pub fn feature(
         id: &ProviderIdentification,
         backup_type: BackupType,
@@ -215,6 +215,7 @@ pub mod checks {
         )))
     }
 
+    /// A compression strength, if given, is supported and in range.
     pub fn compression(
         id: &ProviderIdentification,
         backup_type: BackupType,
@@ -233,6 +234,7 @@ pub mod checks {
         Ok(())
     }
 
+    /// Everything a backup call checks: type, compression, something to back up, the root.
     pub fn backup(
         id: &ProviderIdentification,
         definition: &BackupDefinition,
@@ -249,20 +251,39 @@ pub mod checks {
     /// The backup root must be a directory: without this check a provider that reports each
     /// missing include as an event would replace a good backup with an empty one.
     pub fn root(definition: &BackupDefinition) -> Result<(), ProviderError> {
-        let root = definition.root();
-        match std::fs::metadata(root) {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(ProviderError::io(
+        match root_directory(definition) {
+            Ok(_) => Ok(()),
+            Err(None) => Err(ProviderError::io(
                 libc_enotdir(),
-                format!("{}: the backup root is not a directory", root.display()),
+                format!(
+                    "{}: the backup root is not a directory",
+                    definition.root().display()
+                ),
             )),
-            Err(e) => Err(ProviderError::from_io(
-                format_args!("{}: the backup root is not accessible", root.display()),
+            Err(Some(e)) => Err(ProviderError::from_io(
+                format_args!(
+                    "{}: the backup root is not accessible",
+                    definition.root().display()
+                ),
                 &e,
             )),
         }
     }
 
+    /// The backup root of `definition` if it is a directory (following links); otherwise the
+    /// error of examining it, or `None` when it is something else. [`root`] words the
+    /// failure for this layer; a provider called directly words it its own way (the provider
+    /// kit's `backup_root`).
+    pub fn root_directory(definition: &BackupDefinition) -> Result<&Path, Option<io::Error>> {
+        let root = definition.root();
+        match fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => Ok(root),
+            Ok(_) => Err(None),
+            Err(e) => Err(Some(e)),
+        }
+    }
+
+    /// A new keeping id is not empty.
     pub fn keeping_id(new_keeping_id: &str) -> Result<(), ProviderError> {
         if new_keeping_id.is_empty() {
             return Err(ProviderError::invalid_value(
@@ -562,6 +583,11 @@ macro_rules! export_archiver_plugin {
             extern "C" fn erased_root_module() -> $crate::__private::RootModuleResult {
                 $crate::__private::call_root_module_loader($crate::plugin::root_module::<$plugin>)
             }
+            // SAFETY: `from_constructor` requires the erased module the constructor returns to
+            // have been made from a `PrefixRef` of the root module type given here.
+            // `erased_root_module` returns what `call_root_module_loader` erased from the
+            // `ArchiverPluginRef` that `root_module` builds, the same type, as abi_stable's own
+            // `#[export_root_module]` expansion does.
             unsafe {
                 $crate::__private::LibHeader::from_constructor::<$crate::ffi::ArchiverPluginRef>(
                     erased_root_module,

@@ -28,11 +28,18 @@ macro_rules! open_enum {
         $(#[$meta])*
         #[repr(transparent)]
         #[derive(StableAbi, Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(pub u32);
+        pub struct $name(
+            /// The value as it crosses the boundary.
+            pub u32,
+        );
 
         #[allow(non_upper_case_globals)]
         impl $name {
-            $( $(#[$vmeta])* pub const $variant: $name = $name($value); )+
+            $(
+                $(#[$vmeta])*
+                #[doc = concat!("The original's `", $text, "`.")]
+                pub const $variant: $name = $name($value);
+            )+
 
             /// Every value this version of the ABI knows, in declaration order.
             pub const KNOWN: &'static [$name] = &[$($name::$variant),+];
@@ -155,10 +162,12 @@ impl BackupOperationError {
 pub struct PathBytes(pub RVec<u8>);
 
 impl PathBytes {
+    /// The bytes of `path`.
     pub fn new(path: impl AsRef<Path>) -> PathBytes {
         PathBytes(path.as_ref().as_os_str().as_bytes().into())
     }
 
+    /// The bytes as a path.
     pub fn as_path(&self) -> &Path {
         Path::new(OsStr::from_bytes(self.0.as_slice()))
     }
@@ -182,6 +191,7 @@ impl<P: AsRef<Path>> From<P> for PathBytes {
 pub struct BackupDefinition {
     /// The backup identifier, typically the archive name; the backup file name starts with it.
     pub backup_id: RString,
+    /// The archive format and compression.
     pub backup_type: BackupType,
     /// Directory which contains the backup files.
     pub destination: PathBytes,
@@ -195,6 +205,7 @@ pub struct BackupDefinition {
 }
 
 impl BackupDefinition {
+    /// A definition without includes or excludes.
     pub fn new(
         backup_id: &str,
         backup_type: BackupType,
@@ -211,30 +222,36 @@ impl BackupDefinition {
         }
     }
 
+    /// Adds include entries.
     pub fn include<P: AsRef<Path>>(mut self, paths: impl IntoIterator<Item = P>) -> Self {
         self.include_files
             .extend(paths.into_iter().map(PathBytes::new));
         self
     }
 
+    /// Adds exclude entries.
     pub fn exclude<P: AsRef<Path>>(mut self, paths: impl IntoIterator<Item = P>) -> Self {
         self.exclude_files
             .extend(paths.into_iter().map(PathBytes::new));
         self
     }
 
+    /// [`BackupDefinition::destination`] as a path.
     pub fn destination(&self) -> &Path {
         self.destination.as_path()
     }
 
+    /// [`BackupDefinition::root`] as a path.
     pub fn root(&self) -> &Path {
         self.root.as_path()
     }
 
+    /// The include entries as paths.
     pub fn includes(&self) -> impl Iterator<Item = &Path> {
         self.include_files.iter().map(PathBytes::as_path)
     }
 
+    /// The exclude entries as paths.
     pub fn excludes(&self) -> impl Iterator<Item = &Path> {
         self.exclude_files.iter().map(PathBytes::as_path)
     }
@@ -244,7 +261,9 @@ impl BackupDefinition {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct TypeFeatures {
+    /// The backup type.
     pub backup_type: BackupType,
+    /// What the provider supports for it.
     pub features: RVec<ArchiverFeature>,
 }
 
@@ -261,6 +280,7 @@ pub struct ProviderIdentification {
 }
 
 impl ProviderIdentification {
+    /// An identification without backup types.
     pub fn new(provider_id: &str, description: &str) -> Self {
         ProviderIdentification {
             provider_id: provider_id.into(),
@@ -278,10 +298,12 @@ impl ProviderIdentification {
         self
     }
 
+    /// The supported backup types, in the order declared.
     pub fn supported_backup_types(&self) -> impl Iterator<Item = BackupType> + '_ {
         self.backup_types.iter().map(|t| t.backup_type)
     }
 
+    /// Whether `backup_type` is supported.
     pub fn supports_type(&self, backup_type: BackupType) -> bool {
         self.supported_backup_types().any(|t| t == backup_type)
     }

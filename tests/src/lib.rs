@@ -175,13 +175,13 @@ impl TreeBuilder {
 /// as the dump time: without the wait, a file written in the same tick just before such a level
 /// can be stored again by the next one, or a change made just after it missed. Our providers'
 /// levels need no wait: they wait for that tick themselves
-/// (`aa_abi::snapshots::dump_start_time`).
+/// (`aa_provider_kit::dump_start_time`).
 pub fn settle_timestamps() {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("a clock after 1970");
     let now = (now.as_secs() as i64, now.subsec_nanos());
-    while aa_abi::snapshots::dump_start_time() <= now {
+    while aa_provider_kit::dump_start_time() <= now {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -1338,8 +1338,8 @@ pub fn change_snapshot_devices(snar: &Path) {
 /// have been created on `tmp/work`. Sets the process-wide variable, so the calling test binary
 /// must hold this test only.
 pub fn no_check_device_scenario<P: aa_abi::plugin::ArchiverProvider>(provider: &P, tmp: &Path) {
-    use aa_abi::snapshots::NO_CHECK_DEVICE_VAR;
     use aa_abi::{BackupDefinition, BackupType, NoEvents, ProviderErrorKind};
+    use aa_provider_kit::NO_CHECK_DEVICE_VAR;
 
     let (root, dest) = (tmp.join("src"), tmp.join("dest"));
     fs::create_dir_all(root.join("data/sub")).unwrap();

@@ -17,7 +17,7 @@ use aa_tests::{build_cdylib, target_dir, workspace_dir, AaOutput, Sandbox};
 enum Change {
     /// A field added to `ProviderIdentification`, same version.
     Layout,
-    /// Same layout, version 0.2.0 (0.x versions are compatible within one minor version).
+    /// Same layout, ABI version 0.2.0 (0.x versions are compatible within one minor version).
     Version,
     /// A root-module entry appended after the last prefix field: a newer, compatible plugin.
     NewerRootModule,
@@ -72,13 +72,24 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
         ),
     )
     .unwrap();
+    if let Change::Version = change {
+        // What abi_stable compares is the ABI's own constant, not the package version.
+        let ffi = abi.join("src/ffi.rs");
+        let text = fs::read_to_string(&ffi).unwrap();
+        let text = replace_once(
+            &text,
+            "pub const ABI_VERSION: &str = \"0.1.0\";",
+            "pub const ABI_VERSION: &str = \"0.2.0\";",
+        );
+        fs::write(&ffi, text).unwrap();
+    }
     if let Change::NewerRootModule = change {
         let ffi = abi.join("src/ffi.rs");
         let text = fs::read_to_string(&ffi).unwrap();
         let text = replace_once(
             &text,
             "RResult<ArchiverProviderBox, ProviderError>,\n}",
-            "RResult<ArchiverProviderBox, ProviderError>,\n    pub added_later: extern \"C\" fn() -> u32,\n}",
+            "RResult<ArchiverProviderBox, ProviderError>,\n    /// Added later.\n    pub added_later: extern \"C\" fn() -> u32,\n}",
         );
         fs::write(&ffi, text).unwrap();
         let plugin = abi.join("src/plugin.rs");
@@ -100,7 +111,7 @@ fn build_incompatible_hello(change: Change) -> PathBuf {
         let text = replace_once(
             &text,
             "    pub backup_types: RVec<TypeFeatures>,\n}",
-            "    pub backup_types: RVec<TypeFeatures>,\n    pub added_later: u64,\n}",
+            "    pub backup_types: RVec<TypeFeatures>,\n    /// Added later.\n    pub added_later: u64,\n}",
         );
         let text = replace_once(
             &text,

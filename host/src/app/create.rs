@@ -114,8 +114,8 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             .include(includes)
             .exclude(excludes);
     partials::remove_abandoned(&definition);
-    if aa_abi::own_backups::relative_destination(&definition).is_some() {
-        // Every provider leaves them out (see `aa_abi::own_backups`); say so once.
+    if aa_provider_kit::relative_destination(&definition).is_some() {
+        // Every provider leaves them out (see `aa_provider_kit::OwnBackups`); say so once.
         ui.info(&format!(
             "Destination \"{}\" is inside the backed-up tree; this archive's own backup files are not stored.",
             definition.destination.as_path().display()

@@ -9,8 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use aa_abi::naming::backup_level_for;
 use aa_abi::naming::{partial_of, remove_if_abandoned};
-use aa_abi::snapshots::backup_level_for;
 use aa_abi::BackupDefinition;
 
 use crate::interrupt;

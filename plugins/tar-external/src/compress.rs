@@ -67,8 +67,10 @@ pub fn remap(value: u32, from: (u32, u32), to: (u32, u32)) -> u32 {
     to.0 + rounded as u32
 }
 
-/// The compressor level used for the user's compression `strength` (0..9).
-pub fn compressor_level(backup_type: BackupType, strength: u32) -> Option<u32> {
+/// The compressor level used for the user's compression `strength` (0..9); what
+/// [`tar_option`] passes, for the tests.
+#[cfg(test)]
+fn compressor_level(backup_type: BackupType, strength: u32) -> Option<u32> {
     let c = compressor(backup_type)?;
     Some(remap(
         strength,

@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use aa_abi::ProviderError;
+use rustix::io::Errno;
 
 /// A failed backup operation; [`fmt::Display`] gives one line naming what is at fault.
 #[derive(Debug)]
@@ -146,11 +147,13 @@ impl From<Error> for ProviderError {
     fn from(err: Error) -> ProviderError {
         let message = err.to_string();
         match err.kind {
-            ErrorKind::TarNotFound { .. } => ProviderError::io(libc::ENOENT, message),
+            ErrorKind::TarNotFound { .. } => {
+                ProviderError::io(Errno::NOENT.raw_os_error(), message)
+            }
             ErrorKind::Spawn { source, .. } | ErrorKind::Io { source, .. } => {
                 ProviderError::io(source.raw_os_error().unwrap_or(0), message)
             }
-            ErrorKind::NoSpace { .. } => ProviderError::io(libc::ENOSPC, message),
+            ErrorKind::NoSpace { .. } => ProviderError::io(Errno::NOSPC.raw_os_error(), message),
             ErrorKind::InvalidValue(_) => ProviderError::invalid_value(message),
             ErrorKind::Incompatible { .. } | ErrorKind::TarFailed { .. } => {
                 ProviderError::other(message)

@@ -11,27 +11,28 @@
 //! * the compression strength selects the compressor's level flag through
 //!   `--use-compress-program` instead of the deprecated `GZIP`/`BZIP2` variables, and a
 //!   parallel compressor (pigz, lbzip2 or pbzip2, `xz -T0`, `zstd -T0`) is used when installed
-//!   (see [`compress`]);
+//!   (module `compress`);
 //! * member names are printed with `--quoting-style=escape` and decoded (see [`quoting`]);
 //!   `fileAdd` reports each name as tar prints it, so directories keep their trailing `/`, as
 //!   in the original;
 //! * tar runs with `LC_ALL=C` and without `TAR_OPTIONS`, so its messages can be parsed and the
 //!   command line alone decides what is archived;
 //! * an incremental archive `proj` only owns snapshots named `proj.snar` / `proj.N.snar` (see
-//!   [`snapshots`], shared with `TarInternal`, which continues chains made with GNU tar);
+//!   [`aa_provider_kit::Snapshots`], shared with `TarInternal`, which continues chains made
+//!   with GNU tar);
 //! * `AA_NO_CHECK_DEVICE=1` adds `--no-check-device` to incremental runs, as `TarInternal`
-//!   honours it (see [`snapshots::NO_CHECK_DEVICE_VAR`]);
+//!   honours it (see [`aa_provider_kit::NO_CHECK_DEVICE_VAR`]);
 //! * the dump time in a new snapshot is the first tick, of the clock files are stamped with,
 //!   after the backup started, not tar's precise start time, so no change made just after the
 //!   start is missed by the next level and none made before it is stored again (module
 //!   `dump_time`);
 //! * the archive's own backup files are excluded when the destination lies inside the root
-//!   ([`aa_abi::own_backups`]), so a backup never stores the earlier ones;
+//!   ([`aa_provider_kit::OwnBackups`]), so a backup never stores the earlier ones;
 //! * tar runs on a working copy of the snapshot, and its messages about that copy name the
 //!   user's snapshot file instead (module `snapshot_name`).
 
-pub mod classify;
-pub mod compress;
+mod classify;
+mod compress;
 mod dump_time;
 mod error;
 mod locate;
@@ -39,19 +40,14 @@ pub mod quoting;
 mod run;
 mod snapshot_name;
 
-/// The snapshot files of incremental backups, in the layout every provider shares.
-pub use aa_abi::snapshots;
-
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aa_abi::naming::OutputFile;
-use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
@@ -61,9 +57,12 @@ use aa_abi::{
 pub use error::Error;
 pub use locate::TAR_OVERRIDE_VAR;
 
+use aa_provider_kit::{
+    backup_root, check_backup_id, check_device_from_env, dump_start_time, OwnBackups, Snapshots,
+};
+
 use run::{run_tar, TarRun};
 use snapshot_name::SnapshotName;
-use snapshots::{check_backup_id, Snapshots};
 
 /// The provider id users select with e.g. `targz@TarExternal`.
 pub const PROVIDER_ID: &str = "TarExternal";
@@ -149,12 +148,8 @@ impl TarExternalProvider {
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, Error> {
         let tar = self.tar_path()?;
-        let root = definition.root();
-        match fs::metadata(root) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(Error::io(root, io::Error::from_raw_os_error(libc::ENOTDIR))),
-            Err(e) => return Err(Error::io(root, e)),
-        }
+        // Without its root the backup would be empty; refuse before touching the old one.
+        backup_root(definition).map_err(|e| Error::io(definition.root(), e))?;
         let mut output = OutputFile::new(final_path, overwrite_at_start);
         // Created (and, as a partial file, locked) here, and written by tar through this
         // descriptor, never by name (see `run::archive_through_fd`). Made before tar starts,
@@ -229,12 +224,12 @@ impl ArchiverProvider for TarExternalProvider {
         let level = self.snapshots.resolve_level(id, level)?;
         let final_path = backup_path(definition, Some(level), None)?;
         // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
-        let check_device = snapshots::check_device_from_env()?;
+        let check_device = check_device_from_env()?;
         let working = self.snapshots.working_copy(id, level)?;
         // What tar reads is a copy of the previous level's snapshot; at level 0 it makes one.
         let shown = self.snapshots.path(id, level.saturating_sub(1), None);
         let names = SnapshotName::new(working.path(), shown);
-        let start = snapshots::dump_start_time();
+        let start = dump_start_time();
         let path = self
             .create_archive(
                 definition,
@@ -255,37 +250,7 @@ impl ArchiverProvider for TarExternalProvider {
         Ok(path)
     }
 
-    fn remove_backup_increments(
-        &self,
-        definition: &BackupDefinition,
-        level: Option<u32>,
-        keeping_id: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        snapshots::remove_backup_increments(&self.snapshots, definition, level, keeping_id)
-    }
-
-    fn does_any_backup_level_exist(
-        &self,
-        definition: &BackupDefinition,
-        from_level: u32,
-        keeping_id: Option<&str>,
-    ) -> Result<bool, ProviderError> {
-        snapshots::does_any_backup_level_exist(definition, from_level, keeping_id)
-    }
-
-    fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
-        check_backup_id(backup_id)?;
-        self.snapshots.max_level(backup_id)
-    }
-
-    fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
-        self.snapshots.ids()
-    }
-
-    fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
-        check_backup_id(backup_id)?;
-        self.snapshots.purge(backup_id)
-    }
+    aa_provider_kit::snapshot_state_methods!(|self| &self.snapshots);
 }
 
 /// An include or exclude entry as tar names the member: [`aa_abi::naming::normalise_entry`],
@@ -324,12 +289,12 @@ pub struct Listed<'a> {
     /// The snapshot file tar reads and rewrites.
     pub snapshot: &'a Path,
     /// Whether directories are also recognised by device number (see
-    /// [`snapshots::NO_CHECK_DEVICE_VAR`]).
+    /// [`aa_provider_kit::NO_CHECK_DEVICE_VAR`]).
     pub check_device: bool,
 }
 
 /// The archive's own backup files as exclude entries, when the destination lies inside the
-/// root ([`aa_abi::own_backups`]): those in the destination now, `archive`, the file being
+/// root ([`OwnBackups`]): those in the destination now, `archive`, the file being
 /// written, and includes that name one. Exact names suffice: the archive's lock keeps any other run from starting
 /// a backup file of it while tar runs.
 fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
@@ -359,7 +324,7 @@ fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
 
 /// The complete tar command line (without the program name). `archive` is the backup file
 /// being written; `file_operand` is what tar is told to write (`/dev/fd/N` for that file
-/// already open, see [`run::archive_through_fd`]).
+/// already open, see `run::archive_through_fd`).
 pub fn tar_arguments(
     definition: &BackupDefinition,
     compression_strength: Option<u32>,

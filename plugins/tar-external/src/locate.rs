@@ -6,8 +6,7 @@
 //! skipped rather than fed options it does not understand.
 
 use std::env;
-use std::ffi::{CString, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -81,11 +80,7 @@ fn is_executable_file(path: &Path) -> bool {
     if !path.is_file() {
         return false;
     }
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
-    unsafe { libc::access(c_path.as_ptr(), libc::X_OK) == 0 }
+    rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
 }
 
 /// Runs `tar --version` and checks the first line names GNU tar.
@@ -103,7 +98,7 @@ fn check_gnu_tar(tar: &Path) -> Result<(), String> {
     // forked (ETXTBSY); that passes within moments.
     for _ in 0..5 {
         match &attempt {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error()) => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 attempt = run();
             }

@@ -51,12 +51,14 @@ pub fn archive_through_fd(fd: std::os::fd::RawFd) -> PathBuf {
 
 /// Lets the child inherit `fd` (every descriptor is close-on-exec by default).
 fn inherit_fd(command: &mut Command, fd: std::os::fd::RawFd) {
-    // SAFETY: fcntl(2) is async-signal-safe; it only changes the child's copy of the flag.
+    // SAFETY: `pre_exec` runs the closure between fork and exec, where only async-signal-safe
+    // calls are allowed: rustix's fcntl is the bare system call, which only changes the
+    // child's copy of the flag. `fd` is open for as long as the caller holds the archive file,
+    // which outlives the spawn.
     unsafe {
         command.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             Ok(())
         });
     }
@@ -151,17 +153,15 @@ fn raise(events: &dyn BackupEvents, outcome: &mut Outcome, line: Line) {
 /// The kernel sends the signal when the *thread* that forked the child ends; [`run_tar`]
 /// spawns and waits for tar on the calling thread, which so outlives it.
 fn die_with_parent(command: &mut Command) {
-    // SAFETY: getpid(2) has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+    let parent = rustix::process::getpid();
+    // SAFETY: `pre_exec` runs the closure between fork and exec, where only async-signal-safe
+    // calls are allowed: rustix's prctl and getppid are the bare system calls.
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             // `aa` died before the prctl: the child was already handed to another parent.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            if rustix::process::getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
             }
             Ok(())
         });

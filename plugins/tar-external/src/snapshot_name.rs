@@ -1,7 +1,7 @@
 //! The user's snapshot file named where GNU tar names its working copy.
 //!
 //! An incremental run gives tar a private working copy of the previous level's snapshot (see
-//! [`aa_abi::snapshots::Snapshots::working_copy`]), so a failed run never alters a stored
+//! [`aa_provider_kit::Snapshots::working_copy`]), so a failed run never alters a stored
 //! snapshot. tar names that copy (`.working-...snar.tmp`) in its messages, a file the user
 //! never made and that is gone once the run ends; what is damaged is their `NAME[.N].snar`.
 //! [`SnapshotName`] puts that name in the events and errors instead.

@@ -23,7 +23,7 @@
 //!
 //! Incremental backups ([`incremental`]) are GNU tar's `--listed-incremental` ones, made
 //! without GNU tar: the same snapshot files, in the same place as the `TarExternal`
-//! provider keeps them ([`aa_abi::snapshots`]), and archives GNU tar restores level by level,
+//! provider keeps them ([`aa_provider_kit::Snapshots`]), and archives GNU tar restores level by level,
 //! so a chain can switch between the two providers in either direction. The environment
 //! variable `AA_NO_CHECK_DEVICE=1` is the equivalent of GNU tar's `--no-check-device`, for
 //! file systems whose device numbers change between mounts (see
@@ -37,21 +37,19 @@ pub mod pipeline;
 pub mod sys;
 pub mod walk;
 
-use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aa_abi::naming::OutputFile;
-use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
-use aa_abi::snapshots::{self, check_backup_id, Snapshots};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation,
     BackupType, ProviderError, ProviderIdentification,
 };
+use aa_provider_kit::{backup_root, fatal, OwnBackups, Snapshots};
 
-use crate::archive::{os_message, ArchiveError, Archiver, TarOutput};
+use crate::archive::{ArchiveError, Archiver, TarOutput};
 use crate::compress::Codec;
 use crate::pipeline::Settings;
 use crate::walk::{Step, Walker};
@@ -107,14 +105,6 @@ impl TarInternalProvider {
     }
 }
 
-/// A fatal I/O error on `path`, with the OS text (e.g. "No space left on device").
-fn fatal(path: &Path, error: &io::Error) -> ProviderError {
-    ProviderError::io(
-        error.raw_os_error().unwrap_or(0),
-        format!("{}: {}", path.display(), os_message(error)),
-    )
-}
-
 impl ArchiverProvider for TarInternalProvider {
     fn backup_files(
         &self,
@@ -123,12 +113,8 @@ impl ArchiverProvider for TarInternalProvider {
         overwrite_at_start: bool,
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, ProviderError> {
-        let root = definition.root();
         // Without its root the backup would be empty; refuse before touching the old one.
-        let root_metadata = fs::metadata(root).map_err(|e| fatal(root, &e))?;
-        if !root_metadata.is_dir() {
-            return Err(fatal(root, &io::Error::from_raw_os_error(libc::ENOTDIR)));
-        }
+        let root = backup_root(definition).map_err(|e| fatal(definition.root(), &e))?;
 
         let codec = Codec::new(definition.backup_type, compression_strength)
             .map_err(|e| ProviderError::unsupported_type(e.to_string()))?;
@@ -193,37 +179,7 @@ impl ArchiverProvider for TarInternalProvider {
         )
     }
 
-    fn remove_backup_increments(
-        &self,
-        definition: &BackupDefinition,
-        level: Option<u32>,
-        keeping_id: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        snapshots::remove_backup_increments(&self.snapshots(), definition, level, keeping_id)
-    }
-
-    fn does_any_backup_level_exist(
-        &self,
-        definition: &BackupDefinition,
-        from_level: u32,
-        keeping_id: Option<&str>,
-    ) -> Result<bool, ProviderError> {
-        snapshots::does_any_backup_level_exist(definition, from_level, keeping_id)
-    }
-
-    fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
-        check_backup_id(backup_id)?;
-        self.snapshots().max_level(backup_id)
-    }
-
-    fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
-        self.snapshots().ids()
-    }
-
-    fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
-        check_backup_id(backup_id)?;
-        self.snapshots().purge(backup_id)
-    }
+    aa_provider_kit::snapshot_state_methods!(|self| self.snapshots());
 }
 
 /// Stores every walked object; on a write failure, returns the error with the output.

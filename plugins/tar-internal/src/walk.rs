@@ -9,7 +9,7 @@
 //! whole subtree. There are no wildcards at this level. Excluded directories are not entered
 //! at all, which keeps an excluded unreadable directory from producing errors.
 //!
-//! The archive's own backup files are left out ([`aa_abi::own_backups`], given with
+//! The archive's own backup files are left out ([`aa_provider_kit::OwnBackups`], given with
 //! [`Walker::leaving_out`]): as includes, and as entries of the directory that is the
 //! destination, recognised by device and inode when it is listed.
 //!
@@ -50,8 +50,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use aa_abi::own_backups::OwnBackups;
 use aa_abi::BackupSubOperation;
+use aa_provider_kit::OwnBackups;
 
 use crate::archive::{open_regular, Opened};
 use crate::sys::{self, FileType, Stat, DT_REG};

@@ -5,13 +5,15 @@
 //! one GNU tar wrote, and `tar --listed-incremental=/dev/null -x` over the levels must restore
 //! the tree. So this module reproduces three things GNU tar 1.34 does, each in its own file:
 //!
-//! * [`snapshot`]: the snapshot file, format 2 (the only one GNU tar writes since 1.16): how it
-//!   is laid out, a streaming reader and writer, and [`Snapshot`], the previous level's file
-//!   indexed for lookups by directory name and by device and inode.
+//! * [`snapshot`]: the snapshot file, format 2 (the only one GNU tar writes since 1.16; its
+//!   layout, reader and writer are the provider kit's, [`aa_provider_kit::snapshot_file`]), and
+//!   [`Snapshot`], the previous level's file indexed for lookups by directory name and by
+//!   device and inode.
 //! * [`dumpdir`]: the per-directory listing ("dumpdir") that GNU tar stores in the archive with
 //!   each directory (a `D` member in the GNU format, the `GNU.dumpdir` pax record in the POSIX
-//!   format) and in the snapshot file, and the rename records (`R`/`T`/`X`) that move renamed
-//!   directories into place at extraction.
+//!   format) and in the snapshot file (encoded and parsed by [`aa_provider_kit::dumpdir`]), and
+//!   the order of the rename records (`R`/`T`/`X`) that move renamed directories into place at
+//!   extraction.
 //! * [`detect`]: which files to dump and what each directory's new snapshot record and dumpdir
 //!   are, decided as GNU tar decides them: [`Planner`].
 //!

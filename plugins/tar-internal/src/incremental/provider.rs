@@ -1,7 +1,7 @@
 //! Incremental backups of the `TarInternal` provider: GNU tar's `--listed-incremental`, in
 //! process, sharing its snapshot files with GNU tar and with the `TarExternal` provider.
 //!
-//! The snapshot files are kept in the layout every provider shares ([`aa_abi::snapshots`]):
+//! The snapshot files are kept in the layout every provider shares ([`Snapshots`]):
 //! `<workDir>/snapshots/NAME.snar`, `NAME.N.snar`. Level N is planned against level N-1's
 //! snapshot (level 0 against none) and writes its own snapshot to a private working file;
 //! only once the archive is committed is that file renamed over level N's snapshot (after an
@@ -28,7 +28,7 @@
 //!
 //! Excludes are matched as in a full backup (see [`crate::walk`]); an excluded name is listed
 //! `N` in its directory's dumpdir, so restoring leaves it alone, as GNU tar lists it. The
-//! archive's own backup files ([`aa_abi::own_backups`]) are left out in the same way.
+//! archive's own backup files ([`OwnBackups`]) are left out in the same way.
 //!
 //! Device numbers: a directory is recognised between levels by name, device and inode. On
 //! file systems whose device number changes from one mount to the next (some network, FUSE
@@ -49,7 +49,7 @@
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -60,12 +60,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use aa_abi::naming::OutputFile;
-use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::backup_path;
-use aa_abi::snapshots::{check_backup_id, Snapshots};
 use aa_abi::{
     BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation, ProviderError,
 };
+use aa_provider_kit::{backup_root, check_backup_id, fatal, OwnBackups, Snapshots};
 
 use super::detect::{
     child_name, file_changed, Children, DirStat, DirStatus, EntryState, ListedEntry,
@@ -73,19 +72,19 @@ use super::detect::{
 use super::dumpdir::{self, Code, RenameOp};
 use super::snapshot::{Header, Snapshot, SnapshotError, SnapshotReader, SnapshotWriter, Timestamp};
 use super::{Options, Planner};
-use crate::archive::{open_regular, os_message, report_os_error, ArchiveError, Archiver, Opened};
+use crate::archive::{open_regular, report_os_error, ArchiveError, Archiver, Opened};
 use crate::compress::Codec;
 use crate::pipeline::{self, Settings, Stream};
 use crate::sys::{self, FileType, Stat};
 use crate::walk::{normalize, Entry, Step, MAX_OPEN_DEPTH};
 
-/// The variable that turns off the device check (see [`aa_abi::snapshots::NO_CHECK_DEVICE_VAR`]).
-pub use aa_abi::snapshots::NO_CHECK_DEVICE_VAR;
+/// The variable that turns off the device check (see [`aa_provider_kit::NO_CHECK_DEVICE_VAR`]).
+pub use aa_provider_kit::NO_CHECK_DEVICE_VAR;
 
 /// The detection options [`NO_CHECK_DEVICE_VAR`] selects.
 pub fn options_from_env() -> Result<Options, ProviderError> {
     Ok(Options {
-        check_device: aa_abi::snapshots::check_device_from_env()?,
+        check_device: aa_provider_kit::check_device_from_env()?,
     })
 }
 
@@ -129,13 +128,6 @@ fn snapshot_failure(err: SnapshotError) -> ProviderError {
         Some(code) => ProviderError::io(code, err.to_string()),
         None => ProviderError::other(err.to_string()),
     }
-}
-
-fn fatal(path: &Path, error: &io::Error) -> ProviderError {
-    ProviderError::io(
-        error.raw_os_error().unwrap_or(0),
-        format!("{}: {}", path.display(), os_message(error)),
-    )
 }
 
 /// Presents member names (`./a`) to the events as the non-incremental backup names objects
@@ -184,12 +176,8 @@ pub fn backup_files_incrementally(
     let level = snapshots.resolve_level(id, level)?;
     let final_path = backup_path(definition, Some(level), None)?;
 
-    let root = definition.root();
     // Without its root the backup would be empty; refuse before touching anything.
-    let root_metadata = fs::metadata(root).map_err(|e| fatal(root, &e))?;
-    if !root_metadata.is_dir() {
-        return Err(fatal(root, &io::Error::from_raw_os_error(libc::ENOTDIR)));
-    }
+    let root = backup_root(definition).map_err(|e| fatal(definition.root(), &e))?;
     let codec = Codec::new(definition.backup_type, compression_strength)
         .map_err(|e| ProviderError::unsupported_type(e.to_string()))?;
     let root_fd = Arc::new(OwnedFd::from(

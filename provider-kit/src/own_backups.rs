@@ -18,8 +18,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::naming;
-use crate::BackupDefinition;
+use aa_abi::naming;
+use aa_abi::BackupDefinition;
 
 /// What to leave out of one backup.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ pub fn relative_destination(definition: &BackupDefinition) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BackupType;
+    use aa_abi::BackupType;
 
     #[test]
     fn recognises_the_destination_and_its_own_files() {
