@@ -30,31 +30,32 @@
 //! [`incremental::provider`]).
 
 pub mod archive;
+mod backup;
 pub mod compress;
+pub mod header;
 pub mod incremental;
 pub mod output;
+pub mod pax;
 pub mod pipeline;
 pub mod sys;
 pub mod walk;
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use aa_abi::naming::OutputFile;
 use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::snapshots::{self, check_backup_id, Snapshots};
 use aa_abi::{
-    ArchiverFeature, BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation,
-    BackupType, ProviderError, ProviderIdentification,
+    ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
+    ProviderIdentification,
 };
 
-use crate::archive::{os_message, ArchiveError, Archiver, TarOutput};
+use crate::archive::os_message;
+use crate::backup::StoreError;
 use crate::compress::Codec;
-use crate::pipeline::Settings;
-use crate::walk::{Step, Walker};
+use crate::walk::Walker;
 
 /// The provider id the host selects this plugin by.
 pub const PROVIDER_ID: &str = "TarInternal";
@@ -136,43 +137,26 @@ impl ArchiverProvider for TarInternalProvider {
             .map_err(|e| fatal(root, &e))?
             .leaving_out(root, OwnBackups::new(definition));
 
-        let mut output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
-        let final_path = output.final_path().to_path_buf();
-        let write_failed = |e: &io::Error| fatal(&final_path, e);
-
-        let file = output.create().map_err(|e| write_failed(&e))?;
-        let own_file = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-        let (stream, pipeline) =
-            pipeline::start(codec, file, Settings::default()).map_err(|e| write_failed(&e))?;
-        let (steps, walk_thread) = walk::spawn(walker).map_err(|e| write_failed(&e))?;
-
-        let mut archiver = Archiver::new(stream, events, own_file);
-        let mut stored = store_all(&mut archiver, steps).map_err(ArchiveError::into_io_error);
-        // The walk thread stops once its channel is gone (dropped by `store_all`). If it
-        // died, the archive would silently miss the rest of the tree.
-        if walk_thread.join().is_err() && stored.is_ok() {
-            stored = Err(io::Error::other("the directory walk failed unexpectedly"));
-        }
-        let stored = stored.and_then(|()| archiver.finish().map_err(ArchiveError::into_io_error));
-        let some_files_changed = archiver.some_files_changed();
-        let stream = archiver.into_output();
-        match stored {
-            Ok(()) => pipeline.finish(stream).map_err(|e| write_failed(&e))?,
-            Err(error) => return Err(write_failed(&pipeline.abort(stream, error))),
-        }
-        // `output` is dropped without commit on every early return above, which removes
-        // the partial file.
-        let path = output.commit().map_err(|e| write_failed(&e))?;
-
-        if some_files_changed {
-            events.backup_operation_error(
-                BackupSubOperation::Finish,
-                BackupOperationError::SomeFilesChanged,
-                None,
-                None,
-            );
-        }
-        Ok(path)
+        backup::write_backup(
+            backup_path(definition, None, None)?,
+            overwrite_at_start,
+            codec,
+            events,
+            |archiver| {
+                let (steps, walk_thread) = walk::spawn(walker).map_err(StoreError::Archive)?;
+                let stored = archiver.store_steps(steps);
+                // The walk thread stops once its channel is gone (dropped by `store_steps`).
+                // If it died, the archive would silently miss the rest of the tree.
+                if walk_thread.join().is_err() && stored.is_ok() {
+                    return Err(StoreError::Archive(io::Error::other(
+                        "the directory walk failed unexpectedly",
+                    )));
+                }
+                stored?;
+                Ok(archiver.finish()?)
+            },
+            || Ok(()),
+        )
     }
 
     fn backup_files_incrementally(
@@ -224,25 +208,4 @@ impl ArchiverProvider for TarInternalProvider {
         check_backup_id(backup_id)?;
         self.snapshots().purge(backup_id)
     }
-}
-
-/// Stores every walked object; on a write failure, returns the error with the output.
-pub(crate) fn store_all<O: TarOutput>(
-    archiver: &mut Archiver<'_, O>,
-    steps: std::sync::mpsc::Receiver<Vec<Step>>,
-) -> Result<(), ArchiveError> {
-    for batch in steps {
-        for step in batch {
-            match step {
-                Step::Entry(entry) => archiver.add(entry)?,
-                Step::Error {
-                    operation,
-                    name,
-                    error,
-                } => archiver.report(operation, &name, &error),
-                Step::Changed { name } => archiver.file_changed(&name),
-            }
-        }
-    }
-    Ok(())
 }

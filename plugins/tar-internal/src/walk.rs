@@ -53,8 +53,7 @@ use std::thread::JoinHandle;
 use aa_abi::own_backups::OwnBackups;
 use aa_abi::BackupSubOperation;
 
-use crate::archive::{open_regular, Opened};
-use crate::sys::{self, FileType, Stat, DT_REG};
+use crate::sys::{self, c_name, invalid_name_error, open_regular, FileType, Opened, Stat};
 
 /// Directories deeper than this are not kept open while their subdirectories are walked.
 pub const MAX_OPEN_DEPTH: usize = 64;
@@ -108,8 +107,8 @@ struct Frame {
     identity: (u64, u64),
     /// The entry names, each followed by a NUL.
     names: Vec<u8>,
-    /// (offset in `names`, length, `d_type`), sorted by name.
-    entries: Vec<(u32, u32, u8)>,
+    /// (offset in `names`, length, type from the listing), sorted by name.
+    entries: Vec<(u32, u32, FileType)>,
     next: usize,
 }
 
@@ -132,10 +131,6 @@ pub struct Walker {
     stack: Vec<Frame>,
     to_list: Option<Pending>,
     scratch: Vec<u8>,
-}
-
-fn c_name(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 impl Walker {
@@ -191,7 +186,7 @@ impl Walker {
         let mut names = Vec::new();
         let mut entries = Vec::new();
         sys::list_dir(fd.as_fd(), &mut self.scratch, &mut names, &mut entries)?;
-        let name_of = |&(offset, len, _): &(u32, u32, u8)| {
+        let name_of = |&(offset, len, _): &(u32, u32, FileType)| {
             &names[offset as usize..offset as usize + len as usize]
         };
         if let Some(own) = self.own.as_ref().filter(|own| own.identity() == identity) {
@@ -211,7 +206,7 @@ impl Walker {
     /// Examines the next child of the innermost directory.
     fn next_child(&mut self) -> Option<Step> {
         while let Some(frame) = self.stack.last_mut() {
-            let Some(&(offset, len, d_type)) = frame.entries.get(frame.next) else {
+            let Some(&(offset, len, listed_type)) = frame.entries.get(frame.next) else {
                 self.stack.pop();
                 continue;
             };
@@ -235,7 +230,7 @@ impl Walker {
             }
             let includes = (&self.include_set, &mut self.reached_includes);
             let step = match CStr::from_bytes_with_nul(&frame.names[offset..=offset + len]) {
-                Ok(base) => visit(name, &dir, base, d_type, includes, &mut self.to_list),
+                Ok(base) => visit(name, &dir, base, listed_type, includes, &mut self.to_list),
                 Err(_) => invalid_name(name),
             };
             return Some(step);
@@ -271,7 +266,7 @@ fn invalid_name(name: PathBuf) -> Step {
     Step::Error {
         operation: BackupSubOperation::Stat,
         name,
-        error: io::Error::from_raw_os_error(libc::EINVAL),
+        error: invalid_name_error(),
     }
 }
 
@@ -281,7 +276,7 @@ fn visit(
     name: PathBuf,
     dir: &Arc<OwnedFd>,
     base: &CStr,
-    d_type: u8,
+    listed_type: FileType,
     includes: (&HashSet<PathBuf>, &mut HashSet<PathBuf>),
     to_list: &mut Option<Pending>,
 ) -> Step {
@@ -289,7 +284,7 @@ fn visit(
     if include_set.len() > 1 && include_set.contains(&name) {
         reached_includes.insert(name.clone());
     }
-    let listed = if d_type == DT_REG {
+    let listed = if listed_type == FileType::Regular {
         None
     } else {
         match sys::lstat_at(dir.as_fd(), base) {
@@ -396,7 +391,7 @@ impl Iterator for Walker {
                 include,
                 &self.root,
                 &base,
-                sys::DT_UNKNOWN,
+                FileType::Unknown,
                 includes,
                 &mut self.to_list,
             );

@@ -322,10 +322,8 @@ fn build_tree(root: &Path) -> bool {
         let big = t.join("big-owner");
         fs::write(&big, b"owned by a large uid").unwrap();
         // SAFETY: a valid C string.
-        assert_eq!(
-            unsafe { libc::lchown(cstr(&big).as_ptr(), 3_000_000, 3_000_001) },
-            0
-        );
+        let rc = unsafe { libc::lchown(cstr(&big).as_ptr(), 3_000_000, 3_000_001) };
+        assert_eq!(rc, 0);
     }
     // Times last, deepest first, since creating entries changes directory times.
     let mut all = Vec::new();

@@ -53,13 +53,11 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use aa_abi::naming::OutputFile;
 use aa_abi::own_backups::OwnBackups;
 use aa_abi::plugin::backup_path;
 use aa_abi::snapshots::{check_backup_id, Snapshots};
@@ -73,10 +71,11 @@ use super::detect::{
 use super::dumpdir::{self, Code, RenameOp};
 use super::snapshot::{Header, Snapshot, SnapshotError, SnapshotReader, SnapshotWriter, Timestamp};
 use super::{Options, Planner};
-use crate::archive::{open_regular, os_message, report_os_error, ArchiveError, Archiver, Opened};
+use crate::archive::{os_message, report_os_error, Archiver};
+use crate::backup::StoreError;
 use crate::compress::Codec;
-use crate::pipeline::{self, Settings, Stream};
-use crate::sys::{self, FileType, Stat};
+use crate::pipeline::Stream;
+use crate::sys::{self, open_regular, FileType, Opened, Stat};
 use crate::walk::{normalize, Entry, Step, MAX_OPEN_DEPTH};
 
 /// The variable that turns off the device check (see [`aa_abi::snapshots::NO_CHECK_DEVICE_VAR`]).
@@ -101,7 +100,7 @@ fn fs_relative(name: &[u8]) -> &[u8] {
 /// A root-relative path for the `*at` calls on the root (`.` for the root itself).
 fn c_path(relative: &[u8]) -> io::Result<CString> {
     let bytes = if relative.is_empty() { b"." } else { relative };
-    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    sys::c_name(bytes)
 }
 
 fn join(parent: &[u8], child: &[u8]) -> Vec<u8> {
@@ -228,43 +227,16 @@ pub fn backup_files_incrementally(
     };
 
     // Pass 2.
-    let mut output = OutputFile::new(final_path, overwrite_at_start);
-    let final_path = output.final_path().to_path_buf();
-    let write_failed = |e: &io::Error| fatal(&final_path, e);
-    let file = output.create().map_err(|e| write_failed(&e))?;
-    let own_file = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-    let (stream, pipeline) =
-        pipeline::start(codec, file, Settings::default()).map_err(|e| write_failed(&e))?;
-    let mut archiver = Archiver::new(stream, &events, own_file);
-    let stored = store_level(&mut archiver, &root_fd, &working_path, scan);
-    let some_files_changed = archiver.some_files_changed();
-    let stream = archiver.into_output();
-    match stored {
-        Ok(()) => pipeline.finish(stream).map_err(|e| write_failed(&e))?,
-        Err(Failure::Archive(error)) => {
-            return Err(write_failed(&pipeline.abort(stream, error)));
-        }
-        Err(Failure::Other(error)) => {
-            let _ = pipeline.abort(stream, io::Error::other("the backup was abandoned"));
-            return Err(error);
-        }
-    }
-    // `output` is dropped without commit on every early return above, which removes the
-    // partial file.
-    let path = output.commit().map_err(|e| write_failed(&e))?;
-    // Only after the archive is in place: a snapshot must never claim content that no stored
-    // backup holds.
-    snapshots.install(id, level, working)?;
-
-    if some_files_changed {
-        events.backup_operation_error(
-            BackupSubOperation::Finish,
-            BackupOperationError::SomeFilesChanged,
-            None,
-            None,
-        );
-    }
-    Ok(path)
+    crate::backup::write_backup(
+        final_path,
+        overwrite_at_start,
+        codec,
+        &events,
+        |archiver| store_level(archiver, &root_fd, &working_path, scan),
+        // Only after the archive is in place: a snapshot must never claim content that no
+        // stored backup holds.
+        || snapshots.install(id, level, working),
+    )
 }
 
 /// What pass 1 leaves for pass 2.
@@ -273,20 +245,6 @@ struct Scanned {
     renames: Vec<RenameOp>,
     /// Top-level non-directories to store (archive names).
     top_files: Vec<Vec<u8>>,
-}
-
-/// Why writing the archive stopped.
-enum Failure {
-    /// Writing the archive failed.
-    Archive(io::Error),
-    /// Anything else (reading the working snapshot back, say).
-    Other(ProviderError),
-}
-
-impl From<ArchiveError> for Failure {
-    fn from(error: ArchiveError) -> Failure {
-        Failure::Archive(error.into_io_error())
-    }
 }
 
 // ---- Pass 1: plan the directories --------------------------------------------------------
@@ -439,9 +397,9 @@ impl<'a, W: io::Write> Scan<'a, W> {
             };
             let name = child_name(&frame.name, &sub);
             let opened = match &frame.fd {
-                Some(parent) => CString::new(sub)
-                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-                    .and_then(|base| sys::open_dir(parent.as_fd(), &base)),
+                Some(parent) => {
+                    sys::c_name(&sub).and_then(|base| sys::open_dir(parent.as_fd(), &base))
+                }
                 None => sys::at_path(self.root.as_fd(), fs_relative(&name), sys::open_dir),
             };
             let children = frame.children;
@@ -485,7 +443,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
             .as_ref()
             .filter(|own| own.identity() == stat.identity());
         let mut listing = Vec::with_capacity(entries.len());
-        for (offset, len, d_type) in entries {
+        for (offset, len, listed_type) in entries {
             let (offset, len) = (offset as usize, len as usize);
             let child = &names[offset..offset + len];
             let child_relative = join(&relative, child);
@@ -496,7 +454,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
                 if self.includes.contains(&child_relative) {
                     self.reached.insert(child_relative);
                 }
-                if d_type == libc::DT_DIR {
+                if listed_type == FileType::Directory {
                     EntryState::Directory
                 } else {
                     self.examine(&fd, &names[offset..=offset + len], &name, child)
@@ -541,7 +499,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
     /// The state of directory entry `with_nul` (its name and a NUL) of directory `dir_name`.
     fn examine(&self, dir: &OwnedFd, with_nul: &[u8], dir_name: &[u8], child: &[u8]) -> EntryState {
         let stat = CStr::from_bytes_with_nul(with_nul)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+            .map_err(|_| sys::invalid_name_error())
             .and_then(|base| sys::lstat_at(dir.as_fd(), base));
         match stat {
             Ok(stat) if stat.is_dir() => EntryState::Directory,
@@ -584,14 +542,14 @@ fn store_level(
     root: &Arc<OwnedFd>,
     snapshot: &Path,
     scanned: Scanned,
-) -> Result<(), Failure> {
-    let mut reader = read_back(snapshot).map_err(Failure::Other)?;
+) -> Result<(), StoreError> {
+    let mut reader = read_back(snapshot).map_err(StoreError::Other)?;
     let mut renames = Some(scanned.renames);
     loop {
         let record = match reader.next_record() {
             Ok(Some(record)) => record,
             Ok(None) => break,
-            Err(e) => return Err(Failure::Other(snapshot_failure(e.with_path(snapshot)))),
+            Err(e) => return Err(StoreError::Other(snapshot_failure(e.with_path(snapshot)))),
         };
         let name = as_path(&record.name);
         let stat = sys::at_path(root.as_fd(), fs_relative(&record.name), sys::lstat_at);
@@ -609,23 +567,23 @@ fn store_level(
         // The renames of the whole level go first, with the first directory.
         let ops = renames.take().unwrap_or_default();
         let dumpdir = dumpdir::encode(&record.entries, &ops)
-            .map_err(|e| Failure::Other(snapshot_failure(e)))?;
+            .map_err(|e| StoreError::Other(snapshot_failure(e)))?;
         archiver.add_directory_with_dumpdir(name, &stat, &dumpdir)?;
     }
     drop(reader);
 
     let (steps, files_thread) =
         spawn_files(root.clone(), snapshot.to_path_buf(), scanned.top_files)
-            .map_err(Failure::Archive)?;
-    let stored = crate::store_all(archiver, steps);
-    // The thread stops once its channel is gone (dropped by `store_all`).
+            .map_err(StoreError::Archive)?;
+    let stored = archiver.store_steps(steps);
+    // The thread stops once its channel is gone (dropped by `store_steps`).
     let listed = files_thread.join();
     stored?;
     match listed {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(Failure::Other(error)),
+        Ok(Err(error)) => Err(StoreError::Other(error)),
         // Without it, the archive would silently miss files.
-        Err(_) => Err(Failure::Other(ProviderError::other(
+        Err(_) => Err(StoreError::Other(ProviderError::other(
             "the examination of the files to store failed unexpectedly",
         ))),
     }
@@ -720,7 +678,7 @@ fn invalid_name(name: Vec<u8>) -> Step {
     Step::Error {
         operation: BackupSubOperation::Stat,
         name: PathBuf::from(OsStr::from_bytes(&name)),
-        error: io::Error::from_raw_os_error(libc::EINVAL),
+        error: sys::invalid_name_error(),
     }
 }
 
