@@ -24,7 +24,7 @@ use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
 use crate::header::{encode_header_with, Kind, Member, Mtime, BLOCK, RECORD};
 use crate::output::TarOutput;
 use crate::sys::{self, open_regular, split_dev, FileType, Opened, Owners, Stat};
-use crate::walk::{Entry, Step};
+use crate::walk::{Object, Step};
 
 /// A fatal failure: the archive itself could not be written.
 #[derive(Debug)]
@@ -216,7 +216,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
 
     /// Stores one object. Problems with the object itself are reported as events and the
     /// object is left out; only a failure to write the archive is returned.
-    pub fn add(&mut self, mut entry: Entry) -> Result<(), ArchiveError> {
+    pub fn add(&mut self, mut entry: Object) -> Result<(), ArchiveError> {
         match (entry.file.take(), &entry.stat) {
             (Some(file), Some(stat)) => self.add_regular(&entry.name, file, *stat),
             (_, Some(stat)) if !stat.is_file() => self.add_other(&entry, stat),
@@ -248,7 +248,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
         for batch in steps {
             for step in batch {
                 match step {
-                    Step::Entry(entry) => self.add(entry)?,
+                    Step::Object(entry) => self.add(entry)?,
                     Step::Error {
                         operation,
                         name,
@@ -276,7 +276,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
     }
 
     /// Stores anything but a regular file.
-    fn add_other(&mut self, entry: &Entry, metadata: &Stat) -> Result<(), ArchiveError> {
+    fn add_other(&mut self, entry: &Object, metadata: &Stat) -> Result<(), ArchiveError> {
         let name = entry.name.as_path();
         let file_type = metadata.file_type();
         if file_type == FileType::Socket {
@@ -447,7 +447,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fd = std::os::fd::OwnedFd::from(std::fs::File::open(dir.path()).unwrap());
         let stat = sys::fstat(fd.as_fd()).unwrap();
-        let entry = Entry {
+        let entry = Object {
             name: PathBuf::from("d"),
             location: Some((std::sync::Arc::new(fd), c".".to_owned())),
             stat: Some(stat),

@@ -60,7 +60,7 @@ pub const MAX_OPEN_DEPTH: usize = 64;
 
 /// A root-relative include or exclude entry in the form members are matched in
 /// ([`aa_abi::naming::normalise_entry`]); `.` becomes the empty path (the root).
-pub fn normalize(path: &Path) -> PathBuf {
+pub fn normalise_path(path: &Path) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(aa_abi::naming::normalise_entry(
         path.as_os_str().as_bytes(),
     )))
@@ -68,7 +68,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 
 /// An object to store.
 #[derive(Debug)]
-pub struct Entry {
+pub struct Object {
     /// The path relative to the root, as it is stored (without a trailing `/`).
     pub name: PathBuf,
     /// For an object the archiver must open itself: its directory and its name there.
@@ -85,7 +85,7 @@ pub struct Entry {
 /// What the walk produces: an object, or a failure to examine one.
 #[derive(Debug)]
 pub enum Step {
-    Entry(Entry),
+    Object(Object),
     /// `operation` on `name` (relative to the root) failed; the walk goes on without it.
     Error {
         operation: BackupSubOperation,
@@ -99,7 +99,7 @@ pub enum Step {
 }
 
 /// One directory being listed.
-struct Frame {
+struct Listing {
     name: PathBuf,
     /// The open directory; `None` below [`MAX_OPEN_DEPTH`] while a subdirectory is walked.
     dir: Option<Arc<OwnedFd>>,
@@ -128,7 +128,7 @@ pub struct Walker {
     reached_includes: HashSet<PathBuf>,
     excludes: HashSet<PathBuf>,
     own: Option<OwnBackups>,
-    stack: Vec<Frame>,
+    stack: Vec<Listing>,
     to_list: Option<Pending>,
     scratch: Vec<u8>,
 }
@@ -141,7 +141,7 @@ impl Walker {
         excludes: impl IntoIterator<Item = &'a Path>,
     ) -> io::Result<Walker> {
         let root_fd = std::fs::File::open(root)?;
-        let mut includes: Vec<PathBuf> = includes.into_iter().map(normalize).collect();
+        let mut includes: Vec<PathBuf> = includes.into_iter().map(normalise_path).collect();
         includes.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
         includes.dedup();
         let include_set = includes.iter().cloned().collect();
@@ -150,7 +150,7 @@ impl Walker {
             includes: includes.into_iter(),
             include_set,
             reached_includes: HashSet::new(),
-            excludes: excludes.into_iter().map(normalize).collect(),
+            excludes: excludes.into_iter().map(normalise_path).collect(),
             own: None,
             stack: Vec::new(),
             to_list: None,
@@ -180,7 +180,7 @@ impl Walker {
     }
 
     /// Opens, reads and sorts directory `pending`.
-    fn list(&mut self, pending: &Pending) -> io::Result<Frame> {
+    fn list(&mut self, pending: &Pending) -> io::Result<Listing> {
         let fd = sys::open_dir(pending.dir.as_fd(), &pending.base)?;
         let identity = sys::fstat(fd.as_fd())?.identity();
         let mut names = Vec::new();
@@ -193,7 +193,7 @@ impl Walker {
             entries.retain(|e| !own.is_own_name(name_of(e)));
         }
         entries.sort_unstable_by(|a, b| name_of(a).cmp(name_of(b)));
-        Ok(Frame {
+        Ok(Listing {
             name: pending.name.clone(),
             dir: Some(Arc::new(fd)),
             identity,
@@ -241,7 +241,7 @@ impl Walker {
 
 /// Opens `frame`'s directory again, by its path from `root`; a different object there now is
 /// a change.
-fn reopen(root: &OwnedFd, frame: &Frame) -> Result<Arc<OwnedFd>, Box<Step>> {
+fn reopen(root: &OwnedFd, frame: &Listing) -> Result<Arc<OwnedFd>, Box<Step>> {
     let opened = sys::at_path(
         root.as_fd(),
         frame.name.as_os_str().as_bytes(),
@@ -298,7 +298,7 @@ fn visit(
             }
         }
     };
-    let mut entry = Entry {
+    let mut entry = Object {
         name,
         location: None,
         stat: listed,
@@ -339,7 +339,7 @@ fn visit(
         },
         _ => {}
     }
-    Step::Entry(entry)
+    Step::Object(entry)
 }
 
 impl Iterator for Walker {
@@ -440,7 +440,7 @@ mod tests {
         Walker::new(root, inc, exc)
             .unwrap()
             .map(|s| match s {
-                Step::Entry(e) => e.name.to_string_lossy().into_owned(),
+                Step::Object(e) => e.name.to_string_lossy().into_owned(),
                 Step::Error { name, .. } => format!("ERR {}", name.display()),
                 Step::Changed { name } => format!("CHANGED {}", name.display()),
             })
@@ -468,12 +468,12 @@ mod tests {
     }
 
     #[test]
-    fn normalizes_dot_slash_and_trailing_slashes() {
-        assert_eq!(normalize(Path::new("./a/b/")), Path::new("a/b"));
-        assert_eq!(normalize(Path::new("././a//")), Path::new("a"));
-        assert_eq!(normalize(Path::new(".")), Path::new(""));
-        assert_eq!(normalize(Path::new("./")), Path::new(""));
-        assert_eq!(normalize(Path::new("a")), Path::new("a"));
+    fn normalises_dot_slash_and_trailing_slashes() {
+        assert_eq!(normalise_path(Path::new("./a/b/")), Path::new("a/b"));
+        assert_eq!(normalise_path(Path::new("././a//")), Path::new("a"));
+        assert_eq!(normalise_path(Path::new(".")), Path::new(""));
+        assert_eq!(normalise_path(Path::new("./")), Path::new(""));
+        assert_eq!(normalise_path(Path::new("a")), Path::new("a"));
     }
 
     #[test]
@@ -576,7 +576,7 @@ mod tests {
         let mut steps = Vec::new();
         for step in Walker::new(t.path(), [Path::new("d")], []).unwrap() {
             let name = match step {
-                Step::Entry(e) => e.name.to_string_lossy().into_owned(),
+                Step::Object(e) => e.name.to_string_lossy().into_owned(),
                 Step::Error { name, .. } => format!("ERR {}", name.display()),
                 Step::Changed { name } => format!("CHANGED {}", name.display()),
             };

@@ -76,7 +76,7 @@ use crate::backup::StoreError;
 use crate::compress::Codec;
 use crate::pipeline::Stream;
 use crate::sys::{self, open_regular, FileType, Opened, Stat};
-use crate::walk::{normalize, Entry, Step, MAX_OPEN_DEPTH};
+use crate::walk::{normalise_path, Object, Step, MAX_OPEN_DEPTH};
 
 /// The variable that turns off the device check (see [`aa_abi::snapshots::NO_CHECK_DEVICE_VAR`]).
 pub use aa_abi::snapshots::NO_CHECK_DEVICE_VAR;
@@ -250,7 +250,7 @@ struct Scanned {
 // ---- Pass 1: plan the directories --------------------------------------------------------
 
 /// A directory whose subdirectories are being walked.
-struct Frame {
+struct PlannedDir {
     name: Vec<u8>,
     /// Open while the walk is shallow enough; deeper, subdirectories are opened from the root
     /// (in pieces, [`sys::resolve`], so at any depth).
@@ -286,14 +286,14 @@ impl<'a, W: io::Write> Scan<'a, W> {
     ) -> Self {
         let bytes = |p: PathBuf| p.into_os_string().into_encoded_bytes();
         let includes: HashSet<Vec<u8>> =
-            definition.includes().map(|p| bytes(normalize(p))).collect();
+            definition.includes().map(|p| bytes(normalise_path(p))).collect();
         Scan {
             root,
             planner,
             writer,
             working_path,
             events,
-            excludes: definition.excludes().map(|p| bytes(normalize(p))).collect(),
+            excludes: definition.excludes().map(|p| bytes(normalise_path(p))).collect(),
             own: OwnBackups::new(definition),
             includes: if includes.len() > 1 {
                 includes
@@ -331,7 +331,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
     fn run(&mut self, definition: &BackupDefinition) -> Result<(), ProviderError> {
         let mut includes: Vec<Vec<u8>> = definition
             .includes()
-            .map(|p| normalize(p).into_os_string().into_encoded_bytes())
+            .map(|p| normalise_path(p).into_os_string().into_encoded_bytes())
             .collect();
         includes.sort();
         includes.dedup();
@@ -386,7 +386,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
 
     /// Plans directory `name` (open as `fd`) and everything below it, depth first.
     fn walk(&mut self, name: Vec<u8>, fd: OwnedFd) -> Result<(), ProviderError> {
-        let mut stack: Vec<Frame> = Vec::new();
+        let mut stack: Vec<PlannedDir> = Vec::new();
         if let Some(frame) = self.plan(name, fd, None, true)? {
             stack.push(frame);
         }
@@ -424,7 +424,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
         fd: OwnedFd,
         parent: Option<Children>,
         keep_open: bool,
-    ) -> Result<Option<Frame>, ProviderError> {
+    ) -> Result<Option<PlannedDir>, ProviderError> {
         let stat = match sys::fstat(fd.as_fd()) {
             Ok(stat) => stat,
             Err(error) => {
@@ -488,7 +488,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
             .write_record(&plan.record)
             .map_err(|e| snapshot_failure(e.with_path(self.working_path)))?;
         let subdirectories: Vec<Vec<u8>> = plan.subdirectories().map(<[u8]>::to_vec).collect();
-        Ok(Some(Frame {
+        Ok(Some(PlannedDir {
             name,
             fd: keep_open.then_some(fd),
             children: plan.children,
@@ -696,7 +696,7 @@ fn examine(dir: &Arc<OwnedFd>, base: CString, name: Vec<u8>) -> Step {
             }
         }
     };
-    let mut entry = Entry {
+    let mut entry = Object {
         name,
         // Examined completely here: the archiver has nothing to open.
         location: None,
@@ -733,7 +733,7 @@ fn examine(dir: &Arc<OwnedFd>, base: CString, name: Vec<u8>) -> Step {
         },
         _ => {}
     }
-    Step::Entry(entry)
+    Step::Object(entry)
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::dumpdir::{Code, Entry};
-use super::index::{self, Entry as IndexEntry, Index, IndexBuilder};
+use super::index::{self, Index, IndexBuilder, IndexEntry};
 
 /// The snapshot format this module reads and writes.
 pub const FORMAT_VERSION: u32 = 2;
