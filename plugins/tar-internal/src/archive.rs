@@ -21,7 +21,7 @@ use std::sync::mpsc::Receiver;
 
 use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
 
-use crate::header::{encode_header_with, Kind, Member, Mtime, BLOCK, RECORD};
+use crate::header::{encode_header, Kind, Member, Mtime, BLOCK, RECORD};
 use crate::output::TarOutput;
 use crate::sys::{self, open_regular, split_dev, FileType, Opened, Owners, Stat};
 use crate::walk::{Object, Step};
@@ -33,6 +33,7 @@ pub struct ArchiveError {
 }
 
 impl ArchiveError {
+    #[cfg(test)]
     pub fn io_error(&self) -> &io::Error {
         &self.error
     }
@@ -189,7 +190,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
             gname,
             mtime: mtime_of(metadata),
         };
-        encode_header_with(&member, extra, &mut self.header);
+        encode_header(&member, extra, &mut self.header);
         self.out.put(&self.header)?;
         self.written += self.header.len() as u64;
         Ok(())
@@ -430,7 +431,36 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::output::WriteOutput;
+
+    /// A [`TarOutput`] over any writer, through a buffer of its own.
+    pub struct WriteOutput<W: Write> {
+        inner: W,
+        window: Vec<u8>,
+    }
+
+    impl<W: Write> WriteOutput<W> {
+        pub fn new(inner: W) -> Self {
+            WriteOutput {
+                inner,
+                window: vec![0; 128 * 1024],
+            }
+        }
+    }
+
+    impl<W: Write> TarOutput for WriteOutput<W> {
+        fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.inner.write_all(bytes)
+        }
+
+        fn window(&mut self, max: usize) -> io::Result<&mut [u8]> {
+            let len = self.window.len().min(max.max(1));
+            Ok(&mut self.window[..len])
+        }
+
+        fn commit(&mut self, n: usize) -> io::Result<()> {
+            self.inner.write_all(&self.window[..n])
+        }
+    }
 
     struct Full;
     impl Write for Full {

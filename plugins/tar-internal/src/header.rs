@@ -128,20 +128,17 @@ fn ustar_header(path: &[u8]) -> (tar::Header, bool) {
 /// The blocks that precede the member's content: an optional pax extended header with its
 /// records, then the ustar header. The content itself (for regular files) follows, padded
 /// to a whole block.
+#[cfg(test)]
 pub fn header_blocks(member: &Member<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_header(member, &mut out);
+    encode_header(member, &[], &mut out);
     out
 }
 
-/// [`header_blocks`] into `out` (cleared first), so a buffer can serve every member.
-pub fn encode_header(member: &Member<'_>, out: &mut Vec<u8>) {
-    encode_header_with(member, &[], out);
-}
-
-/// [`encode_header`] with further pax records after the standard ones (GNU tar's
-/// `GNU.dumpdir` of incremental archives); any makes an extended header.
-pub fn encode_header_with(member: &Member<'_>, extra: &[(&str, &[u8])], out: &mut Vec<u8>) {
+/// [`header_blocks`] into `out` (cleared first), so a buffer can serve every member, with
+/// further pax records after the standard ones in `extra` (GNU tar's `GNU.dumpdir` of
+/// incremental archives); any makes an extended header.
+pub fn encode_header(member: &Member<'_>, extra: &[(&str, &[u8])], out: &mut Vec<u8>) {
     out.clear();
     let path: Cow<'_, [u8]> = if member.kind == Kind::Directory {
         Cow::Owned([member.name, b"/"].concat())

@@ -203,40 +203,6 @@ pub trait TarOutput {
     fn commit(&mut self, n: usize) -> io::Result<()>;
 }
 
-/// A [`TarOutput`] over any writer, through a buffer of its own.
-pub struct WriteOutput<W: Write> {
-    inner: W,
-    window: Vec<u8>,
-}
-
-impl<W: Write> WriteOutput<W> {
-    pub fn new(inner: W) -> Self {
-        WriteOutput {
-            inner,
-            window: vec![0; 128 * 1024],
-        }
-    }
-
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-}
-
-impl<W: Write> TarOutput for WriteOutput<W> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.inner.write_all(bytes)
-    }
-
-    fn window(&mut self, max: usize) -> io::Result<&mut [u8]> {
-        let len = self.window.len().min(max.max(1));
-        Ok(&mut self.window[..len])
-    }
-
-    fn commit(&mut self, n: usize) -> io::Result<()> {
-        self.inner.write_all(&self.window[..n])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

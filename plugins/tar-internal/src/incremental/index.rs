@@ -253,15 +253,12 @@ impl Index {
     }
 
     /// Number of entries.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         match self {
             Index::Memory(entries) => entries.len() as u64,
             Index::Disk { len, .. } => *len,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether the entries are in a file (for tests and diagnostics).

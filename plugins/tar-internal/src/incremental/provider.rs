@@ -33,7 +33,7 @@
 //! Device numbers: a directory is recognised between levels by name, device and inode. On
 //! file systems whose device number changes from one mount to the next (some network, FUSE
 //! and removable file systems, LVM snapshots) every directory would look replaced and each
-//! level would store everything; setting the environment variable [`NO_CHECK_DEVICE_VAR`]
+//! level would store everything; setting the environment variable [`NO_CHECK_DEVICE_VAR`](aa_abi::snapshots::NO_CHECK_DEVICE_VAR)
 //! (`AA_NO_CHECK_DEVICE=1`) compares name and inode only, like GNU tar's
 //! `--no-check-device`. It must be set for every level of such a chain; TarExternal honours
 //! it too.
@@ -78,10 +78,7 @@ use crate::pipeline::Stream;
 use crate::sys::{self, open_regular, FileType, Opened, Stat};
 use crate::walk::{normalise_path, Object, Step, MAX_OPEN_DEPTH};
 
-/// The variable that turns off the device check (see [`aa_abi::snapshots::NO_CHECK_DEVICE_VAR`]).
-pub use aa_abi::snapshots::NO_CHECK_DEVICE_VAR;
-
-/// The detection options [`NO_CHECK_DEVICE_VAR`] selects.
+/// The detection options [`NO_CHECK_DEVICE_VAR`](aa_abi::snapshots::NO_CHECK_DEVICE_VAR) selects.
 pub fn options_from_env() -> Result<Options, ProviderError> {
     Ok(Options {
         check_device: aa_abi::snapshots::check_device_from_env()?,
@@ -285,15 +282,20 @@ impl<'a, W: io::Write> Scan<'a, W> {
         events: &'a dyn BackupEvents,
     ) -> Self {
         let bytes = |p: PathBuf| p.into_os_string().into_encoded_bytes();
-        let includes: HashSet<Vec<u8>> =
-            definition.includes().map(|p| bytes(normalise_path(p))).collect();
+        let includes: HashSet<Vec<u8>> = definition
+            .includes()
+            .map(|p| bytes(normalise_path(p)))
+            .collect();
         Scan {
             root,
             planner,
             writer,
             working_path,
             events,
-            excludes: definition.excludes().map(|p| bytes(normalise_path(p))).collect(),
+            excludes: definition
+                .excludes()
+                .map(|p| bytes(normalise_path(p)))
+                .collect(),
             own: OwnBackups::new(definition),
             includes: if includes.len() > 1 {
                 includes
