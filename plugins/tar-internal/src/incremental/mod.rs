@@ -47,8 +47,11 @@ pub mod detect;
 pub mod dumpdir;
 pub mod index;
 pub mod provider;
+mod scan;
 #[allow(dead_code)]
 pub mod snapshot;
+mod store;
+mod support;
 
 #[cfg(test)]
 mod gnu_tests;
