@@ -8,7 +8,7 @@
 //! so names that are not UTF-8 survive. GNU long-name (`L`/`K`) and base-256 numeric
 //! extensions are never used, so any POSIX reader can extract the archive.
 //!
-//! [`header_blocks`] builds these blocks from a [`Member`] without any I/O, so the format is
+//! [`encode_header`] builds these blocks from a [`Member`] without any I/O, so the format is
 //! unit-testable; the PAX records themselves are encoded in [`crate::pax`], and
 //! [`crate::archive`] does the file system side.
 
@@ -125,9 +125,7 @@ fn ustar_header(path: &[u8]) -> (tar::Header, bool) {
     (header, fits)
 }
 
-/// The blocks that precede the member's content: an optional pax extended header with its
-/// records, then the ustar header. The content itself (for regular files) follows, padded
-/// to a whole block.
+/// [`encode_header`] into a new buffer, without extra records (for the tests).
 #[cfg(test)]
 pub fn header_blocks(member: &Member<'_>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -135,9 +133,11 @@ pub fn header_blocks(member: &Member<'_>) -> Vec<u8> {
     out
 }
 
-/// [`header_blocks`] into `out` (cleared first), so a buffer can serve every member, with
-/// further pax records after the standard ones in `extra` (GNU tar's `GNU.dumpdir` of
-/// incremental archives); any makes an extended header.
+/// Encodes into `out` (cleared first, so one buffer serves every member) the blocks that
+/// precede the member's content: an optional pax extended header with its records, then the
+/// ustar header. The content itself (for regular files) follows, padded to a whole block.
+/// `extra` are pax records after the standard ones (GNU tar's `GNU.dumpdir` of incremental
+/// archives); any makes an extended header.
 pub fn encode_header(member: &Member<'_>, extra: &[(&str, &[u8])], out: &mut Vec<u8>) {
     out.clear();
     let path: Cow<'_, [u8]> = if member.kind == Kind::Directory {

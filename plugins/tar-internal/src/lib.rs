@@ -7,27 +7,38 @@
 //! walk (own thread) -> read + tar (calling thread) -> compress (all cores) -> write
 //! ```
 //!
-//! [`walk`] decides which objects are stored and in which order (include/exclude semantics
-//! are documented there) and examines them ahead of the archiver; [`archive`] opens and reads
-//! them and encodes the tar members (format details there), on the calling thread so that
-//! the backup events are raised there, in member order; [`compress`] holds the codecs (strength
-//! table there) and [`pipeline`] the threads that run them and write the file, with bounded
-//! memory. This module ties them to the plugin ABI and to [`OutputFile`], which keeps the
-//! previous backup until the new one is complete. Another source of entries (an incremental
-//! walk, say) only has to produce [`walk::Step`]s.
+//! One module per concern, each depending only on those below it:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `backup` | one backup file from creation to commit, for full and incremental backups |
+//! | `incremental` | GNU tar's `--listed-incremental`: snapshots, dumpdirs, the two passes |
+//! | `walk` | which objects are stored, in which order (include/exclude rules), ahead |
+//! | `archive` | `Archiver`: each object's metadata and content as tar members, with events |
+//! | `header`, `pax` | the tar format alone, no I/O: ustar headers, PAX extended records |
+//! | `pipeline` | the threads between the tar stream and the backup file |
+//! | `compress` | the codecs, and how the compression strength maps onto them |
+//! | `output` | where the tar stream goes (`TarOutput`), the backup file (`O_DIRECT`) |
+//! | `sys` | the system calls of walk and archiver (rustix), file opening, owner names |
+//!
+//! This module ties them to the plugin ABI; the backup file is an [`OutputFile`](aa_abi::naming::OutputFile), which keeps
+//! the previous backup until the new one is complete. Another source of entries (an
+//! incremental level, say) only has to produce `walk::Step`s.
+//!
+//! The public surface is the plugin and the few items the integration tests read archives
+//! and snapshots with; every module is private, so the compiler reports dead code.
 //!
 //! Errors about single source objects (unreadable, vanished, changed while read, sockets)
 //! are reported through the backup events and the backup goes on; anything that prevents a
 //! complete archive (root missing, destination not writable, disk full) fails the backup,
 //! and the partial output is removed.
 //!
-//! Incremental backups ([`incremental`]) are GNU tar's `--listed-incremental` ones, made
+//! Incremental backups (`incremental`) are GNU tar's `--listed-incremental` ones, made
 //! without GNU tar: the same snapshot files, in the same place as the `TarExternal`
 //! provider keeps them ([`aa_abi::snapshots`]), and archives GNU tar restores level by level,
 //! so a chain can switch between the two providers in either direction. The environment
 //! variable `AA_NO_CHECK_DEVICE=1` is the equivalent of GNU tar's `--no-check-device`, for
-//! file systems whose device numbers change between mounts (see
-//! [`incremental::provider`]).
+//! file systems whose device numbers change between mounts (see `incremental::provider`).
 
 mod archive;
 mod backup;

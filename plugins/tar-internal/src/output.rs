@@ -1,4 +1,6 @@
-//! The backup file, written sequentially and made durable cheaply.
+//! Where the tar stream goes: [`TarOutput`], which the archiver writes through (the
+//! pipeline's chunks implement it, `crate::pipeline::Stream`), and [`Output`], the backup
+//! file at the end of the pipeline, written sequentially and made durable cheaply.
 //!
 //! A backup is flushed to disk before it replaces the previous one ([`OutputFile`]'s commit).
 //! Through the page cache that costs twice: the data is copied into the cache, then the final

@@ -1,4 +1,6 @@
-//! Which file system objects go into the backup, and in what order.
+//! Which file system objects go into the backup, and in what order: the walk yields
+//! [`Step`]s, each an [`Object`] to store (examined, a regular file already open) or a
+//! failure to examine one, which the archiver turns into members or events.
 //!
 //! Includes and excludes are paths relative to the backup root, already wildcard-expanded by
 //! the host. A leading `./` and a trailing `/` are not significant and are removed; `.` alone

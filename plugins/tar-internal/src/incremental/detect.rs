@@ -27,7 +27,7 @@
 //!
 //! 1. Take `dump_time = Timestamp::dump_start()`, open the previous level with [`Snapshot::read`]
 //!    (or [`Snapshot::empty`] for level 0), make a [`Planner`], and open a
-//!    [`super::SnapshotWriter`] on a temporary file next to the new snapshot. Walk the
+//!    [`super::snapshot::SnapshotWriter`] on a temporary file next to the new snapshot. Walk the
 //!    directories depth first; for each, list it (`lstat` every entry, mark excludes), call
 //!    `plan_directory`, write `plan.record` at once, and descend into
 //!    [`DirPlan::subdirectories`] (with `Some(plan.children)` as their parent). Memory: one

@@ -1,4 +1,4 @@
-//! The lookup tables of a previous snapshot ([`super::Snapshot`]) in bounded memory.
+//! The lookup tables of a previous snapshot ([`super::snapshot::Snapshot`]) in bounded memory.
 //!
 //! A level looks up every directory it walks in the previous level's snapshot, by name and,
 //! for renames, by device and inode. GNU tar keeps the whole snapshot in a hash table (about

@@ -6,7 +6,7 @@
 //! the tree. So this module reproduces three things GNU tar 1.34 does, each in its own file:
 //!
 //! * [`snapshot`]: the snapshot file, format 2 (the only one GNU tar writes since 1.16): how it
-//!   is laid out, a streaming reader and writer, and [`Snapshot`], the previous level's file
+//!   is laid out, a streaming reader and writer, and [`snapshot::Snapshot`], the previous level's file
 //!   indexed for lookups by directory name and by device and inode.
 //! * [`dumpdir`]: the per-directory listing ("dumpdir") that GNU tar stores in the archive with
 //!   each directory (a `D` member in the GNU format, the `GNU.dumpdir` pax record in the POSIX
@@ -15,9 +15,12 @@
 //! * [`detect`]: which files to dump and what each directory's new snapshot record and dumpdir
 //!   are, decided as GNU tar decides them: [`Planner`].
 //!
-//! These three are pure or over `Read`/`Write`; [`provider`] does the walking and the
-//! archive writing in two passes (described there and in [`detect`]), keeps the snapshot files
-//! in the layout shared with `TarExternal` and reads `AA_NO_CHECK_DEVICE`.
+//! These three are pure or over `Read`/`Write` ([`index`] keeps the previous snapshot's
+//! lookup tables in bounded memory). [`provider`] runs a level: it keeps the snapshot files in
+//! the layout shared with `TarExternal`, reads `AA_NO_CHECK_DEVICE`, and makes the level in
+//! two passes (described there and in [`detect`]): `scan`, the directory walk that plans every
+//! directory and writes the new snapshot, then `store`, which writes the archive through the
+//! full backup's `crate::backup`; `support` holds the name conversions both passes share.
 //!
 //! What GNU tar 1.34 does, established from its manual and by experiment (`tar
 //! --listed-incremental` on trees with renames, deletions and type changes, and on

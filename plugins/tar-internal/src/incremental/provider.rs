@@ -13,11 +13,13 @@
 //!
 //! 1. The dump time is taken, then the tree is walked depth first, directories only: each
 //!    directory is listed (`lstat` of every entry but subdirectories), [`Planner`] decides
-//!    its dumpdir, and the resulting record is appended to the working snapshot at once.
+//!    its dumpdir, and the resulting record is appended to the working snapshot at once
+//!    ([`super::scan`]).
 //! 2. The working snapshot is read back: first every directory becomes a member carrying its
 //!    dumpdir as the `GNU.dumpdir` pax record (the renames on the first), then the files
 //!    marked `Y` are examined (on a thread of their own, ahead of the archiver) and stored
-//!    through the same pipeline as a full backup.
+//!    through the same pipeline, and the same closing sequence, as a full backup
+//!    ([`super::store`], `crate::backup`).
 //!
 //! Member names are GNU tar's, which a chain needs to continue across providers: an include
 //! `data` gives `data`, `data/sub`, ...; an include of the root itself (`.`) gives a member
