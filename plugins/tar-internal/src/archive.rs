@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 
 use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
+use rustix::io::Errno;
 
 use crate::header::{encode_header, Kind, Member, Mtime, BLOCK, RECORD};
 use crate::output::TarOutput;
@@ -66,7 +67,7 @@ pub fn report_os_error(
     name: &Path,
     error: &io::Error,
 ) {
-    if error.raw_os_error() == Some(libc::EACCES) {
+    if error.raw_os_error() == Some(Errno::ACCESS.raw_os_error()) {
         events.backup_operation_error(
             operation,
             BackupOperationError::PermissionDenied,
@@ -223,12 +224,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
             (_, Some(stat)) if !stat.is_file() => self.add_other(&entry, stat),
             // A regular file not opened yet, or an object not examined yet.
             (_, stat) => match entry.location.as_ref().map_or_else(
-                || {
-                    Opened::Failed(
-                        BackupSubOperation::Open,
-                        io::Error::from_raw_os_error(libc::ENOENT),
-                    )
-                },
+                || Opened::Failed(BackupSubOperation::Open, io::Error::from(Errno::NOENT)),
                 |(dir, base)| open_regular(dir, base, stat.as_ref()),
             ) {
                 Opened::File(file, stat) => self.add_regular(&entry.name, file, stat),

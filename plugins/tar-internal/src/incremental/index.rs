@@ -160,7 +160,7 @@ fn temporary_file(dir: &Path) -> io::Result<File> {
     let unnamed = OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_TMPFILE)
+        .custom_flags(rustix::fs::OFlags::TMPFILE.bits() as i32)
         .mode(0o600)
         .open(dir);
     if let Ok(file) = unnamed {
