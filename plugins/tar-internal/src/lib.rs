@@ -7,52 +7,68 @@
 //! walk (own thread) -> read + tar (calling thread) -> compress (all cores) -> write
 //! ```
 //!
-//! [`walk`] decides which objects are stored and in which order (include/exclude semantics
-//! are documented there) and examines them ahead of the archiver; [`archive`] opens and reads
-//! them and encodes the tar members (format details there), on the calling thread so that
-//! the backup events are raised there, in member order; [`compress`] holds the codecs (strength
-//! table there) and [`pipeline`] the threads that run them and write the file, with bounded
-//! memory. This module ties them to the plugin ABI and to [`OutputFile`], which keeps the
-//! previous backup until the new one is complete. Another source of entries (an incremental
-//! walk, say) only has to produce [`walk::Step`]s.
+//! One module per concern, each depending only on those below it:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `backup` | one backup file from creation to commit, for full and incremental backups |
+//! | `incremental` | GNU tar's `--listed-incremental`: snapshots, dumpdirs, the two passes |
+//! | `walk` | which objects are stored, in which order (include/exclude rules), ahead |
+//! | `archive` | `Archiver`: each object's metadata and content as tar members, with events |
+//! | `header`, `pax` | the tar format alone, no I/O: ustar headers, PAX extended records |
+//! | `pipeline` | the threads between the tar stream and the backup file |
+//! | `compress` | the codecs, and how the compression strength maps onto them |
+//! | `output` | where the tar stream goes (`TarOutput`), the backup file (`O_DIRECT`) |
+//! | `sys` | the system calls of walk and archiver (rustix), file opening, owner names |
+//!
+//! This module ties them to the plugin ABI; the backup file is an [`OutputFile`](aa_abi::naming::OutputFile), which keeps
+//! the previous backup until the new one is complete. Another source of entries (an
+//! incremental level, say) only has to produce `walk::Step`s.
+//!
+//! The public surface is the plugin and the few items the integration tests read archives
+//! and snapshots with; every module is private, so the compiler reports dead code.
 //!
 //! Errors about single source objects (unreadable, vanished, changed while read, sockets)
 //! are reported through the backup events and the backup goes on; anything that prevents a
 //! complete archive (root missing, destination not writable, disk full) fails the backup,
 //! and the partial output is removed.
 //!
-//! Incremental backups ([`incremental`]) are GNU tar's `--listed-incremental` ones, made
+//! Incremental backups (`incremental`) are GNU tar's `--listed-incremental` ones, made
 //! without GNU tar: the same snapshot files, in the same place as the `TarExternal`
-//! provider keeps them ([`aa_provider_kit::Snapshots`]), and archives GNU tar restores level by level,
+//! provider keeps them ([`Snapshots`](aa_provider_kit::Snapshots)), and archives GNU tar restores level by level,
 //! so a chain can switch between the two providers in either direction. The environment
 //! variable `AA_NO_CHECK_DEVICE=1` is the equivalent of GNU tar's `--no-check-device`, for
-//! file systems whose device numbers change between mounts (see
-//! [`incremental::provider`]).
+//! file systems whose device numbers change between mounts (see `incremental::provider`).
 
-pub mod archive;
-pub mod compress;
-pub mod incremental;
-pub mod output;
-pub mod pipeline;
-pub mod sys;
-pub mod walk;
+mod archive;
+mod backup;
+mod compress;
+mod header;
+mod incremental;
+mod output;
+mod pax;
+mod pipeline;
+mod sys;
+mod walk;
+
+// The public surface: the plugin, and what the integration tests check against. Everything
+// else is private, so the compiler reports what nothing uses.
+pub use crate::incremental::{Code, DirRecord, SnapshotReader};
+pub use crate::walk::MAX_OPEN_DEPTH;
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use aa_abi::naming::OutputFile;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
-    ArchiverFeature, BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation,
-    BackupType, ProviderError, ProviderIdentification,
+    ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
+    ProviderIdentification,
 };
-use aa_provider_kit::{backup_root, fatal, OwnBackups, Snapshots};
+use aa_provider_kit::{backup_root, OwnBackups, Snapshots};
 
-use crate::archive::{ArchiveError, Archiver, TarOutput};
+use crate::backup::StoreError;
 use crate::compress::Codec;
-use crate::pipeline::Settings;
-use crate::walk::{Step, Walker};
+use crate::walk::Walker;
 
 /// The provider id the host selects this plugin by.
 pub const PROVIDER_ID: &str = "TarInternal";
@@ -105,6 +121,9 @@ impl TarInternalProvider {
     }
 }
 
+/// A fatal I/O error on a path, with the OS text (e.g. "No space left on device").
+pub(crate) use aa_provider_kit::fatal;
+
 impl ArchiverProvider for TarInternalProvider {
     fn backup_files(
         &self,
@@ -122,43 +141,26 @@ impl ArchiverProvider for TarInternalProvider {
             .map_err(|e| fatal(root, &e))?
             .leaving_out(root, OwnBackups::new(definition));
 
-        let mut output = OutputFile::new(backup_path(definition, None, None)?, overwrite_at_start);
-        let final_path = output.final_path().to_path_buf();
-        let write_failed = |e: &io::Error| fatal(&final_path, e);
-
-        let file = output.create().map_err(|e| write_failed(&e))?;
-        let own_file = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-        let (stream, pipeline) =
-            pipeline::start(codec, file, Settings::default()).map_err(|e| write_failed(&e))?;
-        let (steps, walk_thread) = walk::spawn(walker).map_err(|e| write_failed(&e))?;
-
-        let mut archiver = Archiver::new(stream, events, own_file);
-        let mut stored = store_all(&mut archiver, steps).map_err(ArchiveError::into_io_error);
-        // The walk thread stops once its channel is gone (dropped by `store_all`). If it
-        // died, the archive would silently miss the rest of the tree.
-        if walk_thread.join().is_err() && stored.is_ok() {
-            stored = Err(io::Error::other("the directory walk failed unexpectedly"));
-        }
-        let stored = stored.and_then(|()| archiver.finish().map_err(ArchiveError::into_io_error));
-        let some_files_changed = archiver.some_files_changed();
-        let stream = archiver.into_output();
-        match stored {
-            Ok(()) => pipeline.finish(stream).map_err(|e| write_failed(&e))?,
-            Err(error) => return Err(write_failed(&pipeline.abort(stream, error))),
-        }
-        // `output` is dropped without commit on every early return above, which removes
-        // the partial file.
-        let path = output.commit().map_err(|e| write_failed(&e))?;
-
-        if some_files_changed {
-            events.backup_operation_error(
-                BackupSubOperation::Finish,
-                BackupOperationError::SomeFilesChanged,
-                None,
-                None,
-            );
-        }
-        Ok(path)
+        backup::write_backup(
+            backup_path(definition, None, None)?,
+            overwrite_at_start,
+            codec,
+            events,
+            |archiver| {
+                let (steps, walk_thread) = walk::spawn(walker).map_err(StoreError::Archive)?;
+                let stored = archiver.store_steps(steps);
+                // The walk thread stops once its channel is gone (dropped by `store_steps`).
+                // If it died, the archive would silently miss the rest of the tree.
+                if walk_thread.join().is_err() && stored.is_ok() {
+                    return Err(StoreError::Archive(io::Error::other(
+                        "the directory walk failed unexpectedly",
+                    )));
+                }
+                stored?;
+                Ok(archiver.finish()?)
+            },
+            || Ok(()),
+        )
     }
 
     fn backup_files_incrementally(
@@ -180,25 +182,4 @@ impl ArchiverProvider for TarInternalProvider {
     }
 
     aa_provider_kit::snapshot_state_methods!(|self| self.snapshots());
-}
-
-/// Stores every walked object; on a write failure, returns the error with the output.
-pub(crate) fn store_all<O: TarOutput>(
-    archiver: &mut Archiver<'_, O>,
-    steps: std::sync::mpsc::Receiver<Vec<Step>>,
-) -> Result<(), ArchiveError> {
-    for batch in steps {
-        for step in batch {
-            match step {
-                Step::Entry(entry) => archiver.add(entry)?,
-                Step::Error {
-                    operation,
-                    name,
-                    error,
-                } => archiver.report(operation, &name, &error),
-                Step::Changed { name } => archiver.file_changed(&name),
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,4 +1,6 @@
-//! The backup file, written sequentially and made durable cheaply.
+//! Where the tar stream goes: [`TarOutput`], which the archiver writes through (the
+//! pipeline's chunks implement it, `crate::pipeline::Stream`), and [`Output`], the backup
+//! file at the end of the pipeline, written sequentially and made durable cheaply.
 //!
 //! A backup is flushed to disk before it replaces the previous one ([`OutputFile`]'s commit).
 //! Through the page cache that costs twice: the data is copied into the cache, then the final
@@ -19,6 +21,9 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+
+use rustix::fs::OFlags;
+use rustix::io::Errno;
 
 /// Alignment of direct writes (buffer address, length and file offset): the largest logical
 /// block size of common devices.
@@ -68,21 +73,9 @@ impl Staging {
 }
 
 fn set_direct(file: &File, on: bool) -> io::Result<()> {
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on an open descriptor with integer arguments only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let flags = if on {
-        flags | libc::O_DIRECT
-    } else {
-        flags & !libc::O_DIRECT
-    };
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let mut flags = rustix::fs::fcntl_getfl(file)?;
+    flags.set(OFlags::DIRECT, on);
+    rustix::fs::fcntl_setfl(file, flags)?;
     Ok(())
 }
 
@@ -116,7 +109,7 @@ impl Output {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break e,
+                Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => break e,
                 Err(e) => return Err(e),
             }
         };
@@ -141,6 +134,7 @@ impl Output {
         self.file.write_all(data)?;
         self.written += data.len() as u64;
         if self.written - self.started >= WRITEBACK_STEP {
+            // Raw libc: rustix has no `sync_file_range`.
             // SAFETY: a plain system call on an open descriptor. It only starts the write-out
             // of dirty pages and is advisory: a file system without it is no worse off.
             unsafe {
@@ -198,6 +192,17 @@ impl Write for Output {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Where the tar stream goes.
+pub trait TarOutput {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Room at the end of the stream to read content into: between 1 and `max` bytes.
+    /// Nothing is appended until [`commit`](TarOutput::commit).
+    fn window(&mut self, max: usize) -> io::Result<&mut [u8]>;
+    /// Appends the first `n` bytes of the last window.
+    fn commit(&mut self, n: usize) -> io::Result<()>;
 }
 
 #[cfg(test)]

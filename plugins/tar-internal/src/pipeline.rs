@@ -31,12 +31,11 @@ use std::thread::JoinHandle;
 
 use flate2::Crc;
 
-use crate::archive::TarOutput;
 use crate::compress::{
     bzip2_chunk, gzip_trailer, Codec, GzipChunks, PlainEncoder, StreamEncoder, XzEncoder,
     ZstdEncoder, BZIP2_CHUNK, GZIP_DICTIONARY, GZIP_HEADER, GZIP_LAST_BLOCK,
 };
-use crate::output::Output;
+use crate::output::{Output, TarOutput};
 
 /// Chunk size of the codecs without a natural one: large enough that per-chunk costs (a
 /// channel hand-off, a sync flush) vanish, small enough that all threads are kept busy.

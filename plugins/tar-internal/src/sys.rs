@@ -1,17 +1,30 @@
-//! The few system calls the archiver makes per file, without the allocations and extra
-//! calls of `std::fs`.
+//! The system side of the archiver: the few calls it makes per file, without the
+//! allocations and extra calls of `std::fs`, opening the files to store, and the owner
+//! names of their headers.
 //!
-//! Everything is addressed relative to an open directory (`openat`, `fstatat`, `readlinkat`),
-//! so the kernel resolves one name per call instead of the whole path from the root, and a
-//! directory is listed with raw `getdents64`, whose entry types let the walk skip `lstat` for
+//! Everything is addressed relative to an open directory (`openat`, `fstatat`, `readlinkat`,
+//! through rustix's safe wrappers, which are the bare system calls), so the kernel resolves
+//! one name per call instead of the whole path from the root, and a directory is listed with
+//! `getdents64` ([`rustix::fs::RawDir`]), whose entry types let the walk skip `lstat` for
 //! regular files (the reader's `fstat` after `open` gives their metadata anyway).
 //!
 //! A path longer than the kernel takes at once (`PATH_MAX`, 4096 bytes) is resolved piece by
 //! piece ([`resolve`]), so no depth of the tree is out of reach.
+//!
+//! Owner names ([`Owners`]) are looked up once per id with `getpwuid_r`/`getgrgid_r`, the one
+//! place left on raw `libc`: rustix has no user database, and the crates that have one
+//! (`uzers`, `nix`) wrap the same two calls while copying every field of the entry, for a
+//! name we look up once per id anyway.
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use aa_abi::BackupSubOperation;
+use rustix::fs::{AtFlags, Mode, OFlags, RawDir};
+use rustix::io::Errno;
 
 /// What the archiver needs of `struct stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +43,7 @@ pub struct Stat {
     pub rdev: u64,
 }
 
-/// The type bits of a mode.
+/// The type of a file system object, from its mode or its directory entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileType {
     Regular,
@@ -40,13 +53,30 @@ pub enum FileType {
     CharDevice,
     BlockDevice,
     Socket,
+    /// Not reported by the directory listing (or not a type we know).
     Unknown,
+}
+
+impl From<rustix::fs::FileType> for FileType {
+    fn from(file_type: rustix::fs::FileType) -> FileType {
+        use rustix::fs::FileType as F;
+        match file_type {
+            F::RegularFile => FileType::Regular,
+            F::Directory => FileType::Directory,
+            F::Symlink => FileType::Symlink,
+            F::Fifo => FileType::Fifo,
+            F::CharacterDevice => FileType::CharDevice,
+            F::BlockDevice => FileType::BlockDevice,
+            F::Socket => FileType::Socket,
+            F::Unknown => FileType::Unknown,
+        }
+    }
 }
 
 impl Stat {
     // The field types of `struct stat` differ between targets; all fit these widths.
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-    fn from_raw(st: &libc::stat) -> Stat {
+    fn from_raw(st: &rustix::fs::Stat) -> Stat {
         Stat {
             mode: st.st_mode as u32,
             uid: st.st_uid as u32,
@@ -64,16 +94,7 @@ impl Stat {
     }
 
     pub fn file_type(&self) -> FileType {
-        match self.mode & libc::S_IFMT {
-            libc::S_IFREG => FileType::Regular,
-            libc::S_IFDIR => FileType::Directory,
-            libc::S_IFLNK => FileType::Symlink,
-            libc::S_IFIFO => FileType::Fifo,
-            libc::S_IFCHR => FileType::CharDevice,
-            libc::S_IFBLK => FileType::BlockDevice,
-            libc::S_IFSOCK => FileType::Socket,
-            _ => FileType::Unknown,
-        }
+        rustix::fs::FileType::from_raw_mode(self.mode as rustix::fs::RawMode).into()
     }
 
     pub fn is_dir(&self) -> bool {
@@ -101,34 +122,29 @@ impl Stat {
     }
 }
 
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
 /// Retries `f` while it fails with `EINTR`.
-fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+            Err(Errno::INTR) => continue,
+            other => return other.map_err(io::Error::from),
         }
     }
 }
 
+/// `EINVAL`, for a name with a NUL inside, which no system call can take.
+pub fn invalid_name_error() -> io::Error {
+    Errno::INVAL.into()
+}
+
+/// A name for the `*at` calls; a name with a NUL inside is [`invalid_name_error`].
+pub fn c_name(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| invalid_name_error())
+}
+
 /// `openat(dir, name, flags | O_CLOEXEC)`.
-pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    retry(|| {
-        // SAFETY: `name` is NUL-terminated; the result is a new descriptor we own.
-        let fd = check(unsafe {
-            libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC)
-        })?;
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    })
+pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags) -> io::Result<OwnedFd> {
+    retry(|| rustix::fs::openat(dir, name, flags | OFlags::CLOEXEC, Mode::empty()))
 }
 
 /// Opens a directory for listing, without following a final symbolic link.
@@ -136,7 +152,7 @@ pub fn open_dir(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     openat(
         dir,
         name,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
     )
 }
 
@@ -150,7 +166,6 @@ const PATH_PIECE: usize = 2048;
 /// the way are followed as the kernel follows them in a whole path, so the result is the
 /// same. At most one descriptor is held at a time.
 pub fn resolve(dir: BorrowedFd<'_>, path: &[u8]) -> io::Result<(Option<OwnedFd>, CString)> {
-    let invalid = || io::Error::from_raw_os_error(libc::EINVAL);
     let mut at: Option<OwnedFd> = None;
     let mut rest = path;
     while rest.len() >= PATH_PIECE {
@@ -158,15 +173,15 @@ pub fn resolve(dir: BorrowedFd<'_>, path: &[u8]) -> io::Result<(Option<OwnedFd>,
             .iter()
             .rposition(|&b| b == b'/')
             .filter(|&cut| cut > 0)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
-        let head = CString::new(&rest[..cut]).map_err(|_| invalid())?;
+            .ok_or_else(|| io::Error::from(Errno::NAMETOOLONG))?;
+        let head = c_name(&rest[..cut])?;
         let base = at.as_ref().map_or(dir, |fd| fd.as_fd());
-        at = Some(openat(base, &head, libc::O_PATH | libc::O_DIRECTORY)?);
+        at = Some(openat(base, &head, OFlags::PATH | OFlags::DIRECTORY)?);
         rest = &rest[cut..];
         rest = &rest[rest.iter().take_while(|&&b| b == b'/').count()..];
     }
     let tail = if rest.is_empty() { &b"."[..] } else { rest };
-    Ok((at, CString::new(tail).map_err(|_| invalid())?))
+    Ok((at, c_name(tail)?))
 }
 
 /// Runs `f` on the directory and name that [`resolve`] gives for `path` in `dir`.
@@ -181,128 +196,185 @@ pub fn at_path<T>(
 
 /// `lstat` of `name` in `dir`.
 pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid pointers; the kernel fills `st` when the call succeeds.
-    check(unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    // SAFETY: fstatat succeeded, so `st` is initialised.
-    Ok(Stat::from_raw(unsafe { st.assume_init_ref() }))
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(Stat::from_raw(&st))
 }
 
 /// `fstat` of an open file.
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid pointers; the kernel fills `st` when the call succeeds.
-    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstat succeeded, so `st` is initialised.
-    Ok(Stat::from_raw(unsafe { st.assume_init_ref() }))
+    Ok(Stat::from_raw(&rustix::fs::fstat(fd)?))
 }
 
 /// The target of symbolic link `name` in `dir`.
 pub fn readlink_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: `buf` holds `buf.len()` writable bytes.
-        let n = unsafe {
-            libc::readlinkat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        if n < buf.len() {
-            buf.truncate(n);
-            return Ok(buf);
-        }
-        // Possibly truncated: try again with more room.
-        buf.resize(buf.len() * 4, 0);
-    }
+    Ok(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes())
 }
 
 /// `read` into `buf`, retried on `EINTR`.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    retry(|| {
-        // SAFETY: `buf` holds `buf.len()` writable bytes.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    })
+    retry(|| rustix::io::read(fd, &mut *buf))
 }
 
-/// `d_type` of an entry whose type the file system did not report.
-pub const DT_UNKNOWN: u8 = libc::DT_UNKNOWN;
-pub const DT_REG: u8 = libc::DT_REG;
+/// The room for one `getdents64` call: the directory entries of one listing come in
+/// batches of this size.
+const LISTING_BUFFER: usize = 32 * 1024;
 
 /// Appends the entries of directory `fd` (without `.` and `..`) to `names` (each name
-/// followed by a NUL) and `(offset, length, d_type)` to `entries`. `buf` is scratch space
+/// followed by a NUL) and `(offset, length, type)` to `entries`. `buf` is scratch space
 /// reused between calls.
 pub fn list_dir(
     fd: BorrowedFd<'_>,
     buf: &mut Vec<u8>,
     names: &mut Vec<u8>,
-    entries: &mut Vec<(u32, u32, u8)>,
+    entries: &mut Vec<(u32, u32, FileType)>,
 ) -> io::Result<()> {
-    if buf.len() < 32 * 1024 {
-        buf.resize(32 * 1024, 0);
-    }
+    buf.clear();
+    buf.reserve(LISTING_BUFFER);
+    let space: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
+    let mut dir = RawDir::new(fd, space);
     loop {
-        let n = retry(|| {
-            // SAFETY: `buf` holds `buf.len()` writable bytes; getdents64 fills whole records.
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    fd.as_raw_fd(),
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                )
-            };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+        let entry = match dir.next() {
+            None => return Ok(()),
+            Some(Err(Errno::INTR)) => continue,
+            Some(Err(error)) => return Err(error.into()),
+            Some(Ok(entry)) => entry,
+        };
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let offset = u32::try_from(names.len()).map_err(|_| {
+            io::Error::new(io::ErrorKind::OutOfMemory, "directory listing too large")
         })?;
-        if n == 0 {
-            return Ok(());
-        }
-        // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
-        let mut at = 0;
-        while at + 19 <= n {
-            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
-            if reclen == 0 || at + reclen > n {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "malformed directory entry",
-                ));
+        names.extend_from_slice(name);
+        names.push(0);
+        entries.push((offset, name.len() as u32, entry.file_type().into()));
+    }
+}
+
+/// Splits a Linux `dev_t` into major and minor numbers.
+pub fn split_dev(dev: u64) -> (u32, u32) {
+    (rustix::fs::major(dev), rustix::fs::minor(dev))
+}
+
+// ---- Opening the files to store ----------------------------------------------------------
+
+/// The outcome of opening a regular file to store.
+pub enum Opened {
+    /// The open file and its metadata (`fstat`).
+    File(OwnedFd, Stat),
+    /// The operation that failed, and why.
+    Failed(BackupSubOperation, io::Error),
+    /// Not the object that was listed any more.
+    Changed,
+}
+
+/// Flags for opening a file to store. O_NOFOLLOW and O_NONBLOCK: if the file was replaced by
+/// a link or a FIFO since it was listed, fail or return at once instead of following or
+/// blocking.
+const OPEN_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY);
+
+/// Opens regular file `base` in `dir` for reading. `listed` is its `lstat`, if one was made:
+/// the opened file must be that object. Without one, the file must still be a regular file.
+pub fn open_regular(dir: &OwnedFd, base: &CStr, listed: Option<&Stat>) -> Opened {
+    let file = match openat(dir.as_fd(), base, OPEN_FLAGS) {
+        Ok(file) => file,
+        Err(error) => {
+            // Without an lstat, tell "cannot look it up" (a directory without search
+            // permission) from "cannot open it".
+            if listed.is_none() {
+                if let Err(stat_error) = lstat_at(dir.as_fd(), base) {
+                    return Opened::Failed(BackupSubOperation::Stat, stat_error);
+                }
             }
-            let d_type = buf[at + 18];
-            let raw = &buf[at + 19..at + reclen];
-            let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
-            at += reclen;
-            if name == b"." || name == b".." {
-                continue;
-            }
-            let offset = u32::try_from(names.len()).map_err(|_| {
-                io::Error::new(io::ErrorKind::OutOfMemory, "directory listing too large")
-            })?;
-            names.extend_from_slice(name);
-            names.push(0);
-            entries.push((offset, name.len() as u32, d_type));
+            return Opened::Failed(BackupSubOperation::Open, error);
         }
+    };
+    let at_open = match fstat(file.as_fd()) {
+        Ok(stat) => stat,
+        Err(error) => return Opened::Failed(BackupSubOperation::Stat, error),
+    };
+    let same = at_open.is_file() && listed.is_none_or(|l| l.identity() == at_open.identity());
+    if same {
+        Opened::File(file, at_open)
+    } else {
+        Opened::Changed
+    }
+}
+
+// ---- Owner names -------------------------------------------------------------------------
+
+/// Looks up a user name; `None` when the user database has none for `uid`.
+fn lookup_user(uid: u32) -> Option<Vec<u8>> {
+    lookup(|buf, len| {
+        // SAFETY: `passwd` is plain old data (integers and pointers), for which all zeros is
+        // a valid value; getpwuid_r overwrites it.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result = std::ptr::null_mut();
+        // SAFETY: `pwd` and `result` are valid out-pointers; `buf` holds `len` writable bytes.
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf, len, &mut result) };
+        let name = (!result.is_null()).then(|| {
+            // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`,
+            // which outlives this copy.
+            unsafe { CStr::from_ptr(pwd.pw_name) }.to_bytes().to_vec()
+        });
+        (rc, name)
+    })
+}
+
+/// Looks up a group name; `None` when the group database has none for `gid`.
+fn lookup_group(gid: u32) -> Option<Vec<u8>> {
+    lookup(|buf, len| {
+        // SAFETY: `group` is plain old data (integers and pointers), for which all zeros is a
+        // valid value; getgrgid_r overwrites it.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result = std::ptr::null_mut();
+        // SAFETY: `grp` and `result` are valid out-pointers; `buf` holds `len` writable bytes.
+        let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf, len, &mut result) };
+        let name = (!result.is_null()).then(|| {
+            // SAFETY: on success `gr_name` points to a NUL-terminated string inside `buf`,
+            // which outlives this copy.
+            unsafe { CStr::from_ptr(grp.gr_name) }.to_bytes().to_vec()
+        });
+        (rc, name)
+    })
+}
+
+/// Runs a reentrant `get*_r` lookup, growing its buffer while it answers `ERANGE`.
+fn lookup(
+    mut call: impl FnMut(*mut libc::c_char, usize) -> (libc::c_int, Option<Vec<u8>>),
+) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let (rc, name) = call(buf.as_mut_ptr().cast(), buf.len());
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        return if rc == 0 { name } else { None };
+    }
+}
+
+/// Owner names by id, looked up once each.
+#[derive(Default)]
+pub struct Owners {
+    users: HashMap<u32, Vec<u8>>,
+    groups: HashMap<u32, Vec<u8>>,
+}
+
+impl Owners {
+    /// The user and group names of `uid` and `gid`; empty when the databases have none.
+    pub fn names(&mut self, uid: u32, gid: u32) -> (&[u8], &[u8]) {
+        self.users
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid).unwrap_or_default());
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| lookup_group(gid).unwrap_or_default());
+        (&self.users[&uid], &self.groups[&gid])
     }
 }
 
@@ -330,7 +402,7 @@ mod tests {
         let st = lstat_at(root.as_fd(), &f).unwrap();
         assert!(st.is_file());
         assert_eq!(st.size, 5);
-        let fd = openat(root.as_fd(), &f, libc::O_RDONLY).unwrap();
+        let fd = openat(root.as_fd(), &f, OFlags::RDONLY).unwrap();
         assert_eq!(fstat(fd.as_fd()).unwrap().identity(), st.identity());
         let mut b = [0u8; 16];
         assert_eq!(read(fd.as_fd(), &mut b).unwrap(), 5);
@@ -340,7 +412,7 @@ mod tests {
             lstat_at(root.as_fd(), &l).unwrap().file_type(),
             FileType::Symlink
         );
-        let e = openat(root.as_fd(), &l, libc::O_RDONLY | libc::O_NOFOLLOW).unwrap_err();
+        let e = openat(root.as_fd(), &l, OFlags::RDONLY | OFlags::NOFOLLOW).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
     }
 

@@ -1,4 +1,6 @@
-//! Which file system objects go into the backup, and in what order.
+//! Which file system objects go into the backup, and in what order: the walk yields
+//! [`Step`]s, each an [`Object`] to store (examined, a regular file already open) or a
+//! failure to examine one, which the archiver turns into members or events.
 //!
 //! Includes and excludes are paths relative to the backup root, already wildcard-expanded by
 //! the host. A leading `./` and a trailing `/` are not significant and are removed; `.` alone
@@ -53,15 +55,14 @@ use std::thread::JoinHandle;
 use aa_abi::BackupSubOperation;
 use aa_provider_kit::OwnBackups;
 
-use crate::archive::{open_regular, Opened};
-use crate::sys::{self, FileType, Stat, DT_REG};
+use crate::sys::{self, c_name, invalid_name_error, open_regular, FileType, Opened, Stat};
 
 /// Directories deeper than this are not kept open while their subdirectories are walked.
 pub const MAX_OPEN_DEPTH: usize = 64;
 
 /// A root-relative include or exclude entry in the form members are matched in
 /// ([`aa_abi::naming::normalise_entry`]); `.` becomes the empty path (the root).
-pub fn normalize(path: &Path) -> PathBuf {
+pub fn normalise_path(path: &Path) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(aa_abi::naming::normalise_entry(
         path.as_os_str().as_bytes(),
     )))
@@ -69,7 +70,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 
 /// An object to store.
 #[derive(Debug)]
-pub struct Entry {
+pub struct Object {
     /// The path relative to the root, as it is stored (without a trailing `/`).
     pub name: PathBuf,
     /// For an object the archiver must open itself: its directory and its name there.
@@ -86,7 +87,7 @@ pub struct Entry {
 /// What the walk produces: an object, or a failure to examine one.
 #[derive(Debug)]
 pub enum Step {
-    Entry(Entry),
+    Object(Object),
     /// `operation` on `name` (relative to the root) failed; the walk goes on without it.
     Error {
         operation: BackupSubOperation,
@@ -100,7 +101,7 @@ pub enum Step {
 }
 
 /// One directory being listed.
-struct Frame {
+struct Listing {
     name: PathBuf,
     /// The open directory; `None` below [`MAX_OPEN_DEPTH`] while a subdirectory is walked.
     dir: Option<Arc<OwnedFd>>,
@@ -108,8 +109,8 @@ struct Frame {
     identity: (u64, u64),
     /// The entry names, each followed by a NUL.
     names: Vec<u8>,
-    /// (offset in `names`, length, `d_type`), sorted by name.
-    entries: Vec<(u32, u32, u8)>,
+    /// (offset in `names`, length, type from the listing), sorted by name.
+    entries: Vec<(u32, u32, FileType)>,
     next: usize,
 }
 
@@ -129,13 +130,9 @@ pub struct Walker {
     reached_includes: HashSet<PathBuf>,
     excludes: HashSet<PathBuf>,
     own: Option<OwnBackups>,
-    stack: Vec<Frame>,
+    stack: Vec<Listing>,
     to_list: Option<Pending>,
     scratch: Vec<u8>,
-}
-
-fn c_name(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 impl Walker {
@@ -146,7 +143,7 @@ impl Walker {
         excludes: impl IntoIterator<Item = &'a Path>,
     ) -> io::Result<Walker> {
         let root_fd = std::fs::File::open(root)?;
-        let mut includes: Vec<PathBuf> = includes.into_iter().map(normalize).collect();
+        let mut includes: Vec<PathBuf> = includes.into_iter().map(normalise_path).collect();
         includes.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
         includes.dedup();
         let include_set = includes.iter().cloned().collect();
@@ -155,7 +152,7 @@ impl Walker {
             includes: includes.into_iter(),
             include_set,
             reached_includes: HashSet::new(),
-            excludes: excludes.into_iter().map(normalize).collect(),
+            excludes: excludes.into_iter().map(normalise_path).collect(),
             own: None,
             stack: Vec::new(),
             to_list: None,
@@ -185,20 +182,20 @@ impl Walker {
     }
 
     /// Opens, reads and sorts directory `pending`.
-    fn list(&mut self, pending: &Pending) -> io::Result<Frame> {
+    fn list(&mut self, pending: &Pending) -> io::Result<Listing> {
         let fd = sys::open_dir(pending.dir.as_fd(), &pending.base)?;
         let identity = sys::fstat(fd.as_fd())?.identity();
         let mut names = Vec::new();
         let mut entries = Vec::new();
         sys::list_dir(fd.as_fd(), &mut self.scratch, &mut names, &mut entries)?;
-        let name_of = |&(offset, len, _): &(u32, u32, u8)| {
+        let name_of = |&(offset, len, _): &(u32, u32, FileType)| {
             &names[offset as usize..offset as usize + len as usize]
         };
         if let Some(own) = self.own.as_ref().filter(|own| own.identity() == identity) {
             entries.retain(|e| !own.is_own_name(name_of(e)));
         }
         entries.sort_unstable_by(|a, b| name_of(a).cmp(name_of(b)));
-        Ok(Frame {
+        Ok(Listing {
             name: pending.name.clone(),
             dir: Some(Arc::new(fd)),
             identity,
@@ -211,7 +208,7 @@ impl Walker {
     /// Examines the next child of the innermost directory.
     fn next_child(&mut self) -> Option<Step> {
         while let Some(frame) = self.stack.last_mut() {
-            let Some(&(offset, len, d_type)) = frame.entries.get(frame.next) else {
+            let Some(&(offset, len, listed_type)) = frame.entries.get(frame.next) else {
                 self.stack.pop();
                 continue;
             };
@@ -235,7 +232,7 @@ impl Walker {
             }
             let includes = (&self.include_set, &mut self.reached_includes);
             let step = match CStr::from_bytes_with_nul(&frame.names[offset..=offset + len]) {
-                Ok(base) => visit(name, &dir, base, d_type, includes, &mut self.to_list),
+                Ok(base) => visit(name, &dir, base, listed_type, includes, &mut self.to_list),
                 Err(_) => invalid_name(name),
             };
             return Some(step);
@@ -246,7 +243,7 @@ impl Walker {
 
 /// Opens `frame`'s directory again, by its path from `root`; a different object there now is
 /// a change.
-fn reopen(root: &OwnedFd, frame: &Frame) -> Result<Arc<OwnedFd>, Box<Step>> {
+fn reopen(root: &OwnedFd, frame: &Listing) -> Result<Arc<OwnedFd>, Box<Step>> {
     let opened = sys::at_path(
         root.as_fd(),
         frame.name.as_os_str().as_bytes(),
@@ -271,7 +268,7 @@ fn invalid_name(name: PathBuf) -> Step {
     Step::Error {
         operation: BackupSubOperation::Stat,
         name,
-        error: io::Error::from_raw_os_error(libc::EINVAL),
+        error: invalid_name_error(),
     }
 }
 
@@ -281,7 +278,7 @@ fn visit(
     name: PathBuf,
     dir: &Arc<OwnedFd>,
     base: &CStr,
-    d_type: u8,
+    listed_type: FileType,
     includes: (&HashSet<PathBuf>, &mut HashSet<PathBuf>),
     to_list: &mut Option<Pending>,
 ) -> Step {
@@ -289,7 +286,7 @@ fn visit(
     if include_set.len() > 1 && include_set.contains(&name) {
         reached_includes.insert(name.clone());
     }
-    let listed = if d_type == DT_REG {
+    let listed = if listed_type == FileType::Regular {
         None
     } else {
         match sys::lstat_at(dir.as_fd(), base) {
@@ -303,7 +300,7 @@ fn visit(
             }
         }
     };
-    let mut entry = Entry {
+    let mut entry = Object {
         name,
         location: None,
         stat: listed,
@@ -344,7 +341,7 @@ fn visit(
         },
         _ => {}
     }
-    Step::Entry(entry)
+    Step::Object(entry)
 }
 
 impl Iterator for Walker {
@@ -396,7 +393,7 @@ impl Iterator for Walker {
                 include,
                 &self.root,
                 &base,
-                sys::DT_UNKNOWN,
+                FileType::Unknown,
                 includes,
                 &mut self.to_list,
             );
@@ -445,7 +442,7 @@ mod tests {
         Walker::new(root, inc, exc)
             .unwrap()
             .map(|s| match s {
-                Step::Entry(e) => e.name.to_string_lossy().into_owned(),
+                Step::Object(e) => e.name.to_string_lossy().into_owned(),
                 Step::Error { name, .. } => format!("ERR {}", name.display()),
                 Step::Changed { name } => format!("CHANGED {}", name.display()),
             })
@@ -473,12 +470,12 @@ mod tests {
     }
 
     #[test]
-    fn normalizes_dot_slash_and_trailing_slashes() {
-        assert_eq!(normalize(Path::new("./a/b/")), Path::new("a/b"));
-        assert_eq!(normalize(Path::new("././a//")), Path::new("a"));
-        assert_eq!(normalize(Path::new(".")), Path::new(""));
-        assert_eq!(normalize(Path::new("./")), Path::new(""));
-        assert_eq!(normalize(Path::new("a")), Path::new("a"));
+    fn normalises_dot_slash_and_trailing_slashes() {
+        assert_eq!(normalise_path(Path::new("./a/b/")), Path::new("a/b"));
+        assert_eq!(normalise_path(Path::new("././a//")), Path::new("a"));
+        assert_eq!(normalise_path(Path::new(".")), Path::new(""));
+        assert_eq!(normalise_path(Path::new("./")), Path::new(""));
+        assert_eq!(normalise_path(Path::new("a")), Path::new("a"));
     }
 
     #[test]
@@ -581,7 +578,7 @@ mod tests {
         let mut steps = Vec::new();
         for step in Walker::new(t.path(), [Path::new("d")], []).unwrap() {
             let name = match step {
-                Step::Entry(e) => e.name.to_string_lossy().into_owned(),
+                Step::Object(e) => e.name.to_string_lossy().into_owned(),
                 Step::Error { name, .. } => format!("ERR {}", name.display()),
                 Step::Changed { name } => format!("CHANGED {}", name.display()),
             };

@@ -322,10 +322,8 @@ fn build_tree(root: &Path) -> bool {
         let big = t.join("big-owner");
         fs::write(&big, b"owned by a large uid").unwrap();
         // SAFETY: a valid C string.
-        assert_eq!(
-            unsafe { libc::lchown(cstr(&big).as_ptr(), 3_000_000, 3_000_001) },
-            0
-        );
+        let rc = unsafe { libc::lchown(cstr(&big).as_ptr(), 3_000_000, 3_000_001) };
+        assert_eq!(rc, 0);
     }
     // Times last, deepest first, since creating entries changes directory times.
     let mut all = Vec::new();
@@ -839,7 +837,7 @@ fn large_and_deep_trees_round_trip_through_the_pipeline() {
         .collect();
     fs::write(t.join("text.txt"), &text).unwrap();
     let mut deep = t.join("deep");
-    for level in 0..(aa_plugin_tar_internal::walk::MAX_OPEN_DEPTH + 10) {
+    for level in 0..(aa_plugin_tar_internal::MAX_OPEN_DEPTH + 10) {
         deep = deep.join(format!("{}", level % 10));
         fs::create_dir_all(&deep).unwrap();
         fs::write(deep.join("at-this-level"), level.to_string()).unwrap();

@@ -14,8 +14,9 @@ use std::process::Command;
 
 use aa_abi::plugin::{ArchiverProvider, Plugin};
 use aa_abi::{BackupDefinition, BackupType, NoEvents, ProviderErrorKind};
-use aa_plugin_tar_internal::incremental::{Code, DirRecord, SnapshotReader};
-use aa_plugin_tar_internal::{TarInternalPlugin, TarInternalProvider};
+use aa_plugin_tar_internal::{
+    Code, DirRecord, SnapshotReader, TarInternalPlugin, TarInternalProvider,
+};
 
 // ---- helpers ------------------------------------------------------------------------------
 

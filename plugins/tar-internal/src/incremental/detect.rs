@@ -27,7 +27,7 @@
 //!
 //! 1. Take `dump_time = Timestamp::dump_start()`, open the previous level with [`Snapshot::read`]
 //!    (or [`Snapshot::empty`] for level 0), make a [`Planner`], and open a
-//!    [`super::SnapshotWriter`] on a temporary file next to the new snapshot. Walk the
+//!    [`super::snapshot::SnapshotWriter`] on a temporary file next to the new snapshot. Walk the
 //!    directories depth first; for each, list it (`lstat` every entry, mark excludes), call
 //!    `plan_directory`, write `plan.record` at once, and descend into
 //!    [`DirPlan::subdirectories`] (with `Some(plan.children)` as their parent). Memory: one
@@ -42,10 +42,14 @@
 //! Top-level non-directories named by the backup's includes have no dumpdir: dump them when
 //! [`file_changed`] says so (GNU tar does the same).
 
+#[cfg(test)]
 use std::fs::Metadata;
+#[cfg(test)]
 use std::os::unix::fs::MetadataExt;
 
-use super::dumpdir::{self, rename_ops, sort_entries, Code, DirRename, Entry, RenameOp};
+#[cfg(test)]
+use super::dumpdir;
+use super::dumpdir::{rename_ops, sort_entries, Code, DirRename, Entry, RenameOp};
 use super::snapshot::{DirRecord, Snapshot, SnapshotError, Timestamp};
 
 /// Options of the change detection.
@@ -75,6 +79,7 @@ pub struct DirStat {
 }
 
 impl DirStat {
+    #[cfg(test)]
     pub fn from_metadata(metadata: &Metadata) -> DirStat {
         DirStat {
             dev: metadata.dev(),
@@ -112,6 +117,7 @@ pub struct ListedEntry {
 
 impl ListedEntry {
     /// The entry for `name` from its `lstat` metadata.
+    #[cfg(test)]
     pub fn from_metadata(name: Vec<u8>, metadata: &Metadata) -> ListedEntry {
         let state = if metadata.is_dir() {
             EntryState::Directory
@@ -161,6 +167,7 @@ pub struct DirPlan {
 
 impl DirPlan {
     /// Names to dump (`Y`), relative to the directory.
+    #[cfg(test)]
     pub fn dumped(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.with_code(Code::Dumped)
     }
@@ -172,6 +179,7 @@ impl DirPlan {
 
     /// The dumpdir bytes for the archive member; pass [`Planner::rename_ops`] for the first
     /// directory of the archive, nothing for the others.
+    #[cfg(test)]
     pub fn dumpdir(&self, renames: &[RenameOp]) -> Result<Vec<u8>, SnapshotError> {
         dumpdir::encode(&self.record.entries, renames)
     }
@@ -372,6 +380,7 @@ impl Planner {
     }
 
     /// The renamed directories found so far, in walk order.
+    #[cfg(test)]
     pub fn renames(&self) -> &[DirRename] {
         &self.renames
     }

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-pub use aa_provider_kit::dumpdir::{encode, parse, sort_entries, Code, Entry, Item, RenameOp};
+pub use aa_provider_kit::dumpdir::{encode, sort_entries, Code, Entry, RenameOp};
+#[cfg(test)]
+pub use aa_provider_kit::dumpdir::{parse, Item};
 
 /// A directory found renamed during the dump, as the planner records it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The lookup tables of a previous snapshot ([`super::Snapshot`]) in bounded memory.
+//! The lookup tables of a previous snapshot ([`super::snapshot::Snapshot`]) in bounded memory.
 //!
 //! A level looks up every directory it walks in the previous level's snapshot, by name and,
 //! for renames, by device and inode. GNU tar keeps the whole snapshot in a hash table (about
@@ -31,14 +31,14 @@ const PAGE_ENTRIES: usize = PAGE_BYTES / ENTRY_BYTES;
 
 /// One index entry: what is looked up, and where the record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Entry {
+pub struct IndexEntry {
     pub key: (u64, u64),
     /// The record number, before the offset so that equal keys sort in record order.
     pub record: u64,
     pub offset: u64,
 }
 
-impl Entry {
+impl IndexEntry {
     fn encode(&self) -> [u8; ENTRY_BYTES] {
         let mut out = [0u8; ENTRY_BYTES];
         for (i, v) in [self.key.0, self.key.1, self.record, self.offset]
@@ -50,13 +50,13 @@ impl Entry {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Entry {
+    fn decode(bytes: &[u8]) -> IndexEntry {
         let word = |i: usize| {
             let mut w = [0u8; 8];
             w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
             u64::from_le_bytes(w)
         };
-        Entry {
+        IndexEntry {
             key: (word(0), word(1)),
             record: word(2),
             offset: word(3),
@@ -66,7 +66,7 @@ impl Entry {
 
 /// Collects entries in any order; [`IndexBuilder::finish`] makes the [`Index`].
 pub struct IndexBuilder {
-    buffer: Vec<Entry>,
+    buffer: Vec<IndexEntry>,
     limit: usize,
     runs: Vec<File>,
     /// Where spilled runs and the merged index go.
@@ -84,7 +84,7 @@ impl IndexBuilder {
         }
     }
 
-    pub fn push(&mut self, entry: Entry) -> io::Result<()> {
+    pub fn push(&mut self, entry: IndexEntry) -> io::Result<()> {
         if self.buffer.len() == self.limit {
             self.spill()?;
         }
@@ -123,10 +123,10 @@ fn merge(dir: &Path, runs: Vec<File>) -> io::Result<Index> {
         .into_iter()
         .map(|f| BufReader::with_capacity(16 * 1024, f))
         .collect();
-    let next = |reader: &mut BufReader<File>| -> io::Result<Option<Entry>> {
+    let next = |reader: &mut BufReader<File>| -> io::Result<Option<IndexEntry>> {
         let mut bytes = [0u8; ENTRY_BYTES];
         match reader.read_exact(&mut bytes) {
-            Ok(()) => Ok(Some(Entry::decode(&bytes))),
+            Ok(()) => Ok(Some(IndexEntry::decode(&bytes))),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(e),
         }
@@ -160,7 +160,7 @@ fn temporary_file(dir: &Path) -> io::Result<File> {
     let unnamed = OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_TMPFILE)
+        .custom_flags(rustix::fs::OFlags::TMPFILE.bits() as i32)
         .mode(0o600)
         .open(dir);
     if let Ok(file) = unnamed {
@@ -198,7 +198,7 @@ fn tempfile_named(dir: &Path) -> io::Result<File> {
 
 /// The sorted entries, in memory or in a file (see the module documentation).
 pub enum Index {
-    Memory(Vec<Entry>),
+    Memory(Vec<IndexEntry>),
     Disk {
         file: File,
         /// The first key of each page of the file.
@@ -238,7 +238,7 @@ impl Index {
                     let bytes = &mut buf[..count * ENTRY_BYTES];
                     file.read_exact_at(bytes, first * ENTRY_BYTES as u64)?;
                     for chunk in bytes.chunks_exact(ENTRY_BYTES) {
-                        let entry = Entry::decode(chunk);
+                        let entry = IndexEntry::decode(chunk);
                         if entry.key > key {
                             return Ok(found);
                         }
@@ -253,6 +253,7 @@ impl Index {
     }
 
     /// Number of entries.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         match self {
             Index::Memory(entries) => entries.len() as u64,
@@ -260,11 +261,8 @@ impl Index {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the entries are in a file (for tests and diagnostics).
+    /// Whether the entries are in a file.
+    #[cfg(test)]
     pub fn on_disk(&self) -> bool {
         matches!(self, Index::Disk { .. })
     }
@@ -296,7 +294,7 @@ mod tests {
             let key = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15), k % 3);
             let offset = record * 100;
             builder
-                .push(Entry {
+                .push(IndexEntry {
                     key,
                     record,
                     offset,

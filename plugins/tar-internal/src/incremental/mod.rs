@@ -17,9 +17,12 @@
 //! * [`detect`]: which files to dump and what each directory's new snapshot record and dumpdir
 //!   are, decided as GNU tar decides them: [`Planner`].
 //!
-//! These three are pure or over `Read`/`Write`; [`provider`] does the walking and the
-//! archive writing in two passes (described there and in [`detect`]), keeps the snapshot files
-//! in the layout shared with `TarExternal` and reads `AA_NO_CHECK_DEVICE`.
+//! These three are pure or over `Read`/`Write` ([`index`] keeps the previous snapshot's
+//! lookup tables in bounded memory). [`provider`] runs a level: it keeps the snapshot files in
+//! the layout shared with `TarExternal`, reads `AA_NO_CHECK_DEVICE`, and makes the level in
+//! two passes (described there and in [`detect`]): `scan`, the directory walk that plans every
+//! directory and writes the new snapshot, then `store`, which writes the archive through the
+//! full backup's `crate::backup`; `support` holds the name conversions both passes share.
 //!
 //! What GNU tar 1.34 does, established from its manual and by experiment (`tar
 //! --listed-incremental` on trees with renames, deletions and type changes, and on
@@ -46,15 +49,14 @@ pub mod detect;
 pub mod dumpdir;
 pub mod index;
 pub mod provider;
+mod scan;
 pub mod snapshot;
+mod store;
+mod support;
 
 #[cfg(test)]
 mod gnu_tests;
 
-pub use detect::{
-    file_changed, Children, DirPlan, DirStat, DirStatus, EntryState, ListedEntry, Options, Planner,
-};
-pub use dumpdir::{Code, DirRename, Entry, RenameOp};
-pub use snapshot::{
-    DirRecord, Header, Snapshot, SnapshotError, SnapshotReader, SnapshotWriter, Timestamp,
-};
+pub use detect::{Options, Planner};
+pub use dumpdir::Code;
+pub use snapshot::{DirRecord, SnapshotReader};

@@ -1,7 +1,7 @@
 //! Incremental backups of the `TarInternal` provider: GNU tar's `--listed-incremental`, in
 //! process, sharing its snapshot files with GNU tar and with the `TarExternal` provider.
 //!
-//! The snapshot files are kept in the layout every provider shares ([`Snapshots`]):
+//! The snapshot files are kept in the layout every provider shares ([`Snapshots`](aa_provider_kit::Snapshots)):
 //! `<workDir>/snapshots/NAME.snar`, `NAME.N.snar`. Level N is planned against level N-1's
 //! snapshot (level 0 against none) and writes its own snapshot to a private working file;
 //! only once the archive is committed is that file renamed over level N's snapshot (after an
@@ -13,11 +13,13 @@
 //!
 //! 1. The dump time is taken, then the tree is walked depth first, directories only: each
 //!    directory is listed (`lstat` of every entry but subdirectories), [`Planner`] decides
-//!    its dumpdir, and the resulting record is appended to the working snapshot at once.
+//!    its dumpdir, and the resulting record is appended to the working snapshot at once
+//!    ([`super::scan`]).
 //! 2. The working snapshot is read back: first every directory becomes a member carrying its
 //!    dumpdir as the `GNU.dumpdir` pax record (the renames on the first), then the files
 //!    marked `Y` are examined (on a thread of their own, ahead of the archiver) and stored
-//!    through the same pipeline as a full backup.
+//!    through the same pipeline, and the same closing sequence, as a full backup
+//!    ([`super::store`], `crate::backup`).
 //!
 //! Member names are GNU tar's, which a chain needs to continue across providers: an include
 //! `data` gives `data`, `data/sub`, ...; an include of the root itself (`.`) gives a member
@@ -28,12 +30,12 @@
 //!
 //! Excludes are matched as in a full backup (see [`crate::walk`]); an excluded name is listed
 //! `N` in its directory's dumpdir, so restoring leaves it alone, as GNU tar lists it. The
-//! archive's own backup files ([`OwnBackups`]) are left out in the same way.
+//! archive's own backup files ([`OwnBackups`](aa_provider_kit::OwnBackups)) are left out in the same way.
 //!
 //! Device numbers: a directory is recognised between levels by name, device and inode. On
 //! file systems whose device number changes from one mount to the next (some network, FUSE
 //! and removable file systems, LVM snapshots) every directory would look replaced and each
-//! level would store everything; setting the environment variable [`NO_CHECK_DEVICE_VAR`]
+//! level would store everything; setting the environment variable [`NO_CHECK_DEVICE_VAR`](aa_provider_kit::NO_CHECK_DEVICE_VAR)
 //! (`AA_NO_CHECK_DEVICE=1`) compares name and inode only, like GNU tar's
 //! `--no-check-device`. It must be set for every level of such a chain; TarExternal honours
 //! it too.
@@ -47,116 +49,29 @@
 //! 200 MB). Besides, the renamed directories of the level are kept with their names, and, as
 //! in a full backup, the first name of every file with several hard links.
 
-use std::collections::HashSet;
-use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::io::BufWriter;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use aa_abi::naming::OutputFile;
 use aa_abi::plugin::backup_path;
-use aa_abi::{
-    BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation, ProviderError,
-};
-use aa_provider_kit::{backup_root, check_backup_id, fatal, OwnBackups, Snapshots};
+use aa_abi::{BackupDefinition, BackupEvents, ProviderError};
+use aa_provider_kit::{backup_root, check_backup_id, Snapshots};
 
-use super::detect::{
-    child_name, file_changed, Children, DirStat, DirStatus, EntryState, ListedEntry,
-};
-use super::dumpdir::{self, Code, RenameOp};
-use super::snapshot::{Header, Snapshot, SnapshotError, SnapshotReader, SnapshotWriter, Timestamp};
+use super::scan::Scan;
+use super::snapshot::{Header, Snapshot, SnapshotWriter, Timestamp};
+use super::store::store_level;
+use super::support::{snapshot_failure, RootRelative};
 use super::{Options, Planner};
-use crate::archive::{open_regular, report_os_error, ArchiveError, Archiver, Opened};
 use crate::compress::Codec;
-use crate::pipeline::{self, Settings, Stream};
-use crate::sys::{self, FileType, Stat};
-use crate::walk::{normalize, Entry, Step, MAX_OPEN_DEPTH};
+use crate::fatal;
 
-/// The variable that turns off the device check (see [`aa_provider_kit::NO_CHECK_DEVICE_VAR`]).
-pub use aa_provider_kit::NO_CHECK_DEVICE_VAR;
-
-/// The detection options [`NO_CHECK_DEVICE_VAR`] selects.
+/// The detection options [`NO_CHECK_DEVICE_VAR`](aa_provider_kit::NO_CHECK_DEVICE_VAR) selects.
 pub fn options_from_env() -> Result<Options, ProviderError> {
     Ok(Options {
         check_device: aa_provider_kit::check_device_from_env()?,
     })
-}
-
-/// The path of an archive name below the root: `.` is the root itself (the empty path),
-/// `./a` is `a`.
-fn fs_relative(name: &[u8]) -> &[u8] {
-    if name == b"." {
-        return b"";
-    }
-    name.strip_prefix(b"./").unwrap_or(name)
-}
-
-/// A root-relative path for the `*at` calls on the root (`.` for the root itself).
-fn c_path(relative: &[u8]) -> io::Result<CString> {
-    let bytes = if relative.is_empty() { b"." } else { relative };
-    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-fn join(parent: &[u8], child: &[u8]) -> Vec<u8> {
-    if parent.is_empty() {
-        return child.to_vec();
-    }
-    let mut path = Vec::with_capacity(parent.len() + 1 + child.len());
-    path.extend_from_slice(parent);
-    path.push(b'/');
-    path.extend_from_slice(child);
-    path
-}
-
-fn as_path(bytes: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(bytes))
-}
-
-fn timestamp(sec: i64, nsec: i64) -> Timestamp {
-    Timestamp::from_stat(sec, nsec)
-}
-
-/// A snapshot error as the provider reports it; the message names the file.
-fn snapshot_failure(err: SnapshotError) -> ProviderError {
-    match err.io_error().and_then(io::Error::raw_os_error) {
-        Some(code) => ProviderError::io(code, err.to_string()),
-        None => ProviderError::other(err.to_string()),
-    }
-}
-
-/// Presents member names (`./a`) to the events as the non-incremental backup names objects
-/// (`a`): relative to the root.
-struct RootRelative<'a>(&'a dyn BackupEvents);
-
-fn root_relative(name: &Path) -> &Path {
-    let bytes = name.as_os_str().as_bytes();
-    match bytes.strip_prefix(b"./") {
-        Some(rest) if !rest.is_empty() => as_path(rest),
-        _ => name,
-    }
-}
-
-impl BackupEvents for RootRelative<'_> {
-    fn file_add(&self, name: &Path) {
-        self.0.file_add(root_relative(name));
-    }
-
-    fn backup_operation_error(
-        &self,
-        operation: BackupSubOperation,
-        error: BackupOperationError,
-        name: Option<&Path>,
-        message: Option<&str>,
-    ) {
-        self.0
-            .backup_operation_error(operation, error, name.map(root_relative), message);
-    }
 }
 
 /// Makes the incremental backup of `definition` at `level` (the next one if `None`) with the
@@ -216,570 +131,14 @@ pub fn backup_files_incrementally(
     };
 
     // Pass 2.
-    let mut output = OutputFile::new(final_path, overwrite_at_start);
-    let final_path = output.final_path().to_path_buf();
-    let write_failed = |e: &io::Error| fatal(&final_path, e);
-    let file = output.create().map_err(|e| write_failed(&e))?;
-    let own_file = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-    let (stream, pipeline) =
-        pipeline::start(codec, file, Settings::default()).map_err(|e| write_failed(&e))?;
-    let mut archiver = Archiver::new(stream, &events, own_file);
-    let stored = store_level(&mut archiver, &root_fd, &working_path, scan);
-    let some_files_changed = archiver.some_files_changed();
-    let stream = archiver.into_output();
-    match stored {
-        Ok(()) => pipeline.finish(stream).map_err(|e| write_failed(&e))?,
-        Err(Failure::Archive(error)) => {
-            return Err(write_failed(&pipeline.abort(stream, error)));
-        }
-        Err(Failure::Other(error)) => {
-            let _ = pipeline.abort(stream, io::Error::other("the backup was abandoned"));
-            return Err(error);
-        }
-    }
-    // `output` is dropped without commit on every early return above, which removes the
-    // partial file.
-    let path = output.commit().map_err(|e| write_failed(&e))?;
-    // Only after the archive is in place: a snapshot must never claim content that no stored
-    // backup holds.
-    snapshots.install(id, level, working)?;
-
-    if some_files_changed {
-        events.backup_operation_error(
-            BackupSubOperation::Finish,
-            BackupOperationError::SomeFilesChanged,
-            None,
-            None,
-        );
-    }
-    Ok(path)
-}
-
-/// What pass 1 leaves for pass 2.
-struct Scanned {
-    /// The rename records for the first directory member.
-    renames: Vec<RenameOp>,
-    /// Top-level non-directories to store (archive names).
-    top_files: Vec<Vec<u8>>,
-}
-
-/// Why writing the archive stopped.
-enum Failure {
-    /// Writing the archive failed.
-    Archive(io::Error),
-    /// Anything else (reading the working snapshot back, say).
-    Other(ProviderError),
-}
-
-impl From<ArchiveError> for Failure {
-    fn from(error: ArchiveError) -> Failure {
-        Failure::Archive(error.into_io_error())
-    }
-}
-
-// ---- Pass 1: plan the directories --------------------------------------------------------
-
-/// A directory whose subdirectories are being walked.
-struct Frame {
-    name: Vec<u8>,
-    /// Open while the walk is shallow enough; deeper, subdirectories are opened from the root
-    /// (in pieces, [`sys::resolve`], so at any depth).
-    fd: Option<OwnedFd>,
-    children: Children,
-    subdirectories: std::vec::IntoIter<Vec<u8>>,
-}
-
-struct Scan<'a, W: io::Write> {
-    root: &'a OwnedFd,
-    planner: Planner,
-    writer: SnapshotWriter<W>,
-    /// Where the writer writes, for its error messages.
-    working_path: &'a Path,
-    events: &'a dyn BackupEvents,
-    excludes: HashSet<Vec<u8>>,
-    /// The archive's own backup files, left out as excluded names are.
-    own: Option<OwnBackups>,
-    /// Every include when there are several, to skip one an earlier include's walk reached.
-    includes: HashSet<Vec<u8>>,
-    reached: HashSet<Vec<u8>>,
-    top_files: Vec<Vec<u8>>,
-    scratch: Vec<u8>,
-}
-
-impl<'a, W: io::Write> Scan<'a, W> {
-    fn new(
-        root: &'a OwnedFd,
-        planner: Planner,
-        (writer, working_path): (SnapshotWriter<W>, &'a Path),
-        definition: &BackupDefinition,
-        events: &'a dyn BackupEvents,
-    ) -> Self {
-        let bytes = |p: PathBuf| p.into_os_string().into_encoded_bytes();
-        let includes: HashSet<Vec<u8>> =
-            definition.includes().map(|p| bytes(normalize(p))).collect();
-        Scan {
-            root,
-            planner,
-            writer,
-            working_path,
-            events,
-            excludes: definition.excludes().map(|p| bytes(normalize(p))).collect(),
-            own: OwnBackups::new(definition),
-            includes: if includes.len() > 1 {
-                includes
-            } else {
-                HashSet::new()
-            },
-            reached: HashSet::new(),
-            top_files: Vec::new(),
-            scratch: Vec::new(),
-        }
-    }
-
-    /// Whether `relative` or one of its ancestors is excluded.
-    fn is_excluded(&self, relative: &[u8]) -> bool {
-        if self.excludes.is_empty() || relative.is_empty() {
-            return false;
-        }
-        let mut end = relative.len();
-        loop {
-            if self.excludes.contains(&relative[..end]) {
-                return true;
-            }
-            match relative[..end].iter().rposition(|&b| b == b'/') {
-                Some(slash) => end = slash,
-                None => return false,
-            }
-        }
-    }
-
-    fn report(&self, operation: BackupSubOperation, name: &[u8], error: &io::Error) {
-        report_os_error(self.events, operation, as_path(name), error);
-    }
-
-    /// Walks every include, in byte order of their normalised paths.
-    fn run(&mut self, definition: &BackupDefinition) -> Result<(), ProviderError> {
-        let mut includes: Vec<Vec<u8>> = definition
-            .includes()
-            .map(|p| normalize(p).into_os_string().into_encoded_bytes())
-            .collect();
-        includes.sort();
-        includes.dedup();
-        for include in includes {
-            if self.reached.contains(&include) || self.is_excluded(&include) {
-                continue;
-            }
-            let own_file = self
-                .own
-                .as_ref()
-                .is_some_and(|own| own.is_own_include(definition.root(), as_path(&include)));
-            if own_file {
-                continue;
-            }
-            // GNU tar's name for the root itself.
-            let name = if include.is_empty() {
-                b".".to_vec()
-            } else {
-                include.clone()
-            };
-            let path = match c_path(&include) {
-                Ok(path) => path,
-                Err(error) => {
-                    self.report(BackupSubOperation::Stat, &name, &error);
-                    continue;
-                }
-            };
-            let stat = match sys::lstat_at(self.root.as_fd(), &path) {
-                Ok(stat) => stat,
-                Err(error) => {
-                    self.report(BackupSubOperation::Stat, &name, &error);
-                    continue;
-                }
-            };
-            if !stat.is_dir() {
-                let (mtime, ctime) = (
-                    timestamp(stat.mtime, stat.mtime_nsec),
-                    timestamp(stat.ctime, stat.ctime_nsec),
-                );
-                if file_changed(mtime, ctime, self.planner.since()) {
-                    self.top_files.push(name);
-                }
-                continue;
-            }
-            match sys::open_dir(self.root.as_fd(), &path) {
-                Ok(fd) => self.walk(name, fd)?,
-                Err(error) => self.report(BackupSubOperation::Open, &name, &error),
-            }
-        }
-        Ok(())
-    }
-
-    /// Plans directory `name` (open as `fd`) and everything below it, depth first.
-    fn walk(&mut self, name: Vec<u8>, fd: OwnedFd) -> Result<(), ProviderError> {
-        let mut stack: Vec<Frame> = Vec::new();
-        if let Some(frame) = self.plan(name, fd, None, true)? {
-            stack.push(frame);
-        }
-        while let Some(frame) = stack.last_mut() {
-            let Some(sub) = frame.subdirectories.next() else {
-                stack.pop();
-                continue;
-            };
-            let name = child_name(&frame.name, &sub);
-            let opened = match &frame.fd {
-                Some(parent) => CString::new(sub)
-                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-                    .and_then(|base| sys::open_dir(parent.as_fd(), &base)),
-                None => sys::at_path(self.root.as_fd(), fs_relative(&name), sys::open_dir),
-            };
-            let children = frame.children;
-            let keep_open = stack.len() < MAX_OPEN_DEPTH;
-            match opened {
-                Ok(fd) => {
-                    if let Some(frame) = self.plan(name, fd, Some(children), keep_open)? {
-                        stack.push(frame);
-                    }
-                }
-                Err(error) => self.report(BackupSubOperation::Open, &name, &error),
-            }
-        }
-        Ok(())
-    }
-
-    /// Lists and plans one directory and writes its snapshot record; `None` if it cannot be
-    /// listed (reported; it then has no record and no member).
-    fn plan(
-        &mut self,
-        name: Vec<u8>,
-        fd: OwnedFd,
-        parent: Option<Children>,
-        keep_open: bool,
-    ) -> Result<Option<Frame>, ProviderError> {
-        let stat = match sys::fstat(fd.as_fd()) {
-            Ok(stat) => stat,
-            Err(error) => {
-                self.report(BackupSubOperation::Stat, &name, &error);
-                return Ok(None);
-            }
-        };
-        let (mut names, mut entries) = (Vec::new(), Vec::new());
-        if let Err(error) = sys::list_dir(fd.as_fd(), &mut self.scratch, &mut names, &mut entries) {
-            self.report(BackupSubOperation::Open, &name, &error);
-            return Ok(None);
-        }
-        let relative = fs_relative(&name).to_vec();
-        let own = self
-            .own
-            .as_ref()
-            .filter(|own| own.identity() == stat.identity());
-        let mut listing = Vec::with_capacity(entries.len());
-        for (offset, len, d_type) in entries {
-            let (offset, len) = (offset as usize, len as usize);
-            let child = &names[offset..offset + len];
-            let child_relative = join(&relative, child);
-            let own_file = own.is_some_and(|own| own.is_own_name(child));
-            let state = if own_file || self.excludes.contains(&child_relative) {
-                EntryState::Excluded
-            } else {
-                if self.includes.contains(&child_relative) {
-                    self.reached.insert(child_relative);
-                }
-                if d_type == libc::DT_DIR {
-                    EntryState::Directory
-                } else {
-                    self.examine(&fd, &names[offset..=offset + len], &name, child)
-                }
-            };
-            listing.push(ListedEntry {
-                name: child.to_vec(),
-                state,
-            });
-        }
-        drop(names);
-        let dir = DirStat {
-            dev: stat.dev,
-            ino: stat.ino,
-            mtime: timestamp(stat.mtime, stat.mtime_nsec),
-        };
-        let plan = self
-            .planner
-            .plan_directory(&name, dir, parent, listing)
-            .map_err(snapshot_failure)?;
-        if plan.status == DirStatus::Renamed {
-            // As GNU tar warns "Directory has been renamed from ..." (no content is missing).
-            self.events.backup_operation_error(
-                BackupSubOperation::Read,
-                BackupOperationError::DirectoryRenamed,
-                Some(as_path(&name)),
-                None,
-            );
-        }
-        self.writer
-            .write_record(&plan.record)
-            .map_err(|e| snapshot_failure(e.with_path(self.working_path)))?;
-        let subdirectories: Vec<Vec<u8>> = plan.subdirectories().map(<[u8]>::to_vec).collect();
-        Ok(Some(Frame {
-            name,
-            fd: keep_open.then_some(fd),
-            children: plan.children,
-            subdirectories: subdirectories.into_iter(),
-        }))
-    }
-
-    /// The state of directory entry `with_nul` (its name and a NUL) of directory `dir_name`.
-    fn examine(&self, dir: &OwnedFd, with_nul: &[u8], dir_name: &[u8], child: &[u8]) -> EntryState {
-        let stat = CStr::from_bytes_with_nul(with_nul)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-            .and_then(|base| sys::lstat_at(dir.as_fd(), base));
-        match stat {
-            Ok(stat) if stat.is_dir() => EntryState::Directory,
-            Ok(stat) => EntryState::Other {
-                mtime: timestamp(stat.mtime, stat.mtime_nsec),
-                ctime: timestamp(stat.ctime, stat.ctime_nsec),
-            },
-            Err(error) => {
-                self.report(
-                    BackupSubOperation::Stat,
-                    &child_name(dir_name, child),
-                    &error,
-                );
-                EntryState::Vanished
-            }
-        }
-    }
-
-    /// Completes the working snapshot.
-    fn finish(self) -> Result<Scanned, SnapshotError> {
-        // Flushed here; made durable when it is installed.
-        self.writer.finish()?;
-        Ok(Scanned {
-            renames: self.planner.rename_ops(),
-            top_files: self.top_files,
-        })
-    }
-}
-
-// ---- Pass 2: write the archive -----------------------------------------------------------
-
-fn read_back(path: &Path) -> Result<SnapshotReader<BufReader<File>>, ProviderError> {
-    let file = File::open(path).map_err(|e| fatal(path, &e))?;
-    SnapshotReader::new(BufReader::new(file)).map_err(|e| snapshot_failure(e.with_path(path)))
-}
-
-/// Writes the members of the level planned in `snapshot`: the directories, then the files.
-fn store_level(
-    archiver: &mut Archiver<'_, Stream>,
-    root: &Arc<OwnedFd>,
-    snapshot: &Path,
-    scanned: Scanned,
-) -> Result<(), Failure> {
-    let mut reader = read_back(snapshot).map_err(Failure::Other)?;
-    let mut renames = Some(scanned.renames);
-    loop {
-        let record = match reader.next_record() {
-            Ok(Some(record)) => record,
-            Ok(None) => break,
-            Err(e) => return Err(Failure::Other(snapshot_failure(e.with_path(snapshot)))),
-        };
-        let name = as_path(&record.name);
-        let stat = sys::at_path(root.as_fd(), fs_relative(&record.name), sys::lstat_at);
-        let stat = match stat {
-            Ok(stat) if stat.is_dir() => stat,
-            Ok(_) => {
-                archiver.file_changed(name);
-                continue;
-            }
-            Err(error) => {
-                archiver.report(BackupSubOperation::Stat, name, &error);
-                continue;
-            }
-        };
-        // The renames of the whole level go first, with the first directory.
-        let ops = renames.take().unwrap_or_default();
-        let dumpdir = dumpdir::encode(&record.entries, &ops)
-            .map_err(|e| Failure::Other(snapshot_failure(e)))?;
-        archiver.add_directory_with_dumpdir(name, &stat, &dumpdir)?;
-    }
-    drop(reader);
-
-    let (steps, files_thread) =
-        spawn_files(root.clone(), snapshot.to_path_buf(), scanned.top_files)
-            .map_err(Failure::Archive)?;
-    let stored = crate::store_all(archiver, steps);
-    // The thread stops once its channel is gone (dropped by `store_all`).
-    let listed = files_thread.join();
-    stored?;
-    match listed {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(Failure::Other(error)),
-        // Without it, the archive would silently miss files.
-        Err(_) => Err(Failure::Other(ProviderError::other(
-            "the examination of the files to store failed unexpectedly",
-        ))),
-    }
-}
-
-/// The thread of [`spawn_files`]; it fails if the working snapshot cannot be read back.
-type FilesThread = JoinHandle<Result<(), ProviderError>>;
-
-/// Steps handed over at once: one channel operation per batch, not per file.
-const BATCH: usize = 48;
-
-/// Examines the files to store on a thread of its own, ahead of the archiver: the top-level
-/// files, then the `Y` entries of every record of `snapshot`, in order.
-fn spawn_files(
-    root: Arc<OwnedFd>,
-    snapshot: PathBuf,
-    top_files: Vec<Vec<u8>>,
-) -> io::Result<(Receiver<Vec<Step>>, FilesThread)> {
-    // Two batches in flight bound the memory and the open descriptors waiting entries hold.
-    let (tx, rx) = mpsc::sync_channel(2);
-    let handle = std::thread::Builder::new()
-        .name("aa-incremental".to_string())
-        .spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            // `false` once the archiver is gone: it stopped, nothing more is needed.
-            let mut push = |step: Step| {
-                batch.push(step);
-                batch.len() < BATCH
-                    || tx
-                        .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                        .is_ok()
-            };
-            for name in top_files {
-                let step = match CString::new(name.clone()) {
-                    Ok(base) => examine(&root, base, name),
-                    Err(_) => invalid_name(name),
-                };
-                if !push(step) {
-                    return Ok(());
-                }
-            }
-            let mut reader = read_back(&snapshot)?;
-            loop {
-                let record = match reader.next_record() {
-                    Ok(Some(record)) => record,
-                    Ok(None) => break,
-                    Err(e) => return Err(snapshot_failure(e.with_path(&snapshot))),
-                };
-                let mut dumped = record
-                    .entries
-                    .into_iter()
-                    .filter(|entry| entry.code == Code::Dumped)
-                    .peekable();
-                if dumped.peek().is_none() {
-                    continue;
-                }
-                let opened = sys::at_path(root.as_fd(), fs_relative(&record.name), sys::open_dir);
-                let dir = match opened {
-                    Ok(fd) => Arc::new(fd),
-                    Err(error) => {
-                        let step = Step::Error {
-                            operation: BackupSubOperation::Open,
-                            name: as_path(&record.name).to_path_buf(),
-                            error,
-                        };
-                        if !push(step) {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                };
-                for entry in dumped {
-                    let name = child_name(&record.name, &entry.name);
-                    let step = match CString::new(entry.name) {
-                        Ok(base) => examine(&dir, base, name),
-                        Err(_) => invalid_name(name),
-                    };
-                    if !push(step) {
-                        return Ok(());
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(batch);
-            }
-            Ok(())
-        })?;
-    Ok((rx, handle))
-}
-
-fn invalid_name(name: Vec<u8>) -> Step {
-    Step::Error {
-        operation: BackupSubOperation::Stat,
-        name: PathBuf::from(OsStr::from_bytes(&name)),
-        error: io::Error::from_raw_os_error(libc::EINVAL),
-    }
-}
-
-/// Examines `base` in `dir` for storing as member `name`, as the full backup's walk does:
-/// regular files are opened here, symbolic links read.
-fn examine(dir: &Arc<OwnedFd>, base: CString, name: Vec<u8>) -> Step {
-    let name = PathBuf::from(OsStr::from_bytes(&name));
-    let stat: Stat = match sys::lstat_at(dir.as_fd(), &base) {
-        Ok(stat) => stat,
-        Err(error) => {
-            return Step::Error {
-                operation: BackupSubOperation::Stat,
-                name,
-                error,
-            }
-        }
-    };
-    let mut entry = Entry {
-        name,
-        // Examined completely here: the archiver has nothing to open.
-        location: None,
-        stat: Some(stat),
-        link: None,
-        file: None,
-    };
-    match stat.file_type() {
-        FileType::Regular => match open_regular(dir, &base, Some(&stat)) {
-            Opened::File(fd, at_open) => {
-                entry.file = Some(fd);
-                entry.stat = Some(at_open);
-            }
-            Opened::Failed(operation, error) => {
-                return Step::Error {
-                    operation,
-                    name: entry.name,
-                    error,
-                }
-            }
-            Opened::Changed => return Step::Changed { name: entry.name },
-        },
-        // Planned as a file, a directory now: the next level stores it as a new one.
-        FileType::Directory => return Step::Changed { name: entry.name },
-        FileType::Symlink => match sys::readlink_at(dir.as_fd(), &base) {
-            Ok(target) => entry.link = Some(target),
-            Err(error) => {
-                return Step::Error {
-                    operation: BackupSubOperation::Open,
-                    name: entry.name,
-                    error,
-                }
-            }
-        },
-        _ => {}
-    }
-    Step::Entry(entry)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(fs_relative(b"."), b"");
-        assert_eq!(fs_relative(b"./a/b"), b"a/b");
-        assert_eq!(fs_relative(b"a/b"), b"a/b");
-        assert_eq!(c_path(b"").unwrap().as_bytes(), b".");
-        assert_eq!(root_relative(Path::new("./a")), Path::new("a"));
-        assert_eq!(root_relative(Path::new(".")), Path::new("."));
-        assert_eq!(root_relative(Path::new("data/x")), Path::new("data/x"));
-        assert_eq!(join(b"", b"a"), b"a");
-        assert_eq!(join(b"d", b"a"), b"d/a");
-    }
+    crate::backup::write_backup(
+        final_path,
+        overwrite_at_start,
+        codec,
+        &events,
+        |archiver| store_level(archiver, &root_fd, &working_path, scan),
+        // Only after the archive is in place: a snapshot must never claim content that no
+        // stored backup holds.
+        || snapshots.install(id, level, working),
+    )
 }

@@ -18,12 +18,13 @@ use std::hash::Hasher;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+pub use aa_provider_kit::snapshot_file::{encode_header, encode_record};
 pub use aa_provider_kit::snapshot_file::{
-    encode_header, encode_record, DirRecord, Header, SnapshotError, SnapshotReader, SnapshotWriter,
-    Timestamp,
+    DirRecord, Header, SnapshotError, SnapshotReader, SnapshotWriter, Timestamp,
 };
 
-use super::index::{self, Entry as IndexEntry, Index, IndexBuilder};
+use super::index::{self, Index, IndexBuilder, IndexEntry};
 
 /// A source of snapshot bytes that lookups can seek in.
 pub trait ReadSeek: Read + Seek + Send {}
@@ -85,6 +86,7 @@ impl Snapshot {
 
     /// Indexes a snapshot from any seekable source positioned at its start (lookups seek to
     /// offsets counted from there); a large index spills to the system's temporary directory.
+    #[cfg(test)]
     pub fn from_reader<R: ReadSeek + 'static>(source: R) -> Result<Snapshot, SnapshotError> {
         Snapshot::from_reader_in(source, &std::env::temp_dir(), index::MEMORY_ENTRIES)
     }
@@ -140,13 +142,9 @@ impl Snapshot {
     }
 
     /// Whether the indexes are kept in temporary files rather than in memory.
+    #[cfg(test)]
     pub fn index_on_disk(&self) -> bool {
         self.by_name.on_disk() || self.by_identity.on_disk()
-    }
-
-    /// The header, `None` for an empty file or [`Snapshot::empty`].
-    pub fn header(&self) -> Option<&Header> {
-        self.header.as_ref()
     }
 
     /// When the previous dump started, `None` if there was none.
@@ -155,12 +153,9 @@ impl Snapshot {
     }
 
     /// Number of directory records.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.records
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records == 0
     }
 
     /// The first record named `name`.
