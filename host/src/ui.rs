@@ -216,22 +216,20 @@ pub fn shorten(text: &str, width: usize) -> String {
 /// that is a terminal, then the controlling terminal, then `$COLUMNS`, then 80. Never fails:
 /// the original crashed when run without a terminal (from cron or in a pipe).
 pub fn terminal_width() -> usize {
-    fn width_of(fd: libc::c_int) -> Option<usize> {
-        // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct we pass.
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
-        (rc == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
+    fn width_of(fd: impl std::os::fd::AsFd) -> Option<usize> {
+        let ws = rustix::termios::tcgetwinsize(fd).ok()?;
+        (ws.ws_col > 0).then_some(usize::from(ws.ws_col))
     }
-    for fd in [1, 2, 0] {
-        if let Some(w) = width_of(fd) {
-            return w;
-        }
+    let standard = [
+        width_of(std::io::stdout()),
+        width_of(std::io::stderr()),
+        width_of(std::io::stdin()),
+    ];
+    if let Some(w) = standard.into_iter().flatten().next() {
+        return w;
     }
-    if let Ok(tty) = std::fs::File::open("/dev/tty") {
-        use std::os::fd::AsRawFd;
-        if let Some(w) = width_of(tty.as_raw_fd()) {
-            return w;
-        }
+    if let Some(w) = std::fs::File::open("/dev/tty").ok().and_then(width_of) {
+        return w;
     }
     std::env::var("COLUMNS")
         .ok()

@@ -329,20 +329,15 @@ fn stored_value_error(app: &App<'_>, realm: &str, var: &str, text: &str, what: &
 
 /// Today's local date, in days since 1970-01-01 (the original used `date.today()`).
 pub fn today() -> i64 {
-    // SAFETY: `time` with a null pointer only returns the time; `localtime_r` fills the `tm`
-    // we own.
-    unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&now, &mut tm).is_null() {
-            return now.div_euclid(86_400);
-        }
-        days_from_civil(
-            i64::from(tm.tm_year) + 1900,
-            i64::from(tm.tm_mon) + 1,
-            i64::from(tm.tm_mday),
-        )
-    }
+    // jiff reads `TZ` as localtime(3) does: a zone name, a file or a POSIX rule such as
+    // `AAT-05:30:00`; without it, /etc/localtime.
+    let now = jiff::Zoned::now();
+    let date = now.date();
+    days_from_civil(
+        i64::from(date.year()),
+        i64::from(date.month()),
+        i64::from(date.day()),
+    )
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
