@@ -81,7 +81,11 @@ impl LevelInfo {
         let restart_level = realm.restart_level(ctx, max)?;
         let configured = ctx.settings.int(Opt::Level);
         let next = match configured {
-            Some(l) if l < 0 => return Err(Failure(format!("The backup level {l} is not valid."))),
+            Some(l) if l < 0 => {
+                return Err(Failure::Option(format!(
+                    "The backup level {l} is not valid."
+                )))
+            }
             Some(l) if l <= i64::from(max) => l as u32,
             _ => max,
         };
@@ -127,7 +131,7 @@ impl Realm<'_, '_> {
         if let Some(v) = self.int(var)? {
             return Ok(v);
         }
-        self.app.ui.error(message);
+        self.app.report.error(message);
         self.save(var, 0)?;
         Ok(0)
     }
@@ -136,7 +140,7 @@ impl Realm<'_, '_> {
         if let Some(d) = self.date(var)? {
             return Ok(d);
         }
-        self.app.ui.error(message);
+        self.app.report.error(message);
         self.save(var, format_date(today))?;
         Ok(today)
     }
@@ -147,7 +151,7 @@ impl Realm<'_, '_> {
         if let Some(size) = self.int(&var)? {
             return Ok(size);
         }
-        self.app.ui.warning(&format!(
+        self.app.report.warning(&format!(
             "Unable to obtain size of the level {level} backup file."
         ));
         self.save(&var, 0)?;
@@ -256,7 +260,7 @@ pub fn save_level_info(
         }
     }
     let size = std::fs::metadata(backup)
-        .map_err(|e| Failure(format!("{}: {e}", backup.display())))?
+        .map_err(|e| Failure::Backup(format!("{}: {e}", backup.display())))?
         .len();
     realm.save(&format!("{}{next}", vars::BACKUP_SIZE), size)?;
     // Sizes of the levels above `next` stay in the realm, as the original leaves them (it
@@ -278,7 +282,7 @@ pub fn check_level_state(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<
     let name = ctx.settings.name();
     // The same condition as `save_level_info`'s.
     if ctx.incremental() && app.storage.check_writable(name)? {
-        app.ui
+        app.report
             .notice(&crate::storage::created_notice(app.storage.dir()));
     }
     for (var, value) in app.storage.vars(name)? {
@@ -321,7 +325,7 @@ fn parse_stored_date(app: &App<'_>, realm: &str, var: &str, text: &str) -> Resul
 }
 
 fn stored_value_error(app: &App<'_>, realm: &str, var: &str, text: &str, what: &str) -> Failure {
-    Failure(format!(
+    Failure::Storage(format!(
         "the value \"{text}\" of \"{var}\" in the storage realm \"{}\" is not {what}",
         app.storage.realm_file(realm).display()
     ))
