@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use aa_abi::host::Provider;
+use crate::archiver::Archiving;
 use aa_abi::{ArchiverFeature, BackupType};
 
 use super::{App, Failure};
@@ -55,7 +55,7 @@ impl<'a> ArchiveSettings<'a> {
 pub struct ArchiveContext<'s, 'a> {
     pub settings: &'s ArchiveSettings<'a>,
     pub archiver: Archiver,
-    pub provider: Rc<Provider>,
+    pub provider: Rc<dyn Archiving>,
     features: Vec<ArchiverFeature>,
 }
 

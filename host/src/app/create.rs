@@ -137,7 +137,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     let number = settings.int(Opt::NumberOfOldBackups).unwrap_or(1);
     let remove_obsolete = settings.flag(Opt::RemoveObsoleteBackups);
     let errors_before = report.errors();
-    let events = UiEvents { report };
+    let events = ReportEvents { report };
 
     let incremental = ctx.incremental();
     let next_level = info.next_level.unwrap_or(0);
@@ -164,7 +164,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         final_path: &final_path,
         overwrite_at_start,
     };
-    let mut keeping = Keeping::new(&ctx.provider, &definition, report, incremental, place);
+    let mut keeping = Keeping::new(&*ctx.provider, &definition, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
     }
@@ -300,11 +300,11 @@ fn report_restart(report: &Report, info: &LevelInfo) {
 }
 
 /// Shows provider events as the original does.
-struct UiEvents<'a> {
+struct ReportEvents<'a> {
     report: &'a Report,
 }
 
-impl BackupEvents for UiEvents<'_> {
+impl BackupEvents for ReportEvents<'_> {
     fn file_add(&self, name: &Path) {
         let name = name.display().to_string();
         self.report.progress_file(&name);
@@ -352,5 +352,80 @@ impl BackupEvents for UiEvents<'_> {
                 "An error occurred while accessing file \"{name}\": {message}"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::Sandbox;
+    use crate::report::Verbosity;
+
+    #[test]
+    fn a_backup_is_made_and_its_names_listed_with_verbose() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "");
+        let (ok, report, memory) = sb.run(Verbosity::Verbose, |app| {
+            run(app, std::slice::from_ref(&home))
+        });
+        assert!(ok);
+        assert_eq!((report.errors(), report.warnings()), (0, 0));
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(sb.backup_content("home.tar"), "a.txt: a\n");
+        assert_eq!(
+            memory.out(),
+            [
+                "\nProcessing \"home\"...",
+                "a.txt",
+                "",
+                "Backup creation completed successfully."
+            ]
+        );
+        assert!(memory.err().is_empty(), "{:?}", memory.err());
+    }
+
+    #[test]
+    fn a_failed_archive_is_reported_on_its_line_and_the_next_is_made() {
+        let sb = Sandbox::new();
+        let broken = sb.spec("broken", "");
+        let home = sb.spec("home", "");
+        // `broken` names a root that does not exist: its own specification says so.
+        std::fs::write(
+            &broken.path,
+            std::fs::read_to_string(&broken.path)
+                .unwrap()
+                .replace("/src\n", "/gone\n"),
+        )
+        .unwrap();
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            run(app, &[broken.clone(), home.clone()])
+        });
+        // The run went on: one archive failed, which the exit code tells.
+        assert!(ok);
+        assert_eq!(report.errors(), 1);
+        let gone = sb.src().with_file_name("gone");
+        assert_eq!(
+            memory.err(),
+            [format!(
+                "aa: Error! [broken] Unable to create the backup: Directory \"{}\" configured in \
+                 the \"path\" option does not exist.",
+                gone.display()
+            )]
+        );
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(sb.backup_content("home.tar"), "a.txt: a\n");
+    }
+
+    #[test]
+    fn no_archive_at_all_is_a_warning() {
+        let sb = Sandbox::new();
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| run(app, &[]));
+        assert!(ok);
+        assert_eq!(report.warnings(), 1);
+        assert_eq!(
+            memory.err(),
+            ["aa: Warning! No configured archive specification files were found."]
+        );
+        assert!(sb.dest_files().is_empty());
     }
 }

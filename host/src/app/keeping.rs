@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aa_abi::host::Provider;
+use crate::archiver::Archiving;
 use aa_abi::naming::backup_file_path;
 use aa_abi::BackupDefinition;
 
@@ -66,7 +66,7 @@ pub struct JournalPlace<'a> {
 
 /// Renames done for keeping, to be committed or rolled back.
 pub struct Keeping<'a> {
-    provider: &'a Provider,
+    provider: &'a dyn Archiving,
     definition: &'a BackupDefinition,
     report: &'a Report,
     incremental: bool,
@@ -82,7 +82,7 @@ pub struct Keeping<'a> {
 
 impl<'a> Keeping<'a> {
     pub fn new(
-        provider: &'a Provider,
+        provider: &'a dyn Archiving,
         definition: &'a BackupDefinition,
         report: &'a Report,
         incremental: bool,
@@ -402,6 +402,66 @@ impl<'a> Keeping<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::create;
+    use crate::app::testing::Sandbox;
+    use crate::report::Verbosity;
+
+    /// Backs up `home` once with `a.txt` saying `run N`; what it reported on standard output.
+    fn run(sb: &Sandbox, n: usize, home: &crate::app::SpecRef) -> Vec<String> {
+        sb.write_source(&format!("run {n}"));
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            create::run(app, std::slice::from_ref(home))
+        });
+        assert!(ok, "{:?}", memory.err());
+        assert_eq!(report.errors() + report.warnings(), 0, "{:?}", memory.err());
+        memory.out()
+    }
+
+    #[test]
+    fn kept_backups_shift_and_the_oldest_beyond_the_number_is_removed() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "keep-old-backups = yes\nnumber-of-old-backups = 2");
+        assert!(run(&sb, 1, &home).is_empty());
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(
+            run(&sb, 2, &home),
+            ["[home] Keeping already existing backups."]
+        );
+        assert_eq!(sb.dest_files(), ["home.aa.tar", "home.tar"]);
+        run(&sb, 3, &home);
+        assert_eq!(sb.dest_files(), ["home.aa.tar", "home.ab.tar", "home.tar"]);
+        let out = run(&sb, 4, &home);
+        assert!(
+            out.contains(&"[home] Removing kept backup with keeping ID \"ab\".".to_string()),
+            "{out:?}"
+        );
+        assert_eq!(sb.dest_files(), ["home.aa.tar", "home.ab.tar", "home.tar"]);
+        let runs: Vec<String> = ["home.tar", "home.aa.tar", "home.ab.tar"]
+            .iter()
+            .map(|f| sb.backup_content(f))
+            .collect();
+        assert_eq!(runs, ["a.txt: run 4\n", "a.txt: run 3\n", "a.txt: run 2\n"]);
+    }
+
+    #[test]
+    fn keeping_nothing_is_a_warning_and_replaces_the_backup() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "keep-old-backups = yes\nnumber-of-old-backups = 0");
+        run(&sb, 1, &home);
+        sb.write_source("run 2");
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            create::run(app, std::slice::from_ref(&home))
+        });
+        assert!(ok);
+        assert_eq!(report.warnings(), 1);
+        assert_eq!(
+            memory.err(),
+            ["aa: Warning! [home] Keeping of old backups is enabled but the number to keep is 0. \
+              No backups will be kept."]
+        );
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(sb.backup_content("home.tar"), "a.txt: run 2\n");
+    }
 
     #[test]
     fn keeping_ids() {

@@ -404,6 +404,95 @@ pub fn parse_date(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::archive::ArchiveSettings;
+    use crate::app::testing::Sandbox;
+    use crate::app::{create, SpecRef};
+    use crate::config::{RawOptions, Value};
+    use crate::report::Verbosity;
+
+    /// The levels `aa` would choose for the next backup of `home`, or why it cannot.
+    fn levels(
+        sb: &Sandbox,
+        home: &SpecRef,
+        command_line: &RawOptions,
+    ) -> Result<LevelInfo, Failure> {
+        let (info, _, _) = sb.run_with(command_line, Verbosity::Normal, |app| {
+            let spec = app.load_spec(&home.path).unwrap();
+            let settings = ArchiveSettings::new(spec, app.config).unwrap();
+            let ctx = ArchiveContext::new(app, &settings).unwrap();
+            LevelInfo::compute(app, &ctx)
+        });
+        info
+    }
+
+    fn next(sb: &Sandbox, home: &SpecRef) -> LevelInfo {
+        levels(sb, home, &RawOptions::new()).unwrap()
+    }
+
+    fn level_option(level: i64) -> RawOptions {
+        let mut raw = RawOptions::new();
+        raw.set(Opt::Level, Some(Value::Int(level)));
+        raw
+    }
+
+    /// Backs `home` up; the warnings it reported.
+    fn backup(sb: &Sandbox, home: &SpecRef) -> Vec<String> {
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            create::run(app, std::slice::from_ref(home))
+        });
+        assert!(ok && report.errors() == 0, "{:?}", memory.err());
+        memory.err()
+    }
+
+    #[test]
+    fn increments_follow_the_chain_and_restart_after_the_level_limit() {
+        let sb = Sandbox::new();
+        let home = sb.spec(
+            "home",
+            "incremental = yes\nrestarting = yes\nrestart-after-level = 2",
+        );
+        let first = next(&sb, &home);
+        assert_eq!(first.max_level, Some(0));
+        assert_eq!(first.next_level, Some(0));
+        assert_eq!(first.current_level(), None);
+        for _ in 0..3 {
+            assert!(backup(&sb, &home).is_empty());
+        }
+        assert_eq!(sb.dest_files(), ["home.1.tar", "home.2.tar", "home.tar"]);
+        let fourth = next(&sb, &home);
+        assert_eq!(fourth.current_level(), Some(2));
+        assert_eq!(fourth.next_level, Some(1));
+        assert_eq!(
+            fourth.restart_reason,
+            Some(RestartReason::BackupLevelLimitReached)
+        );
+        assert_eq!(
+            backup(&sb, &home),
+            ["aa: Warning! [home] Maximal backup level reached. Restarting to level 1."]
+        );
+        // Level 1 was made again; the realm dates the restart today.
+        let (last_restart, _, _) = sb.run(Verbosity::Normal, |app| {
+            stored_date(app, "home", vars::LAST_RESTART).unwrap()
+        });
+        assert_eq!(last_restart, Some(today()));
+        assert_eq!(next(&sb, &home).next_level, Some(2));
+    }
+
+    #[test]
+    fn a_level_given_is_taken_unless_beyond_the_chain() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "incremental = yes");
+        let level = |l| levels(&sb, &home, &level_option(l)).map(|i| i.next_level);
+        assert_eq!(level(5).unwrap(), Some(0));
+        backup(&sb, &home);
+        backup(&sb, &home);
+        assert_eq!(level(5).unwrap(), Some(2));
+        assert_eq!(level(1).unwrap(), Some(1));
+        assert_eq!(level(0).unwrap(), Some(0));
+        let failure = level(-1).unwrap_err();
+        assert!(matches!(failure, Failure::Option(_)), "{failure:?}");
+        assert_eq!(failure.to_string(), "The backup level -1 is not valid.");
+    }
 
     #[test]
     fn dates_round_trip() {

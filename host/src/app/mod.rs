@@ -19,6 +19,8 @@ pub mod levels;
 pub mod list;
 pub mod partials;
 pub mod purge;
+#[cfg(test)]
+mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
