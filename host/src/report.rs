@@ -111,10 +111,6 @@ impl Report {
         self.sink.width()
     }
 
-    pub fn verbosity(&self) -> Verbosity {
-        self.verbosity
-    }
-
     pub fn is_verbose(&self) -> bool {
         self.verbosity == Verbosity::Verbose
     }

@@ -228,10 +228,6 @@ impl Storage {
         Ok(created)
     }
 
-    pub fn has(&self, realm: &str, var: &str) -> Result<bool, StorageError> {
-        Ok(self.get(realm, var)?.is_some())
-    }
-
     /// Stores `value` as `var` of `realm` and writes the realm file.
     pub fn save(
         &self,
@@ -344,7 +340,7 @@ mod tests {
             Some("2024-01-02")
         );
         assert!(s.get("broken", vars::LAST_RESTART).is_err());
-        assert!(!s.has("none", vars::LAST_RESTART).unwrap());
+        assert!(s.get("none", vars::LAST_RESTART).unwrap().is_none());
 
         s.save("p", "archiving-size-level1", 222).unwrap();
         s.save("p", vars::RESTART_COUNT, "1").unwrap();

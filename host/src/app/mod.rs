@@ -8,7 +8,12 @@
 //! interrupted keeping be undone or finished), [`partials`] removes abandoned partial backup
 //! files, [`commands`] runs the user's
 //! hooks, and [`create`], [`list`] and [`purge`] are the actions. Every problem with one archive
-//! is reported on its own line, prefixed with the archive, and the run goes on with the next.
+//! is reported on its own line, prefixed with the archive, and the run goes on with the next;
+//! the [`Failure`] cases say what failed.
+//!
+//! The application knows no terminal and no plugin: it tells the user everything through a
+//! `crate::report::Report` and asks providers through the `crate::archiver::Archiving` trait, so
+//! its tests (with `testing`'s fake provider and a report into memory) run in process.
 
 pub mod archive;
 pub mod commands;
