@@ -3,9 +3,9 @@
 //! for the next run to clean) and old backups renamed for keeping are given back their names
 //! (see `crate::app::journal`).
 //!
-//! The signal handler only writes the signal number to a pipe (the self-pipe pattern: a handler
-//! may do little safely); a thread reading the pipe runs the cleanups registered with
-//! [`on_interrupt`] (the latest first), then kills the programs the run started and waits for
+//! The handlers are signal-hook's (a self-pipe: a handler may do little safely); a thread
+//! reading its [`Signals`] runs the cleanups registered with [`on_interrupt`] (the latest
+//! first), then kills the programs the run started and waits for
 //! them, says what the cleanups did, and ends the process with the usual
 //! status (128 + the signal number). The steps a cleanup must never interrupt run as
 //! [`critical`] sections: the thread takes the same mutex first, and ends the process holding
@@ -14,8 +14,12 @@
 //! a terminal's Ctrl-C as they always did; blocking the signals instead would have been
 //! inherited by them. A signal that was ignored when `aa` started (`nohup`) stays ignored.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use rustix::process::{kill_process, waitid, Pid, Signal, WaitId, WaitIdOptions};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// What to do if the run is interrupted; each says what it did, if anything.
 type Cleanup = Box<dyn Fn() -> Option<String> + Send>;
@@ -27,66 +31,45 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// Held by [`critical`] sections and by the signal thread while it cleans up.
 static CRITICAL: Mutex<()> = Mutex::new(());
 
-/// The write end of the pipe the handler signals through; -1 until [`install`].
-static PIPE: AtomicI32 = AtomicI32::new(-1);
+const SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 
-const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-extern "C" fn on_signal(signal: libc::c_int) {
-    let fd = PIPE.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let byte = signal as u8;
-        // SAFETY: write(2) is async-signal-safe; one byte from a local.
-        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
-    }
-}
-
-/// Starts the thread that handles the signals and installs the handler. Call it at the start
+/// Starts the thread that handles the signals and installs the handlers. Call it at the start
 /// of `main`; failures leave the default behaviour.
 pub fn install() {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return;
-    }
-    let [read_end, write_end] = fds;
+    // signal-hook would replace an ignored disposition with its handler: keep those ignored.
+    let signals: Vec<i32> = SIGNALS.into_iter().filter(|&s| !is_ignored(s)).collect();
+    // The handlers are installed by the thread that waits for them, and only once it runs, so
+    // a failed spawn leaves the default behaviour; `install` returns once they are in place.
+    let (ready, installed) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("aa-signals".into())
-        .spawn(move || loop {
-            let mut byte = 0u8;
-            // SAFETY: reads one byte into a local from the pipe this thread owns.
-            let n = unsafe { libc::read(read_end, (&mut byte as *mut u8).cast(), 1) };
-            if n == 1 {
-                interrupted(libc::c_int::from(byte));
-            } else if n == 0 {
+        .spawn(move || {
+            let Ok(mut signals) = Signals::new(&signals) else {
                 return;
+            };
+            let _ = ready.send(());
+            if let Some(signal) = signals.forever().next() {
+                interrupted(signal);
             }
         });
-    if spawned.is_err() {
-        return;
-    }
-    PIPE.store(write_end, Ordering::Relaxed);
-    for signal in SIGNALS {
-        // SAFETY: sigaction with a zeroed struct filled in here; the handler is
-        // async-signal-safe. The previous action is read first so that an ignored signal
-        // stays ignored.
-        unsafe {
-            let mut previous: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signal, std::ptr::null(), &mut previous) != 0
-                || previous.sa_sigaction == libc::SIG_IGN
-            {
-                continue;
-            }
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
+    if spawned.is_ok() {
+        let _ = installed.recv();
     }
 }
 
-fn interrupted(signal: libc::c_int) -> ! {
+/// Whether `signal` was ignored when `aa` started (`nohup`). Raw libc: neither signal-hook nor
+/// rustix reads a signal's disposition without changing it.
+fn is_ignored(signal: i32) -> bool {
+    // SAFETY: with a null new action, sigaction only writes the current one into `previous`,
+    // a zeroed plain-data struct we own.
+    unsafe {
+        let mut previous: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut previous) == 0
+            && previous.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+fn interrupted(signal: i32) -> ! {
     // Held until the process ends: nothing critical starts after the cleanups.
     let _critical = CRITICAL.lock().unwrap_or_else(|e| e.into_inner());
     let cleanups = CLEANUPS.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,8 +78,8 @@ fn interrupted(signal: libc::c_int) -> ! {
     // (and drop what it was writing) while the cleanups run.
     stop_children();
     let name = match signal {
-        libc::SIGINT => "interrupted",
-        libc::SIGTERM => "terminated",
+        SIGINT => "interrupted",
+        SIGTERM => "terminated",
         _ => "hung up",
     };
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -108,8 +91,8 @@ fn interrupted(signal: libc::c_int) -> ! {
     } else {
         eprintln!("aa: {name}; {}", done.join("; "));
     }
-    // SAFETY: ends the process at once, without running other threads' code further.
-    unsafe { libc::_exit(128 + signal) }
+    // `_exit`: ends the process at once, without running other threads' code further.
+    signal_hook::low_level::exit(128 + signal)
 }
 
 /// Kills the programs this process started (GNU tar, a hook) and waits until they are gone.
@@ -123,7 +106,7 @@ fn stop_children() {
     };
     let pids = entries
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok());
+        .filter_map(|e| Pid::from_raw(e.file_name().to_str()?.parse().ok()?));
     for pid in pids {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
@@ -135,18 +118,12 @@ fn stop_children() {
         if ppid != Some(me) {
             continue;
         }
-        // SAFETY: kill(2) and waitid(2) on our own child; `info` is a local the call fills.
         // WNOWAIT leaves it to be reaped by whoever waits for it.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            );
-        }
+        let _ = kill_process(pid, Signal::KILL);
+        let _ = waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        );
     }
 }
 

@@ -1,35 +1,50 @@
 //! The `aa` host: configuration, archive specifications, the service framework that holds the
 //! archiver providers loaded from plugins, and the archiving application behind the command
 //! line.
-
-pub mod app;
-pub mod archiver;
-pub mod cli;
+//!
+//! Its public surface is what the `aa` binary needs: [`Cli`] and [`generate`] (the command
+//! line), [`install_interrupt_handling`] and [`run`]. Everything else is private to the crate,
+//! so that the compiler reports what nothing uses.
+//!
+//! Layout: `cli` (arguments), `config`, `ini`, `spec` and `values` (what the user configured),
+//! `plugin_loader`, `service` and `archiver` (the providers, which the application reaches
+//! through the `archiver::Archiving` trait), `storage` (the realms), `lock` (one run per
+//! archive), `interrupt` (signals: cleanups before exit), `report` (what the application tells
+//! the user, through a sink), `ui` (the terminal's sink, with the status line), `paths`, and
+//! `app`, the three actions, which know no terminal and no plugin.
+mod app;
+mod archiver;
+mod cli;
 mod config;
 mod ini;
-pub mod interrupt;
-pub mod lock;
-pub mod paths;
-pub mod plugin_loader;
-pub mod service;
+mod interrupt;
+mod lock;
+mod paths;
+mod plugin_loader;
+mod report;
+mod service;
 mod spec;
-pub mod storage;
-pub mod ui;
+mod storage;
+mod ui;
 mod values;
 
 #[cfg(test)]
 mod test_support;
+
+pub use crate::cli::{generate, Cli};
+pub use crate::interrupt::install as install_interrupt_handling;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::app::App;
 use crate::archiver::{ArchiverService, ArchiverServiceComponent};
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 use crate::config::{Configuration, Locations, Opt, OptionSource};
+use crate::report::{Report, Verbosity};
 use crate::service::{ServiceAccessor, ServiceComponent};
 use crate::storage::Storage;
-use crate::ui::{Ui, Verbosity};
+use crate::ui::Terminal;
 
 /// Exit code of a run where something went wrong (an error or a warning was shown).
 const EXIT_ISSUES: u8 = 1;
@@ -42,23 +57,23 @@ pub fn run(cli: Cli) -> ExitCode {
     let config = match config::load(&command_line, &Locations::standard()) {
         Ok(config) => config,
         Err(e) => {
-            let ui = Ui::new(Verbosity::Normal);
+            let report = Terminal::report(Verbosity::Normal);
             return if e.is_fatal() {
-                ui.fatal(&e.to_string());
+                report.fatal(&e.to_string());
                 ExitCode::from(EXIT_FATAL)
             } else {
-                ui.error(&e.to_string());
+                report.error(&e.to_string());
                 ExitCode::from(EXIT_ISSUES)
             };
         }
     };
-    let ui = Ui::new(verbosity(&config));
+    let report = Terminal::report(verbosity(&config));
 
     // Listing providers is our addition and needs no state: it leaves the directories alone.
     let storage = if cli.command() == Command::ListProviders {
         None
     } else {
-        match prepare_state(&ui, &config) {
+        match prepare_state(&report, &config) {
             Some(storage) => Some(storage),
             None => return ExitCode::from(EXIT_ISSUES),
         }
@@ -72,24 +87,24 @@ pub fn run(cli: Cli) -> ExitCode {
     );
     let (plugins, rejected) = plugin_loader::load_plugins(&dirs);
     for rejection in &rejected {
-        ui.notice(&rejection.to_string());
+        report.notice(&rejection.to_string());
     }
 
     let mut services = ServiceAccessor::new(config.user_config_dir());
     let mut archiver_component = ArchiverServiceComponent::new(&mut services, &plugins);
 
     let ok = match cli.command() {
-        Command::ListProviders => list_providers(&ui, &services),
+        Command::ListProviders => list_providers(&report, &services),
         command => {
             let storage = storage
                 .as_ref()
                 .expect("the state is prepared for every action");
-            let app = App::new(&ui, &services, &config, storage);
+            let app = App::new(&report, &services, &config, storage);
             let selected = app.selected_specs(&cli.specs);
             let all = config.flag(Opt::All);
             match command {
                 Command::Create if selected.is_empty() && !all => {
-                    ui.error(
+                    report.error(
                         "No archive specification given. Pass the name or path of an archive \
                          specification file as an argument, or use --all to process every \
                          configured archive.",
@@ -97,7 +112,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     false
                 }
                 Command::Purge if selected.is_empty() && !all => {
-                    ui.error(
+                    report.error(
                         "No archive name given. Pass the name of an archive as an argument, or \
                          use --all to purge the data of every orphaned archive.",
                     );
@@ -111,7 +126,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
 
     archiver_component.destroy_services(&mut services);
-    if ok && ui.errors() + ui.warnings() == 0 {
+    if ok && report.errors() + report.warnings() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_ISSUES)
@@ -120,17 +135,17 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Creates the user configuration, archive specifications and storage directories as the
 /// original did (announcing each), and reads the storage. `None` after an error.
-fn prepare_state(ui: &Ui, config: &Configuration) -> Option<Storage> {
+fn prepare_state(report: &Report, config: &Configuration) -> Option<Storage> {
     let user_config_dir = config.user_config_dir();
-    let user_dir_created = create_dir(ui, &user_config_dir, "User configuration directory")?;
+    let user_dir_created = create_dir(report, &user_config_dir, "User configuration directory")?;
     // The specifications directory is only announced when it is not simply part of a user
     // configuration directory that was just created.
     let specs_dir = config.archive_specs_dir();
     if !specs_dir.exists() {
-        let quiet_ui = Ui::new(Verbosity::Quiet);
+        let quiet_report = Terminal::report(Verbosity::Quiet);
         let announce = !user_dir_created || !specs_dir.starts_with(&user_config_dir);
         create_dir(
-            if announce { ui } else { &quiet_ui },
+            if announce { report } else { &quiet_report },
             &specs_dir,
             "Archive specifications directory",
         );
@@ -138,12 +153,12 @@ fn prepare_state(ui: &Ui, config: &Configuration) -> Option<Storage> {
     match Storage::open(&user_config_dir) {
         Ok((storage, created)) => {
             if created {
-                ui.notice(&crate::storage::created_notice(storage.dir()));
+                report.notice(&crate::storage::created_notice(storage.dir()));
             }
             Some(storage)
         }
         Err(e) => {
-            ui.error(&format!("Unable to open the storage: {e}"));
+            report.error(&format!("Unable to open the storage: {e}"));
             None
         }
     }
@@ -162,18 +177,18 @@ fn verbosity(config: &Configuration) -> Verbosity {
 
 /// Creates `dir` if it does not exist, telling the user. `Some(created)`, or `None` after an
 /// error.
-fn create_dir(ui: &Ui, dir: &Path, what: &str) -> Option<bool> {
+fn create_dir(report: &Report, dir: &Path, what: &str) -> Option<bool> {
     if dir.exists() {
         return Some(false);
     }
-    ui.notice(&format!(
+    report.notice(&format!(
         "{what} does not exist. Creating \"{}\".",
         dir.display()
     ));
     match std::fs::create_dir_all(dir) {
         Ok(()) => Some(true),
         Err(e) => {
-            ui.error(&format!(
+            report.error(&format!(
                 "Unable to create {} \"{}\": {e}",
                 what.to_lowercase(),
                 dir.display()
@@ -183,15 +198,15 @@ fn create_dir(ui: &Ui, dir: &Path, what: &str) -> Option<bool> {
     }
 }
 
-fn list_providers(ui: &Ui, services: &ServiceAccessor) -> bool {
+fn list_providers(report: &Report, services: &ServiceAccessor) -> bool {
     let providers = services.provider_identifications::<ArchiverService>();
     if providers.is_empty() {
-        ui.error("no archiver provider is loaded; check the plugin directories (--plugin-dir, AA_PLUGIN_PATH)");
+        report.error("no archiver provider is loaded; check the plugin directories (--plugin-dir, AA_PLUGIN_PATH)");
         return false;
     }
     for (id, info) in providers {
-        ui.output(&format!("{id}  {}", display_path(&info.library)));
-        ui.output(&format!(
+        report.output(&format!("{id}  {}", display_path(&info.library)));
+        report.output(&format!(
             "  description: {}",
             info.identification.description
         ));
@@ -202,7 +217,7 @@ fn list_providers(ui: &Ui, services: &ServiceAccessor) -> bool {
             } else {
                 features.join(", ")
             };
-            ui.output(&format!("  {}: {features}", t.backup_type));
+            report.output(&format!("  {}: {features}", t.backup_type));
         }
     }
     true

@@ -18,10 +18,11 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use aa_abi::naming::archive_name_problem;
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
 
 const LOCKS_SUBDIR: &str = "locks";
 
@@ -95,11 +96,9 @@ impl ArchiveLock {
             .truncate(false)
             .open(&path)
             .map_err(io_error)?;
-        // SAFETY: flock on an open descriptor.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(io_error(e));
+        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            if e != Errno::WOULDBLOCK {
+                return Err(io_error(e.into()));
             }
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);

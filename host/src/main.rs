@@ -7,16 +7,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Ctrl-C removes an unfinished backup (see the module).
-    aa_host::interrupt::install();
+    aa_host::install_interrupt_handling();
     // Diagnostics for developers: AA_LOG=debug (env_logger syntax). Users see the UI messages.
     env_logger::Builder::new()
         .parse_env(env_logger::Env::new().filter("AA_LOG"))
         .format_timestamp(None)
         .init();
-    let cli = aa_host::cli::Cli::parse();
+    let cli = aa_host::Cli::parse();
     if let Some(what) = cli.generate {
         let mut out = std::io::stdout().lock();
-        return match aa_host::cli::generate(what, &mut out).and_then(|()| out.flush()) {
+        return match aa_host::generate(what, &mut out).and_then(|()| out.flush()) {
             // A reader that stopped early (`| head`) is no failure.
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

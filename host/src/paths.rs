@@ -4,6 +4,8 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use rustix::process::getuid;
+
 /// [`expand_user`] for a path that may not be UTF-8 (such a path is returned unchanged).
 pub fn expand_tilde(path: &Path) -> PathBuf {
     match path.to_str() {
@@ -43,6 +45,9 @@ pub fn expand_user(path: &str) -> PathBuf {
 }
 
 /// The home directory of `user` (or of the current user) from the password database.
+///
+/// Raw libc: the password database is libc's (NSS: files, LDAP, systemd-userdb); rustix does
+/// not read it, and a crate for it would wrap these same two calls.
 fn home_from_passwd(user: Option<&str>) -> Option<OsString> {
     let name = match user {
         Some(u) => Some(std::ffi::CString::new(u).ok()?),
@@ -50,15 +55,18 @@ fn home_from_passwd(user: Option<&str>) -> Option<OsString> {
     };
     let mut buf = vec![0u8; 1024];
     loop {
-        // SAFETY: `passwd` is plain data; the *_r functions fill it with pointers into `buf`,
-        // which outlives every use of them below.
+        // SAFETY: `passwd` is plain data, for which all zeroes is a valid value.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         let buf_ptr = buf.as_mut_ptr().cast::<libc::c_char>();
+        // SAFETY: `name` is NUL-terminated and `buf_ptr` is `buf.len()` bytes long; the *_r
+        // functions fill `pwd` with pointers into `buf`, which outlives every use of them below.
         let rc = unsafe {
             match &name {
                 Some(n) => libc::getpwnam_r(n.as_ptr(), &mut pwd, buf_ptr, buf.len(), &mut result),
-                None => libc::getpwuid_r(libc::getuid(), &mut pwd, buf_ptr, buf.len(), &mut result),
+                None => {
+                    libc::getpwuid_r(getuid().as_raw(), &mut pwd, buf_ptr, buf.len(), &mut result)
+                }
             }
         };
         if rc == libc::ERANGE && buf.len() < 1 << 20 {

@@ -116,10 +116,6 @@ impl ServiceAccessor {
         }
     }
 
-    pub fn work_dir(&self) -> &Path {
-        &self.work_dir
-    }
-
     fn registration<S: ServiceIdentification>(&self) -> Result<&Registration<S>, ServiceError> {
         self.services
             .get(&TypeId::of::<S>())

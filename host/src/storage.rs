@@ -16,6 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use aa_abi::naming::accessible;
+use rustix::io::Errno;
 
 use crate::ini::{Ini, IniOptions};
 
@@ -210,25 +211,21 @@ impl Storage {
                 true
             }
             Err(e) => return Err(StorageError::io(dir, e)),
-            Ok(m) if !m.is_dir() => return Err(StorageError::os(dir, libc::ENOTDIR)),
+            Ok(m) if !m.is_dir() => return Err(StorageError::os(dir, Errno::NOTDIR)),
             Ok(_) => false,
         };
         if !accessible(dir, libc::W_OK | libc::X_OK) {
-            return Err(StorageError::os(dir, libc::EACCES));
+            return Err(StorageError::os(dir, Errno::ACCESS));
         }
         let file = self.realm_file(realm);
         match fs::metadata(&file) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(&file, e)),
             Ok(m) if m.is_file() => {}
-            Ok(m) if m.is_dir() => return Err(StorageError::os(&file, libc::EISDIR)),
-            Ok(_) => return Err(StorageError::os(&file, libc::EINVAL)),
+            Ok(m) if m.is_dir() => return Err(StorageError::os(&file, Errno::ISDIR)),
+            Ok(_) => return Err(StorageError::os(&file, Errno::INVAL)),
         }
         Ok(created)
-    }
-
-    pub fn has(&self, realm: &str, var: &str) -> Result<bool, StorageError> {
-        Ok(self.get(realm, var)?.is_some())
     }
 
     /// Stores `value` as `var` of `realm` and writes the realm file.
@@ -294,8 +291,8 @@ enum StorageErrorKind {
 }
 
 impl StorageError {
-    fn os(path: &Path, code: i32) -> StorageError {
-        StorageError::io(path, io::Error::from_raw_os_error(code))
+    fn os(path: &Path, code: Errno) -> StorageError {
+        StorageError::io(path, code.into())
     }
 
     fn io(path: &Path, source: io::Error) -> StorageError {
@@ -343,7 +340,7 @@ mod tests {
             Some("2024-01-02")
         );
         assert!(s.get("broken", vars::LAST_RESTART).is_err());
-        assert!(!s.has("none", vars::LAST_RESTART).unwrap());
+        assert!(s.get("none", vars::LAST_RESTART).unwrap().is_none());
 
         s.save("p", "archiving-size-level1", 222).unwrap();
         s.save("p", vars::RESTART_COUNT, "1").unwrap();

@@ -5,14 +5,14 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use aa_abi::host::Provider;
+use crate::archiver::Archiving;
 use aa_abi::{ArchiverFeature, BackupType};
 
 use super::{App, Failure};
 use crate::archiver::{Archiver, ArchiverService};
 use crate::config::{parse_value, Configuration, Opt, OptionSource, RawOptions, Value};
+use crate::report::Report;
 use crate::spec::{ArchiveSpec, SpecError};
-use crate::ui::Ui;
 
 /// An archive's options: its `.aa` file first, then the configuration.
 pub struct ArchiveSettings<'a> {
@@ -55,7 +55,7 @@ impl<'a> ArchiveSettings<'a> {
 pub struct ArchiveContext<'s, 'a> {
     pub settings: &'s ArchiveSettings<'a>,
     pub archiver: Archiver,
-    pub provider: Rc<Provider>,
+    pub provider: Rc<dyn Archiving>,
     features: Vec<ArchiverFeature>,
 }
 
@@ -64,7 +64,7 @@ impl<'s, 'a> ArchiveContext<'s, 'a> {
     pub fn new(app: &App<'_>, settings: &'s ArchiveSettings<'a>) -> Result<Self, Failure> {
         let archiver = settings
             .archiver(Opt::Archiver)
-            .ok_or_else(|| Failure("the option \"archiver\" is undefined".to_string()))?;
+            .ok_or_else(|| Failure::Option("the option \"archiver\" is undefined".to_string()))?;
         let provider = app
             .services
             .get_or_create_service::<ArchiverService>(&archiver.provider)?;
@@ -76,7 +76,7 @@ impl<'s, 'a> ArchiveContext<'s, 'a> {
             .and_then(|(_, info)| info.identification.features_for(archiver.backup_type))
             .map(<[ArchiverFeature]>::to_vec)
             .ok_or_else(|| {
-                Failure(format!(
+                Failure::Option(format!(
                     "archiver \"{archiver}\": provider {} does not make {} backups",
                     archiver.provider, archiver.backup_type
                 ))
@@ -106,10 +106,10 @@ impl<'s, 'a> ArchiveContext<'s, 'a> {
 
     /// Warns about options that are set but that the archiver cannot honour; they are
     /// ignored, as in the original.
-    pub fn report_unsupported_options(&self, ui: &Ui) {
+    pub fn report_unsupported_options(&self, report: &Report) {
         for opt in [Opt::CompressionLevel, Opt::Incremental] {
             if self.settings.is_present(opt) && !self.supports(opt) {
-                ui.warning(&format!(
+                report.warning(&format!(
                     "Option \"{opt}\" is not supported by the archiver of type \"{}\".",
                     self.archiver
                 ));
@@ -126,6 +126,6 @@ impl<'s, 'a> ArchiveContext<'s, 'a> {
     pub fn destination(&self) -> Result<PathBuf, Failure> {
         self.settings
             .path(Opt::DestDir)
-            .ok_or_else(|| Failure("the option \"dest-dir\" is undefined".to_string()))
+            .ok_or_else(|| Failure::Option("the option \"dest-dir\" is undefined".to_string()))
     }
 }

@@ -9,10 +9,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use crate::ui::Ui;
+use crate::report::Report;
 
 /// Runs `command` if it is set and not empty. The error is the message to show.
-pub fn execute(ui: &Ui, command: Option<&str>) -> Result<(), String> {
+pub fn execute(report: &Report, command: Option<&str>) -> Result<(), String> {
     let Some(text) = command.filter(|c| !c.is_empty()) else {
         return Ok(());
     };
@@ -20,7 +20,7 @@ pub fn execute(ui: &Ui, command: Option<&str>) -> Result<(), String> {
     let Some((program, args)) = words.split_first() else {
         return Ok(());
     };
-    ui.verbose(&format!("Executing command '{text}'"));
+    report.verbose(&format!("Executing command '{text}'"));
     let mut child = Command::new(program)
         .args(args)
         .stdout(Stdio::piped())
@@ -64,9 +64,9 @@ pub fn execute(ui: &Ui, command: Option<&str>) -> Result<(), String> {
     drop(tx);
     for (is_error, line) in rx {
         if is_error {
-            ui.warning(&line);
+            report.warning(&line);
         } else {
-            ui.normal(&line);
+            report.normal(&line);
         }
     }
     for reader in readers {

@@ -18,97 +18,97 @@ use super::{commands, partials, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
 use crate::interrupt;
 use crate::lock::ArchiveLock;
+use crate::report::Report;
 use crate::spec;
-use crate::ui::Ui;
 
 /// Creates the backups of `selected` (or of every configured archive with `--all`). Returns
 /// false if the run as a whole could not be done.
 pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
-    let ui = app.ui;
+    let report = app.report;
     let ok = create_all(app, selected);
-    ui.set_label(None);
-    if ui.is_verbose() {
-        ui.verbose("");
-        if ui.errors() > 0 || !ok {
-            ui.verbose("Backup creation for one or more archives finished with error(s)! Check program's output for details.");
-        } else if ui.warnings() > 0 {
-            ui.verbose("Backup creation completed successfully. One or more warnings were shown. Check program's output for details.");
+    report.set_label(None);
+    if report.is_verbose() {
+        report.verbose("");
+        if report.errors() > 0 || !ok {
+            report.verbose("Backup creation for one or more archives finished with error(s)! Check program's output for details.");
+        } else if report.warnings() > 0 {
+            report.verbose("Backup creation completed successfully. One or more warnings were shown. Check program's output for details.");
         } else {
-            ui.verbose("Backup creation completed successfully.");
+            report.verbose("Backup creation completed successfully.");
         }
     }
     ok
 }
 
 fn create_all(app: &App<'_>, selected: &[SpecRef]) -> bool {
-    let ui = app.ui;
+    let report = app.report;
     let Some(specs) = app.specs_for_processing(selected) else {
         return false;
     };
     let before_all = app.config.string(Opt::CommandBeforeAllBackups);
-    if let Err(e) = commands::execute(ui, before_all.as_deref()) {
-        ui.error(&e);
+    if let Err(e) = commands::execute(report, before_all.as_deref()) {
+        report.error(&e);
         return false;
     }
     for spec in &specs {
         let label = spec.label();
-        ui.set_label(Some(&label));
-        ui.verbose(&format!("\nProcessing \"{label}\"..."));
+        report.set_label(Some(&label));
+        report.verbose(&format!("\nProcessing \"{label}\"..."));
         make_backup(app, spec);
     }
-    ui.set_label(None);
+    report.set_label(None);
     let after_all = app.config.string(Opt::CommandAfterAllBackups);
-    if let Err(e) = commands::execute(ui, after_all.as_deref()) {
-        ui.error(&e);
+    if let Err(e) = commands::execute(report, after_all.as_deref()) {
+        report.error(&e);
         return false;
     }
     true
 }
 
 fn make_backup(app: &App<'_>, spec_ref: &SpecRef) {
-    let ui = app.ui;
+    let report = app.report;
     let settings = match app
         .load_spec(&spec_ref.path)
         .and_then(|spec| ArchiveSettings::new(spec, app.config))
     {
         Ok(s) => s,
-        Err(e) => return ui.error(&e.to_string()),
+        Err(e) => return report.error(&e.to_string()),
     };
     // Held until the archive is done, hooks included (see `crate::lock`).
     let _lock = match ArchiveLock::acquire(&app.config.user_config_dir(), settings.name()) {
         Ok(lock) => lock,
-        Err(e) => return ui.error(&e.to_string()),
+        Err(e) => return report.error(&e.to_string()),
     };
     let before = settings.string(Opt::CommandBeforeBackup);
-    if let Err(e) = commands::execute(ui, before.as_deref()) {
-        return ui.error(&e);
+    if let Err(e) = commands::execute(report, before.as_deref()) {
+        return report.error(&e);
     }
     match create_backup(app, &settings) {
         Ok(backup) => log::info!("backup created: {}", backup.display()),
-        Err(Failure(e)) => ui.error(&format!("Unable to create the backup: {e}")),
+        Err(e) => report.error(&format!("Unable to create the backup: {e}")),
     }
     let after = settings.string(Opt::CommandAfterBackup);
-    if let Err(e) = commands::execute(ui, after.as_deref()) {
-        ui.error(&e);
+    if let Err(e) = commands::execute(report, after.as_deref()) {
+        report.error(&e);
     }
 }
 
 fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBuf, Failure> {
-    let ui = app.ui;
+    let report = app.report;
     let journal = journal_path(&app.config.user_config_dir(), settings.name());
-    recover_keeping(ui, &journal)?;
+    recover_keeping(report, &journal)?;
     let ctx = ArchiveContext::new(app, settings)?;
     check_level_state(app, &ctx)?;
     let info = LevelInfo::compute(app, &ctx)?;
-    ctx.report_unsupported_options(ui);
+    ctx.report_unsupported_options(report);
 
     let root = settings.spec.path();
     check_root(root)?;
     check_destination(&ctx.destination()?)?;
     let (includes, warnings) = spec::expand_wildcards(root, settings.spec.include_files());
-    warnings.iter().for_each(|w| ui.warning(w));
+    warnings.iter().for_each(|w| report.warning(w));
     let (excludes, warnings) = spec::expand_wildcards(root, settings.spec.exclude_files());
-    warnings.iter().for_each(|w| ui.warning(w));
+    warnings.iter().for_each(|w| report.warning(w));
     let definition =
         BackupDefinition::new(settings.name(), ctx.backup_type(), ctx.destination()?, root)
             .include(includes)
@@ -116,7 +116,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     partials::remove_abandoned(&definition);
     if aa_provider_kit::relative_destination(&definition).is_some() {
         // Every provider leaves them out (see `aa_provider_kit::OwnBackups`); say so once.
-        ui.info(&format!(
+        report.info(&format!(
             "Destination \"{}\" is inside the backed-up tree; this archive's own backup files are not stored.",
             definition.destination.as_path().display()
         ));
@@ -126,7 +126,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     let compression = match settings.int(Opt::CompressionLevel) {
         Some(level) if ctx.supports(Opt::CompressionLevel) => {
             Some(u32::try_from(level).map_err(|_| {
-                Failure(format!(
+                Failure::Option(format!(
                     "Compression strength value {level} is out of the interval 0..9."
                 ))
             })?)
@@ -136,16 +136,16 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     let keep = settings.flag(Opt::KeepOldBackups);
     let number = settings.int(Opt::NumberOfOldBackups).unwrap_or(1);
     let remove_obsolete = settings.flag(Opt::RemoveObsoleteBackups);
-    let errors_before = ui.errors();
-    let events = UiEvents { ui };
+    let errors_before = report.errors();
+    let events = ReportEvents { report };
 
     let incremental = ctx.incremental();
     let next_level = info.next_level.unwrap_or(0);
     if incremental {
-        report_restart(ui, &info);
+        report_restart(report, &info);
         if let Some(configured) = settings.int(Opt::Level) {
             if configured > i64::from(next_level) {
-                ui.warning(&format!(
+                report.warning(&format!(
                     "Backup level value {configured} is too high. Using level {next_level} instead."
                 ));
             }
@@ -158,13 +158,13 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         incremental.then_some(next_level),
         None,
     )
-    .ok_or_else(|| Failure("unknown backup type".into()))?;
+    .ok_or_else(|| Failure::Option("unknown backup type".into()))?;
     let place = JournalPlace {
         path: journal,
         final_path: &final_path,
         overwrite_at_start,
     };
-    let mut keeping = Keeping::new(&ctx.provider, &definition, ui, incremental, place);
+    let mut keeping = Keeping::new(&*ctx.provider, &definition, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
     }
@@ -177,7 +177,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             (!removed.is_empty()).then(|| format!("removed the unfinished {}", removed.join(", ")))
         })
     });
-    ui.start_progress();
+    report.start_progress();
     let created = if incremental {
         ctx.provider.backup_files_incrementally(
             &definition,
@@ -190,7 +190,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         ctx.provider
             .backup_files(&definition, compression, overwrite_at_start, &events)
     };
-    ui.finish_progress();
+    report.finish_progress();
     let backup = match created {
         Ok(path) => path,
         Err(e) => {
@@ -201,10 +201,10 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     // The backup exists from here on: what fails now is reported as such, and the other steps
     // are still done.
     let made_but = |what: &str, e: Failure| {
-        ui.error(&format!(
+        report.error(&format!(
             "The backup \"{}\" was created, but {what}: {}",
             backup.display(),
-            e.0
+            e
         ))
     };
     if let Err(e) = keeping.commit() {
@@ -218,8 +218,10 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             made_but("the obsolete increments were not removed", e.into());
         }
     }
-    if ui.errors() > errors_before {
-        ui.verbose("Error(s) occurred during the backup creation. Please check program's output.");
+    if report.errors() > errors_before {
+        report.verbose(
+            "Error(s) occurred during the backup creation. Please check program's output.",
+        );
     }
     if let Err(e) = save_level_info(app, &ctx, &info, &backup) {
         made_but("its level state was not saved", e);
@@ -229,17 +231,17 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
 
 /// Finishes or undoes the keeping of old backups of a run that was stopped (see
 /// [`journal`]), before anything else touches the destination.
-fn recover_keeping(ui: &Ui, journal: &Path) -> Result<(), Failure> {
+fn recover_keeping(report: &Report, journal: &Path) -> Result<(), Failure> {
     match journal::recover(journal, false) {
         Ok(None) => Ok(()),
         Ok(Some(recovered)) => {
-            ui.info(&format!(
+            report.info(&format!(
                 "Recovered from an interrupted run: {}.",
                 recovered.describe()
             ));
             Ok(())
         }
-        Err(e) => Err(Failure(format!(
+        Err(e) => Err(Failure::Keeping(format!(
             "Unable to recover from an interrupted keeping of old backups: {e}"
         ))),
     }
@@ -260,37 +262,37 @@ fn check_destination(dest: &Path) -> Result<(), Failure> {
 fn check_dir(dir: &Path, option: &str, mode: libc::c_int, what: &str) -> Result<(), Failure> {
     let shown = dir.display();
     match std::fs::metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure(format!(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::Directory(format!(
             "Directory \"{shown}\" configured in the \"{option}\" option does not exist."
         ))),
         // A symbolic link loop, say: the reason, not "does not exist".
-        Err(e) => Err(Failure(format!(
+        Err(e) => Err(Failure::Directory(format!(
             "Directory \"{shown}\" configured in the \"{option}\" option cannot be accessed: {}.",
             aa_abi::error::os_message(&e)
         ))),
-        Ok(m) if !m.is_dir() => Err(Failure(format!(
+        Ok(m) if !m.is_dir() => Err(Failure::Directory(format!(
             "Path \"{shown}\" configured in the \"{option}\" option is not a directory."
         ))),
-        Ok(_) if !accessible(dir, mode) => Err(Failure(format!(
+        Ok(_) if !accessible(dir, mode) => Err(Failure::Directory(format!(
             "Directory \"{shown}\" configured in the \"{option}\" option is not {what}."
         ))),
         Ok(_) => Ok(()),
     }
 }
 
-fn report_restart(ui: &Ui, info: &LevelInfo) {
+fn report_restart(report: &Report, info: &LevelInfo) {
     let next = info.next_level.unwrap_or(0);
     match info.restart_reason {
         Some(RestartReason::RestartCountLimitReached) => {
-            ui.warning("Maximal backup level restart count reached. Restarting to level 0.")
+            report.warning("Maximal backup level restart count reached. Restarting to level 0.")
         }
         Some(RestartReason::LastFullRestartAgeLimitReached) => {
-            ui.warning("Maximal backup level full restart age reached. Restarting to level 0.")
+            report.warning("Maximal backup level full restart age reached. Restarting to level 0.")
         }
-        Some(RestartReason::BackupLevelLimitReached) => ui.warning(&format!(
+        Some(RestartReason::BackupLevelLimitReached) => report.warning(&format!(
             "Maximal backup level reached. Restarting to level {next}."
         )),
-        Some(RestartReason::LastRestartAgeLimitReached) => ui.warning(&format!(
+        Some(RestartReason::LastRestartAgeLimitReached) => report.warning(&format!(
             "Maximal backup level restart age reached. Restarting to level {next}."
         )),
         Some(RestartReason::NoRestart) | None => {}
@@ -298,15 +300,15 @@ fn report_restart(ui: &Ui, info: &LevelInfo) {
 }
 
 /// Shows provider events as the original does.
-struct UiEvents<'a> {
-    ui: &'a Ui,
+struct ReportEvents<'a> {
+    report: &'a Report,
 }
 
-impl BackupEvents for UiEvents<'_> {
+impl BackupEvents for ReportEvents<'_> {
     fn file_add(&self, name: &Path) {
         let name = name.display().to_string();
-        self.ui.progress_file(&name);
-        self.ui.verbose(&name);
+        self.report.progress_file(&name);
+        self.report.verbose(&name);
     }
 
     fn backup_operation_error(
@@ -318,35 +320,112 @@ impl BackupEvents for UiEvents<'_> {
     ) {
         let name = name.map(|n| n.display().to_string()).unwrap_or_default();
         let message = message.unwrap_or("");
-        let ui = self.ui;
+        let report = self.report;
         match (operation, error) {
             (Op::Stat, E::PermissionDenied) => {
-                ui.error(&format!("Cannot access \"{name}\". Permission denied."))
+                report.error(&format!("Cannot access \"{name}\". Permission denied."))
             }
             (Op::Open, E::PermissionDenied) => {
-                ui.error(&format!("Cannot open file \"{name}\". Permission denied."))
+                report.error(&format!("Cannot open file \"{name}\". Permission denied."))
             }
-            (_, E::FileChanged) => ui.warning(&format!("File changed as we read it: \"{name}\".")),
-            (_, E::SocketIgnored) => ui.warning(&format!("Socket ignored: \"{name}\".")),
+            (_, E::FileChanged) => {
+                report.warning(&format!("File changed as we read it: \"{name}\"."))
+            }
+            (_, E::SocketIgnored) => report.warning(&format!("Socket ignored: \"{name}\".")),
             (_, E::UnknownTypeIgnored) => {
-                ui.warning(&format!("Unknown file type ignored: \"{name}\"."))
+                report.warning(&format!("Unknown file type ignored: \"{name}\"."))
             }
             (_, E::DirectoryRenamed) => {
-                ui.verbose(&format!("Directory has been renamed: \"{name}\"."))
+                report.verbose(&format!("Directory has been renamed: \"{name}\"."))
             }
             (Op::Finish, E::SomeFilesChanged) => {
-                ui.warning("Some files were changed during the backup creation.")
+                report.warning("Some files were changed during the backup creation.")
             }
             (Op::Unknown | Op::Finish, E::UnknownOsError) => {
-                ui.error(&format!("A system error occurred: {message}"))
+                report.error(&format!("A system error occurred: {message}"))
             }
-            (Op::Unknown | Op::Finish, _) => ui.error(&format!("An error occurred: {message}")),
-            (_, E::UnknownOsError) => ui.error(&format!(
+            (Op::Unknown | Op::Finish, _) => report.error(&format!("An error occurred: {message}")),
+            (_, E::UnknownOsError) => report.error(&format!(
                 "A system error occurred while accessing file \"{name}\": {message}"
             )),
-            (_, _) => ui.error(&format!(
+            (_, _) => report.error(&format!(
                 "An error occurred while accessing file \"{name}\": {message}"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::Sandbox;
+    use crate::report::Verbosity;
+
+    #[test]
+    fn a_backup_is_made_and_its_names_listed_with_verbose() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "");
+        let (ok, report, memory) = sb.run(Verbosity::Verbose, |app| {
+            run(app, std::slice::from_ref(&home))
+        });
+        assert!(ok);
+        assert_eq!((report.errors(), report.warnings()), (0, 0));
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(sb.backup_content("home.tar"), "a.txt: a\n");
+        assert_eq!(
+            memory.out(),
+            [
+                "\nProcessing \"home\"...",
+                "a.txt",
+                "",
+                "Backup creation completed successfully."
+            ]
+        );
+        assert!(memory.err().is_empty(), "{:?}", memory.err());
+    }
+
+    #[test]
+    fn a_failed_archive_is_reported_on_its_line_and_the_next_is_made() {
+        let sb = Sandbox::new();
+        let broken = sb.spec("broken", "");
+        let home = sb.spec("home", "");
+        // `broken` names a root that does not exist: its own specification says so.
+        std::fs::write(
+            &broken.path,
+            std::fs::read_to_string(&broken.path)
+                .unwrap()
+                .replace("/src\n", "/gone\n"),
+        )
+        .unwrap();
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            run(app, &[broken.clone(), home.clone()])
+        });
+        // The run went on: one archive failed, which the exit code tells.
+        assert!(ok);
+        assert_eq!(report.errors(), 1);
+        let gone = sb.src().with_file_name("gone");
+        assert_eq!(
+            memory.err(),
+            [format!(
+                "aa: Error! [broken] Unable to create the backup: Directory \"{}\" configured in \
+                 the \"path\" option does not exist.",
+                gone.display()
+            )]
+        );
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(sb.backup_content("home.tar"), "a.txt: a\n");
+    }
+
+    #[test]
+    fn no_archive_at_all_is_a_warning() {
+        let sb = Sandbox::new();
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| run(app, &[]));
+        assert!(ok);
+        assert_eq!(report.warnings(), 1);
+        assert_eq!(
+            memory.err(),
+            ["aa: Warning! No configured archive specification files were found."]
+        );
+        assert!(sb.dest_files().is_empty());
     }
 }

@@ -28,6 +28,9 @@ use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{renameat_with, RenameFlags, CWD};
+use rustix::io::Errno;
+
 const SUBDIR: &str = "journal";
 const HEADER: &str = "aa keeping journal 1";
 
@@ -335,35 +338,20 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 
 /// Renames `from` to `to` unless `to` exists: undoing a rename never replaces a backup.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    let error = match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
     };
-    let (f, t) = (c(from)?, c(to)?);
-    // SAFETY: both are valid NUL-terminated paths for the duration of the call.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    let error = io::Error::last_os_error();
-    match error.raw_os_error() {
+    match error {
         // Not supported by the file system (NFS, some FUSE): a hard link refuses to replace
         // too; failing that, a check just before the rename.
-        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => match fs::hard_link(from, to) {
+        Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP => match fs::hard_link(from, to) {
             Ok(()) => fs::remove_file(from),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
             Err(_) if exists(to) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
             Err(_) => fs::rename(from, to),
         },
-        _ => Err(error),
+        _ => Err(error.into()),
     }
 }
 

@@ -17,14 +17,14 @@
 
 use std::path::{Path, PathBuf};
 
-use aa_abi::host::Provider;
+use crate::archiver::Archiving;
 use aa_abi::naming::backup_file_path;
 use aa_abi::BackupDefinition;
 
 use super::journal::{self, Journal, Step};
 use super::Failure;
 use crate::interrupt::{self, InterruptGuard};
-use crate::ui::Ui;
+use crate::report::Report;
 
 /// Keeping IDs run from `aa` (the most recent) to `zz`.
 const KEEPING_ID_COUNT: i64 = 26 * 26;
@@ -66,9 +66,9 @@ pub struct JournalPlace<'a> {
 
 /// Renames done for keeping, to be committed or rolled back.
 pub struct Keeping<'a> {
-    provider: &'a Provider,
+    provider: &'a dyn Archiving,
     definition: &'a BackupDefinition,
-    ui: &'a Ui,
+    report: &'a Report,
     incremental: bool,
     place: JournalPlace<'a>,
     /// The renames to do, in order.
@@ -82,16 +82,16 @@ pub struct Keeping<'a> {
 
 impl<'a> Keeping<'a> {
     pub fn new(
-        provider: &'a Provider,
+        provider: &'a dyn Archiving,
         definition: &'a BackupDefinition,
-        ui: &'a Ui,
+        report: &'a Report,
         incremental: bool,
         place: JournalPlace<'a>,
     ) -> Keeping<'a> {
         Keeping {
             provider,
             definition,
-            ui,
+            report,
             incremental,
             place,
             plan: Vec::new(),
@@ -110,7 +110,7 @@ impl<'a> Keeping<'a> {
         remove_obsolete: bool,
     ) -> Result<(), Failure> {
         let number = if number > KEEPING_ID_COUNT {
-            self.ui.warning(&format!(
+            self.report.warning(&format!(
                 "Configured number of old backups ({number}) exceed maximal possible value \
                  ({KEEPING_ID_COUNT}). Using the maximal possible value."
             ));
@@ -127,7 +127,7 @@ impl<'a> Keeping<'a> {
         };
         if exists {
             if number > 0 {
-                self.ui.info("Keeping already existing backups.");
+                self.report.info("Keeping already existing backups.");
                 let shifted = if self.incremental {
                     self.shift_incremental(number, from_level, None)
                 } else {
@@ -136,10 +136,12 @@ impl<'a> Keeping<'a> {
                 .and_then(|()| self.rename_all());
                 if let Err(e) = shifted {
                     self.rollback();
-                    return Err(Failure(format!("Unable to keep the old backups: {}", e.0)));
+                    return Err(Failure::Keeping(format!(
+                        "Unable to keep the old backups: {e}"
+                    )));
                 }
             } else {
-                self.ui.warning(
+                self.report.warning(
                     "Keeping of old backups is enabled but the number to keep is 0. No backups will be kept.",
                 );
             }
@@ -172,7 +174,7 @@ impl<'a> Keeping<'a> {
                 self.path(p.from.as_deref(), p.level),
                 self.path(Some(&p.to), p.level),
             ) else {
-                return Err(Failure("unknown backup type".into()));
+                return Err(Failure::Option("unknown backup type".into()));
             };
             steps.push(Step {
                 from,
@@ -187,7 +189,7 @@ impl<'a> Keeping<'a> {
             place.overwrite_at_start,
             &steps,
         )
-        .map_err(|e| Failure(format!("{}: {e}", place.path.display())))?;
+        .map_err(|e| Failure::Keeping(format!("{}: {e}", place.path.display())))?;
         let path = journal.path().to_path_buf();
         let guard = interrupt::on_interrupt(move || match journal::recover(&path, false) {
             Ok(None) => None,
@@ -204,7 +206,7 @@ impl<'a> Keeping<'a> {
                     .keep_backup(self.definition, p.from.as_deref(), &p.to, p.level)?;
                 journal
                     .done(i)
-                    .map_err(|e| Failure(format!("{}: {e}", journal.path().display())))
+                    .map_err(|e| Failure::Keeping(format!("{}: {e}", journal.path().display())))
             })?;
         }
         Ok(())
@@ -309,7 +311,7 @@ impl<'a> Keeping<'a> {
         if let Some((mut journal, guard)) = self.journal.take() {
             interrupt::critical(|| -> Result<(), Failure> {
                 let shown = journal.path().display().to_string();
-                let in_journal = |e: std::io::Error| Failure(format!("{shown}: {e}"));
+                let in_journal = |e: std::io::Error| Failure::Keeping(format!("{shown}: {e}"));
                 journal.complete().map_err(in_journal)?;
                 self.remove_held()?;
                 journal.remove().map_err(in_journal)
@@ -323,7 +325,7 @@ impl<'a> Keeping<'a> {
             let id = keeping_id(n);
             if self.incremental {
                 if let Some(first) = self.first_existing_level(0, Some(&id))? {
-                    self.ui.info(&format!(
+                    self.report.info(&format!(
                         "Removing obsolete kept incremental backup with keeping ID \"{id}\"."
                     ));
                     self.provider.remove_backup_increments(
@@ -336,7 +338,7 @@ impl<'a> Keeping<'a> {
                 .provider
                 .does_backup_exist(self.definition, None, Some(&id))?
             {
-                self.ui.info(&format!(
+                self.report.info(&format!(
                     "Removing obsolete kept backup with keeping ID \"{id}\"."
                 ));
                 self.provider.remove_backup(self.definition, Some(&id))?;
@@ -350,14 +352,14 @@ impl<'a> Keeping<'a> {
             let original = held.keeping_id.trim_end_matches("-removing");
             match held.first_level {
                 None => {
-                    self.ui.info(&format!(
+                    self.report.info(&format!(
                         "Removing kept backup with keeping ID \"{original}\"."
                     ));
                     self.provider
                         .remove_backup(self.definition, Some(&held.keeping_id))?;
                 }
                 Some(first) => {
-                    self.ui.info(&format!(
+                    self.report.info(&format!(
                         "Removing kept incremental backup with keeping ID \"{original}\"."
                     ));
                     self.provider.remove_backup_increments(
@@ -377,7 +379,7 @@ impl<'a> Keeping<'a> {
             let path = journal.path().to_path_buf();
             drop(journal);
             if let Err(e) = interrupt::critical(|| journal::recover(&path, true)) {
-                self.ui
+                self.report
                     .error(&format!("Unable to restore the kept backups: {e}"));
             }
             drop(guard);
@@ -400,6 +402,66 @@ impl<'a> Keeping<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::create;
+    use crate::app::testing::Sandbox;
+    use crate::report::Verbosity;
+
+    /// Backs up `home` once with `a.txt` saying `run N`; what it reported on standard output.
+    fn run(sb: &Sandbox, n: usize, home: &crate::app::SpecRef) -> Vec<String> {
+        sb.write_source(&format!("run {n}"));
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            create::run(app, std::slice::from_ref(home))
+        });
+        assert!(ok, "{:?}", memory.err());
+        assert_eq!(report.errors() + report.warnings(), 0, "{:?}", memory.err());
+        memory.out()
+    }
+
+    #[test]
+    fn kept_backups_shift_and_the_oldest_beyond_the_number_is_removed() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "keep-old-backups = yes\nnumber-of-old-backups = 2");
+        assert!(run(&sb, 1, &home).is_empty());
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(
+            run(&sb, 2, &home),
+            ["[home] Keeping already existing backups."]
+        );
+        assert_eq!(sb.dest_files(), ["home.aa.tar", "home.tar"]);
+        run(&sb, 3, &home);
+        assert_eq!(sb.dest_files(), ["home.aa.tar", "home.ab.tar", "home.tar"]);
+        let out = run(&sb, 4, &home);
+        assert!(
+            out.contains(&"[home] Removing kept backup with keeping ID \"ab\".".to_string()),
+            "{out:?}"
+        );
+        assert_eq!(sb.dest_files(), ["home.aa.tar", "home.ab.tar", "home.tar"]);
+        let runs: Vec<String> = ["home.tar", "home.aa.tar", "home.ab.tar"]
+            .iter()
+            .map(|f| sb.backup_content(f))
+            .collect();
+        assert_eq!(runs, ["a.txt: run 4\n", "a.txt: run 3\n", "a.txt: run 2\n"]);
+    }
+
+    #[test]
+    fn keeping_nothing_is_a_warning_and_replaces_the_backup() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "keep-old-backups = yes\nnumber-of-old-backups = 0");
+        run(&sb, 1, &home);
+        sb.write_source("run 2");
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            create::run(app, std::slice::from_ref(&home))
+        });
+        assert!(ok);
+        assert_eq!(report.warnings(), 1);
+        assert_eq!(
+            memory.err(),
+            ["aa: Warning! [home] Keeping of old backups is enabled but the number to keep is 0. \
+              No backups will be kept."]
+        );
+        assert_eq!(sb.dest_files(), ["home.tar"]);
+        assert_eq!(sb.backup_content("home.tar"), "a.txt: run 2\n");
+    }
 
     #[test]
     fn keeping_ids() {

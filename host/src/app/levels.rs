@@ -81,7 +81,11 @@ impl LevelInfo {
         let restart_level = realm.restart_level(ctx, max)?;
         let configured = ctx.settings.int(Opt::Level);
         let next = match configured {
-            Some(l) if l < 0 => return Err(Failure(format!("The backup level {l} is not valid."))),
+            Some(l) if l < 0 => {
+                return Err(Failure::Option(format!(
+                    "The backup level {l} is not valid."
+                )))
+            }
             Some(l) if l <= i64::from(max) => l as u32,
             _ => max,
         };
@@ -127,7 +131,7 @@ impl Realm<'_, '_> {
         if let Some(v) = self.int(var)? {
             return Ok(v);
         }
-        self.app.ui.error(message);
+        self.app.report.error(message);
         self.save(var, 0)?;
         Ok(0)
     }
@@ -136,7 +140,7 @@ impl Realm<'_, '_> {
         if let Some(d) = self.date(var)? {
             return Ok(d);
         }
-        self.app.ui.error(message);
+        self.app.report.error(message);
         self.save(var, format_date(today))?;
         Ok(today)
     }
@@ -147,7 +151,7 @@ impl Realm<'_, '_> {
         if let Some(size) = self.int(&var)? {
             return Ok(size);
         }
-        self.app.ui.warning(&format!(
+        self.app.report.warning(&format!(
             "Unable to obtain size of the level {level} backup file."
         ));
         self.save(&var, 0)?;
@@ -256,7 +260,7 @@ pub fn save_level_info(
         }
     }
     let size = std::fs::metadata(backup)
-        .map_err(|e| Failure(format!("{}: {e}", backup.display())))?
+        .map_err(|e| Failure::Backup(format!("{}: {e}", backup.display())))?
         .len();
     realm.save(&format!("{}{next}", vars::BACKUP_SIZE), size)?;
     // Sizes of the levels above `next` stay in the realm, as the original leaves them (it
@@ -278,7 +282,7 @@ pub fn check_level_state(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<
     let name = ctx.settings.name();
     // The same condition as `save_level_info`'s.
     if ctx.incremental() && app.storage.check_writable(name)? {
-        app.ui
+        app.report
             .notice(&crate::storage::created_notice(app.storage.dir()));
     }
     for (var, value) in app.storage.vars(name)? {
@@ -321,7 +325,7 @@ fn parse_stored_date(app: &App<'_>, realm: &str, var: &str, text: &str) -> Resul
 }
 
 fn stored_value_error(app: &App<'_>, realm: &str, var: &str, text: &str, what: &str) -> Failure {
-    Failure(format!(
+    Failure::Storage(format!(
         "the value \"{text}\" of \"{var}\" in the storage realm \"{}\" is not {what}",
         app.storage.realm_file(realm).display()
     ))
@@ -329,20 +333,15 @@ fn stored_value_error(app: &App<'_>, realm: &str, var: &str, text: &str, what: &
 
 /// Today's local date, in days since 1970-01-01 (the original used `date.today()`).
 pub fn today() -> i64 {
-    // SAFETY: `time` with a null pointer only returns the time; `localtime_r` fills the `tm`
-    // we own.
-    unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&now, &mut tm).is_null() {
-            return now.div_euclid(86_400);
-        }
-        days_from_civil(
-            i64::from(tm.tm_year) + 1900,
-            i64::from(tm.tm_mon) + 1,
-            i64::from(tm.tm_mday),
-        )
-    }
+    // jiff reads `TZ` as localtime(3) does: a zone name, a file or a POSIX rule such as
+    // `AAT-05:30:00`; without it, /etc/localtime.
+    let now = jiff::Zoned::now();
+    let date = now.date();
+    days_from_civil(
+        i64::from(date.year()),
+        i64::from(date.month()),
+        i64::from(date.day()),
+    )
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -405,6 +404,95 @@ pub fn parse_date(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::archive::ArchiveSettings;
+    use crate::app::testing::Sandbox;
+    use crate::app::{create, SpecRef};
+    use crate::config::{RawOptions, Value};
+    use crate::report::Verbosity;
+
+    /// The levels `aa` would choose for the next backup of `home`, or why it cannot.
+    fn levels(
+        sb: &Sandbox,
+        home: &SpecRef,
+        command_line: &RawOptions,
+    ) -> Result<LevelInfo, Failure> {
+        let (info, _, _) = sb.run_with(command_line, Verbosity::Normal, |app| {
+            let spec = app.load_spec(&home.path).unwrap();
+            let settings = ArchiveSettings::new(spec, app.config).unwrap();
+            let ctx = ArchiveContext::new(app, &settings).unwrap();
+            LevelInfo::compute(app, &ctx)
+        });
+        info
+    }
+
+    fn next(sb: &Sandbox, home: &SpecRef) -> LevelInfo {
+        levels(sb, home, &RawOptions::new()).unwrap()
+    }
+
+    fn level_option(level: i64) -> RawOptions {
+        let mut raw = RawOptions::new();
+        raw.set(Opt::Level, Some(Value::Int(level)));
+        raw
+    }
+
+    /// Backs `home` up; the warnings it reported.
+    fn backup(sb: &Sandbox, home: &SpecRef) -> Vec<String> {
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            create::run(app, std::slice::from_ref(home))
+        });
+        assert!(ok && report.errors() == 0, "{:?}", memory.err());
+        memory.err()
+    }
+
+    #[test]
+    fn increments_follow_the_chain_and_restart_after_the_level_limit() {
+        let sb = Sandbox::new();
+        let home = sb.spec(
+            "home",
+            "incremental = yes\nrestarting = yes\nrestart-after-level = 2",
+        );
+        let first = next(&sb, &home);
+        assert_eq!(first.max_level, Some(0));
+        assert_eq!(first.next_level, Some(0));
+        assert_eq!(first.current_level(), None);
+        for _ in 0..3 {
+            assert!(backup(&sb, &home).is_empty());
+        }
+        assert_eq!(sb.dest_files(), ["home.1.tar", "home.2.tar", "home.tar"]);
+        let fourth = next(&sb, &home);
+        assert_eq!(fourth.current_level(), Some(2));
+        assert_eq!(fourth.next_level, Some(1));
+        assert_eq!(
+            fourth.restart_reason,
+            Some(RestartReason::BackupLevelLimitReached)
+        );
+        assert_eq!(
+            backup(&sb, &home),
+            ["aa: Warning! [home] Maximal backup level reached. Restarting to level 1."]
+        );
+        // Level 1 was made again; the realm dates the restart today.
+        let (last_restart, _, _) = sb.run(Verbosity::Normal, |app| {
+            stored_date(app, "home", vars::LAST_RESTART).unwrap()
+        });
+        assert_eq!(last_restart, Some(today()));
+        assert_eq!(next(&sb, &home).next_level, Some(2));
+    }
+
+    #[test]
+    fn a_level_given_is_taken_unless_beyond_the_chain() {
+        let sb = Sandbox::new();
+        let home = sb.spec("home", "incremental = yes");
+        let level = |l| levels(&sb, &home, &level_option(l)).map(|i| i.next_level);
+        assert_eq!(level(5).unwrap(), Some(0));
+        backup(&sb, &home);
+        backup(&sb, &home);
+        assert_eq!(level(5).unwrap(), Some(2));
+        assert_eq!(level(1).unwrap(), Some(1));
+        assert_eq!(level(0).unwrap(), Some(0));
+        let failure = level(-1).unwrap_err();
+        assert!(matches!(failure, Failure::Option(_)), "{failure:?}");
+        assert_eq!(failure.to_string(), "The backup level -1 is not valid.");
+    }
 
     #[test]
     fn dates_round_trip() {

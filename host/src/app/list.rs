@@ -14,8 +14,8 @@ use super::levels::{stored_date, stored_int, today, LevelInfo, RestartReason};
 use super::{App, Failure, SpecRef};
 use crate::archiver::ArchiverService;
 use crate::config::{Opt, OptionSource};
+use crate::report::shorten;
 use crate::storage::vars;
-use crate::ui::{shorten, terminal_width};
 
 /// What is shown about an archive; `None` values are unknown or not applicable.
 #[derive(Debug, Default)]
@@ -41,14 +41,14 @@ struct ArchiveInfo {
 
 /// Lists `selected` (or every configured archive) and the orphaned archives.
 pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
-    let ui = app.ui;
+    let report = app.report;
     let Some(specs) = app.specs_for_processing(selected) else {
         return false;
     };
     let orphaned = app.orphaned_archives(&specs);
     for spec in &specs {
         let label = spec.label();
-        ui.set_label(Some(&label));
+        report.set_label(Some(&label));
         // An orphan's specification cannot be read; it is listed below without an error.
         if orphaned.contains(&label) {
             continue;
@@ -60,20 +60,20 @@ pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
     let names: Vec<&str> = specs.iter().filter_map(|s| s.name.as_deref()).collect();
     let only_selected = !selected.is_empty() && !app.config.flag(Opt::All);
     for name in &orphaned {
-        ui.set_label(Some(name));
+        report.set_label(Some(name));
         if only_selected && !names.contains(&name.as_str()) {
             continue;
         }
         let info = stored_archive_info(app, name);
         show(app, &info, true);
     }
-    ui.set_label(None);
+    report.set_label(None);
     true
 }
 
 fn show(app: &App<'_>, info: &ArchiveInfo, orphaned: bool) {
-    if app.ui.is_verbose() {
-        app.ui.verbose(&verbose_info(info, orphaned));
+    if app.report.is_verbose() {
+        app.report.verbose(&verbose_info(info, orphaned));
     } else {
         let fields = [
             (bracket(&info.name, orphaned), 0.087, Stretch::Medium),
@@ -81,20 +81,21 @@ fn show(app: &App<'_>, info: &ArchiveInfo, orphaned: bool) {
             (info.dest_dir.clone(), 0.448, Stretch::Normal),
             (levels(info), 0.015, Stretch::Low),
         ];
-        app.ui.output(&multi_field_line(&fields, terminal_width()));
+        app.report
+            .output(&multi_field_line(&fields, app.report.width()));
     }
 }
 
 /// Information about a configured archive, `None` (after an error) if it cannot be read.
 fn archive_info(app: &App<'_>, spec_ref: &SpecRef) -> Option<ArchiveInfo> {
-    let ui = app.ui;
+    let report = app.report;
     let settings = match app
         .load_spec(&spec_ref.path)
         .and_then(|spec| ArchiveSettings::new(spec, app.config))
     {
         Ok(s) => s,
         Err(e) => {
-            ui.error(&e.to_string());
+            report.error(&e.to_string());
             return None;
         }
     };
@@ -102,12 +103,12 @@ fn archive_info(app: &App<'_>, spec_ref: &SpecRef) -> Option<ArchiveInfo> {
         .and_then(|ctx| LevelInfo::compute(app, &ctx).map(|l| (ctx, l)))
     {
         Ok(x) => x,
-        Err(Failure(e)) => {
-            ui.error(&format!("Unable to get archive information: {e}"));
+        Err(e) => {
+            report.error(&format!("Unable to get archive information: {e}"));
             return None;
         }
     };
-    ctx.report_unsupported_options(ui);
+    ctx.report_unsupported_options(report);
     let mut info = ArchiveInfo {
         name: settings.name().to_string(),
         path: Some(settings.spec.path().display().to_string()),
@@ -190,8 +191,8 @@ fn stored_backup_level(app: &App<'_>, name: &str) -> Option<u32> {
                     break;
                 }
             }
-            Err(Failure(e)) => app
-                .ui
+            Err(e) => app
+                .report
                 .error(&format!("Unable to determine the backup level: {e}")),
         }
     }
@@ -206,8 +207,8 @@ fn add_stored_restart_state(app: &App<'_>, info: &mut ArchiveInfo) {
         info.last_full_restart = stored_date(app, &realm, vars::LAST_FULL_RESTART)?;
         Ok(())
     })();
-    if let Err(Failure(e)) = result {
-        app.ui.error(&format!(
+    if let Err(e) = result {
+        app.report.error(&format!(
             "Unable to get some of the archive information: {e}"
         ));
     }

@@ -8,7 +8,12 @@
 //! interrupted keeping be undone or finished), [`partials`] removes abandoned partial backup
 //! files, [`commands`] runs the user's
 //! hooks, and [`create`], [`list`] and [`purge`] are the actions. Every problem with one archive
-//! is reported on its own line, prefixed with the archive, and the run goes on with the next.
+//! is reported on its own line, prefixed with the archive, and the run goes on with the next;
+//! the [`Failure`] cases say what failed.
+//!
+//! The application knows no terminal and no plugin: it tells the user everything through a
+//! `crate::report::Report` and asks providers through the `crate::archiver::Archiving` trait, so
+//! its tests (with `testing`'s fake provider and a report into memory) run in process.
 
 pub mod archive;
 pub mod commands;
@@ -19,26 +24,89 @@ pub mod levels;
 pub mod list;
 pub mod partials;
 pub mod purge;
+#[cfg(test)]
+mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use aa_abi::error::ProviderError;
+
 use crate::archiver::ArchiverService;
 use crate::config::{Configuration, Opt, OptionSource};
-use crate::service::ServiceAccessor;
+use crate::lock::LockError;
+use crate::report::Report;
+use crate::service::{ServiceAccessor, ServiceError};
 use crate::spec::{ArchiveSpec, SpecError, SPEC_EXTENSION};
-use crate::storage::Storage;
-use crate::ui::Ui;
+use crate::storage::{Storage, StorageError};
 
-/// A failure of one archive, already phrased for the user.
+/// Why one archive's backup could not be made (or finished), each case with its message
+/// already phrased for the user. The run reports it on the archive's line and goes on with the
+/// next archive; problems with the specification, the lock and the hooks are reported where
+/// they happen and never become a `Failure`.
 #[derive(Debug)]
-pub struct Failure(pub String);
+pub enum Failure {
+    /// An option of the archive is missing or has a value that cannot be used.
+    Option(String),
+    /// A directory an option names (the archive root, the destination) cannot be used.
+    Directory(String),
+    /// The archiver provider could not be created, or failed.
+    Provider(String),
+    /// `aa`'s storage (the archive's realm) cannot be read or written, or holds a bad value.
+    Storage(String),
+    /// Old backups could not be kept (renamed out of the way), or the keeping of an
+    /// interrupted run could not be finished or undone.
+    Keeping(String),
+    /// The archive's lock is held by another run, or cannot be taken.
+    Lock(String),
+    /// A file of the backup itself (its size, its name) could not be read.
+    Backup(String),
+}
 
-impl<T: fmt::Display> From<T> for Failure {
-    fn from(e: T) -> Failure {
-        Failure(e.to_string())
+impl Failure {
+    /// The message for the user.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Option(m)
+            | Failure::Directory(m)
+            | Failure::Provider(m)
+            | Failure::Storage(m)
+            | Failure::Keeping(m)
+            | Failure::Lock(m)
+            | Failure::Backup(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl From<ProviderError> for Failure {
+    fn from(e: ProviderError) -> Failure {
+        Failure::Provider(e.to_string())
+    }
+}
+
+impl From<ServiceError> for Failure {
+    fn from(e: ServiceError) -> Failure {
+        Failure::Provider(e.to_string())
+    }
+}
+
+impl From<LockError> for Failure {
+    fn from(e: LockError) -> Failure {
+        Failure::Lock(e.to_string())
+    }
+}
+
+impl From<StorageError> for Failure {
+    fn from(e: StorageError) -> Failure {
+        Failure::Storage(e.to_string())
     }
 }
 
@@ -62,7 +130,7 @@ impl SpecRef {
 
 /// Everything an action needs.
 pub struct App<'a> {
-    pub ui: &'a Ui,
+    pub report: &'a Report,
     pub services: &'a ServiceAccessor,
     pub config: &'a Configuration,
     pub storage: &'a Storage,
@@ -71,13 +139,13 @@ pub struct App<'a> {
 
 impl<'a> App<'a> {
     pub fn new(
-        ui: &'a Ui,
+        report: &'a Report,
         services: &'a ServiceAccessor,
         config: &'a Configuration,
         storage: &'a Storage,
     ) -> App<'a> {
         App {
-            ui,
+            report,
             services,
             config,
             storage,
@@ -136,13 +204,13 @@ impl<'a> App<'a> {
         match self.configured_specs() {
             Ok(configured) => {
                 if configured.is_empty() {
-                    self.ui
+                    self.report
                         .warning("No configured archive specification files were found.");
                 }
                 Some(uniq(selected.iter().cloned().chain(configured)))
             }
             Err(e) => {
-                self.ui.error(&format!(
+                self.report.error(&format!(
                     "An error occurred while obtaining the list of all archive specification files: {e}"
                 ));
                 None
@@ -161,7 +229,7 @@ impl<'a> App<'a> {
             &self.config.archive_specs_dir(),
         )?);
         for note in spec.notes() {
-            self.ui.verbose(&format!("Note: {note}"));
+            self.report.verbose(&format!("Note: {note}"));
         }
         self.specs
             .borrow_mut()
@@ -188,7 +256,7 @@ impl<'a> App<'a> {
                 .and_then(|p| Ok(p.get_stored_backup_ids()?))
             {
                 Ok(ids) => names.extend(ids),
-                Err(Failure(e)) => self.ui.error(&format!(
+                Err(e) => self.report.error(&format!(
                     "Unable to get the list of stored archive names from {id}: {e}"
                 )),
             }

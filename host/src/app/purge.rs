@@ -15,7 +15,7 @@ use crate::lock::ArchiveLock;
 
 /// Purges the orphans among `selected` (or all of them with `--all`).
 pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
-    let ui = app.ui;
+    let report = app.report;
     let Some(specs) = app.specs_for_processing(selected) else {
         return false;
     };
@@ -24,37 +24,37 @@ pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
     let mut result = true;
     let by_name: Vec<&str> = selected.iter().filter_map(|s| s.name.as_deref()).collect();
     for name in &by_name {
-        ui.set_label(Some(name));
+        report.set_label(Some(name));
         if orphaned.contains(*name) {
             result &= purge(app, name);
         } else if valid.contains(*name) {
-            ui.warning("Archive is not orphaned. Not purging.");
+            report.warning("Archive is not orphaned. Not purging.");
             result = false;
         } else {
-            ui.info("Nothing to purge.");
+            report.info("Nothing to purge.");
         }
     }
     if app.config.flag(Opt::All) {
         let unreadable = unreadable_spec_names(app, &specs);
         for name in orphaned.iter().filter(|n| !by_name.contains(&n.as_str())) {
-            ui.set_label(Some(name));
+            report.set_label(Some(name));
             if unreadable.contains(name) {
-                ui.warning("Its archive specification file cannot be read. Not purging.");
+                report.warning("Its archive specification file cannot be read. Not purging.");
                 continue;
             }
             result &= purge(app, name);
         }
     }
-    ui.set_label(None);
+    report.set_label(None);
     result
 }
 
 fn purge(app: &App<'_>, name: &str) -> bool {
-    app.ui.verbose(&format!("Purging {name}."));
+    app.report.verbose(&format!("Purging {name}."));
     match purge_stored_data(app, name) {
         Ok(()) => true,
-        Err(Failure(e)) => {
-            app.ui.error(&format!("Purge failed: {e}"));
+        Err(e) => {
+            app.report.error(&format!("Purge failed: {e}"));
             false
         }
     }
