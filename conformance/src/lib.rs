@@ -66,8 +66,11 @@
 //! a failure.
 
 mod checks;
+mod fixture;
+mod gnu_tar;
 mod runner;
 pub mod support;
+mod tree_record;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -77,6 +80,17 @@ use aa_abi::host::{LoadError, PluginLibrary};
 use aa_abi::{ProviderError, ProviderIdentification};
 
 pub use runner::{Failure, Outcome, Verdict};
+
+// The toolkit the checks are made of. Public because checking archives against trees is this
+// crate's business: the end-to-end tests (`aa-tests`) and providers' own tests use it too.
+pub use fixture::{
+    bpath, chmod, compressible_text, full_fixture, mkfifo, noise, set_mtime, simple_fixture,
+    TreeBuilder,
+};
+pub use gnu_tar::{detect_format, gnu_extract, gnu_list, gnu_restore_incremental};
+pub use tree_record::{
+    assert_same_tree, record_tree, show, tree_diff, without, Compare, Entry, Kind, TreeRecord,
+};
 
 /// How a suite run is restricted.
 #[derive(Debug, Clone)]

@@ -4,3 +4,4 @@
 //!
 //! `aa-abi` is the contract between host and plugins and changes only with the ABI version;
 //! this crate is ordinary Rust that providers link statically, so it can change freely.
+pub mod recording;

@@ -60,8 +60,8 @@ fn kept_runs(sb: &Sandbox, ext: &str) -> [String; 3] {
 }
 
 /// The destination's content (its own times change with the partial file).
-fn backups(sb: &Sandbox) -> Snapshot {
-    let mut state = snapshot(&sb.dest_dir());
+fn backups(sb: &Sandbox) -> TreeRecord {
+    let mut state = record_tree(&sb.dest_dir());
     state.remove(&b""[..]);
     state
 }
