@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 /// Builds a chain of `depth` directories `d` below `root` (`d/d/.../d`) with a file `f`
 /// holding `content` at the bottom, by `mkdirat` from each new directory: `mkdir -p` and
 /// `std::fs` stop at `PATH_MAX` (about 2,048 such levels). Returns the members a backup of
-/// `d` must hold, as [`gnu_list`] lists them.
+/// `d` must hold, as [`crate::gnu_list`] lists them.
 pub fn deep_tree(root: &Path, depth: usize, content: &[u8]) -> BTreeSet<Vec<u8>> {
     use std::io::Write;
     let mut dir = rustix::fs::open(
