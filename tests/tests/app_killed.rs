@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use aa_abi::naming::partial_of;
 use aa_tests::*;
 use app_support::*;
+use rustix::process::{kill_process, Pid, Signal};
 
 /// Everything under `dir` but the lock files, whose content names the last process.
 fn state(dir: &std::path::Path) -> TreeRecord {
@@ -157,8 +158,7 @@ fn interrupted_run_removes_its_unfinished_backup(archiver: &str, ext: &str) {
 
     let (mut child, partial) =
         started_writing(&sb, &["-a", archiver, "-c", "9", "k"], &format!("k.{ext}"));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    kill_process(Pid::from_child(&child), Signal::INT).unwrap();
     let status = child.wait().unwrap();
     kill_group(&child);
     assert_eq!(status.code(), Some(130), "{archiver}: {status:?}");

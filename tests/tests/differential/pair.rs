@@ -103,7 +103,7 @@ impl Side {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-        let pid = child.id() as libc::pid_t;
+        let pid = rustix::process::Pid::from_child(&child);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait_with_output());
@@ -111,8 +111,8 @@ impl Side {
         let output = match rx.recv_timeout(RUN_TIMEOUT) {
             Ok(output) => output.expect("wait for aa"),
             Err(_) => {
-                // SAFETY: kill(2) on our own child's pid.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // Not yet waited for (the thread still waits), so the pid is still the child's.
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 panic!("{command} did not finish within {RUN_TIMEOUT:?}");
             }
         };
