@@ -64,10 +64,28 @@
 //! may be stored as links or as independent copies of the content: either way nothing is lost.
 //! Any other `backup_operation_error` on the fixture (which is readable and does not change) is
 //! a failure.
+//!
+//! # Layout
+//!
+//! * `checks/`: the checks, one module per area (backups, arguments, keeping, incremental), and
+//!   the registry that picks those a declaration calls for;
+//! * `runner`: running one check in isolation (own directory and provider, `catch_unwind`, a
+//!   thread with a time limit) and its verdict;
+//! * [`support`]: the event recorder (the provider kit's, with the suite's name normalisation)
+//!   and directory-state comparisons;
+//! * the toolkit, re-exported at the root because checking archives against trees is this
+//!   crate's business and the end-to-end tests (`aa-tests`) and providers' own tests use it
+//!   too: `fixture` (the tree builder, the two fixtures, noise and compressible text),
+//!   `tree_record` ([`TreeRecord`], [`record_tree`], [`tree_diff`]) and `gnu_tar` (GNU tar as
+//!   the reference reader: [`gnu_extract`], [`gnu_list`], [`gnu_restore_incremental`],
+//!   [`detect_format`]).
 
 mod checks;
+mod fixture;
+mod gnu_tar;
 mod runner;
 pub mod support;
+mod tree_record;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -77,6 +95,16 @@ use aa_abi::host::{LoadError, PluginLibrary};
 use aa_abi::{ProviderError, ProviderIdentification};
 
 pub use runner::{Failure, Outcome, Verdict};
+
+// The toolkit the checks are made of (see "Layout" above).
+pub use fixture::{
+    bpath, chmod, compressible_text, full_fixture, mkfifo, noise, set_mtime, simple_fixture,
+    TreeBuilder,
+};
+pub use gnu_tar::{detect_format, gnu_extract, gnu_list, gnu_restore_incremental};
+pub use tree_record::{
+    assert_same_tree, record_tree, show, tree_diff, without, Compare, Entry, Kind, TreeRecord,
+};
 
 /// How a suite run is restricted.
 #[derive(Debug, Clone)]

@@ -1,82 +1,37 @@
-//! Helpers shared by the checks and by this crate's integration tests: an event recorder,
-//! GNU tar restoration of an incremental chain (from `aa_tests`), and a comparison of directory state that
-//! ignores what a correct provider may legitimately change.
+//! Helpers shared by the checks and by this crate's integration tests: the event recorder
+//! (the one of `aa-provider-kit`) with the suite's view of its names, and a comparison of
+//! directory state that ignores what a correct provider may legitimately change.
 //!
-//! Fixtures, snapshots and diffs come from `aa_tests`; only what the end-to-end tests do not
-//! need lives here.
+//! Fixtures, tree records and GNU tar wrappers are this crate's toolkit at its root
+//! ([`crate::TreeBuilder`], [`crate::record_tree`], [`crate::gnu_extract`], ...).
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation, ProviderErrorKind};
-pub use aa_tests::gnu_restore_incremental;
-use aa_tests::{snapshot, tree_diff, Compare, Kind, Snapshot};
+use aa_abi::ProviderErrorKind;
+pub use aa_provider_kit::recording::{Recorder, ReportedError};
 
-/// One `backup_operation_error` event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportedError {
-    pub operation: BackupSubOperation,
-    pub error: BackupOperationError,
-    /// The object's name, normalised with [`normalise_member`].
-    pub name: Option<Vec<u8>>,
-    pub message: Option<String>,
+use crate::{record_tree, tree_diff, Compare, Kind, TreeRecord};
+
+/// The names passed to `file_add`, normalised with [`normalise_member`], in call order.
+pub fn added_members(events: &Recorder) -> Vec<Vec<u8>> {
+    events
+        .added()
+        .iter()
+        .map(|name| normalise_member(name))
+        .collect()
 }
 
-impl ReportedError {
-    /// One readable line, for failure messages.
-    pub fn describe(&self) -> String {
-        let name = self
-            .name
-            .as_deref()
-            .map(aa_tests::show)
-            .unwrap_or_else(|| "-".to_string());
-        let message = self.message.as_deref().unwrap_or("");
-        format!("{}/{} {name} {message}", self.operation, self.error)
-            .trim_end()
-            .to_string()
-    }
-}
-
-/// Records the events a provider raises during one call.
-#[derive(Debug, Default)]
-pub struct Recorder {
-    added: RefCell<Vec<Vec<u8>>>,
-    errors: RefCell<Vec<ReportedError>>,
-}
-
-impl Recorder {
-    /// Names passed to `file_add`, normalised with [`normalise_member`], in call order.
-    pub fn added(&self) -> Vec<Vec<u8>> {
-        self.added.borrow().clone()
-    }
-
-    pub fn errors(&self) -> Vec<ReportedError> {
-        self.errors.borrow().clone()
-    }
-}
-
-impl BackupEvents for Recorder {
-    fn file_add(&self, name: &Path) {
-        self.added
-            .borrow_mut()
-            .push(normalise_member(name.as_os_str().as_encoded_bytes()));
-    }
-
-    fn backup_operation_error(
-        &self,
-        operation: BackupSubOperation,
-        error: BackupOperationError,
-        name: Option<&Path>,
-        message: Option<&str>,
-    ) {
-        self.errors.borrow_mut().push(ReportedError {
-            operation,
-            error,
-            name: name.map(|n| normalise_member(n.as_os_str().as_encoded_bytes())),
-            message: message.map(str::to_string),
-        });
-    }
+/// The `backup_operation_error` events, each name normalised with [`normalise_member`].
+pub fn reported_errors(events: &Recorder) -> Vec<ReportedError> {
+    events
+        .errors()
+        .into_iter()
+        .map(|e| ReportedError {
+            name: e.name.as_deref().map(normalise_member),
+            ..e
+        })
+        .collect()
 }
 
 /// A member or event name without leading `./` and trailing `/`: how a directory or the root
@@ -99,11 +54,11 @@ pub fn normalise_member(name: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A snapshot of everything below `dir` (not `dir` itself) in which directory modification
+/// A record of everything below `dir` (not `dir` itself) in which directory modification
 /// times are zeroed: creating and removing a temporary file changes its directory's time,
 /// which a correct provider may do, while every file's content and time must stay put.
-pub fn dir_state(dir: &Path) -> Snapshot {
-    let mut state = snapshot(dir);
+pub fn dir_state(dir: &Path) -> TreeRecord {
+    let mut state = record_tree(dir);
     state.remove(&Vec::new());
     for entry in state.values_mut() {
         if entry.kind == Kind::Dir {
@@ -115,7 +70,7 @@ pub fn dir_state(dir: &Path) -> Snapshot {
 }
 
 /// The differences between two [`dir_state`]s (exact, including sub-second file times).
-pub fn state_diff(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+pub fn state_diff(before: &TreeRecord, after: &TreeRecord) -> Vec<String> {
     tree_diff(before, after, Compare { mtime_nanos: true })
 }
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use aa_abi::host::{PluginLibrary, Provider};
 use aa_abi::{BackupDefinition, BackupType, ProviderErrorKind};
 use aa_conformance::support::{dir_state, Recorder};
-use aa_tests::{tree_diff, Compare, TreeBuilder};
+use aa_conformance::{tree_diff, Compare, TreeBuilder};
 use common::built_plugin;
 
 fn provider(lib_name: &str, work: &Path) -> Provider {

@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 
 use aa_abi::host::{PluginLibrary, Provider};
 use aa_abi::{BackupDefinition, BackupType};
-use aa_conformance::support::{
-    dir_state, gnu_restore_incremental, partial_files, state_diff, Recorder,
-};
-use aa_tests::{noise, path_with_gzip_script, tree_diff, Compare, TreeBuilder};
+use aa_conformance::support::{dir_state, partial_files, state_diff, Recorder};
+use aa_conformance::{gnu_restore_incremental, noise, tree_diff, Compare, TreeBuilder};
+use common::path_with_gzip_script;
 
 fn level(p: &Provider, def: &BackupDefinition, expected: &Path) {
     let path = p

@@ -60,7 +60,7 @@ fn tar_external_conforms() {
 #[test]
 fn hello_example_conforms() {
     assert_conforms(
-        &aa_tests::build_hello_provider(),
+        &common::build_hello_provider(),
         &[
             "Hello/Tar/backup-extracts-identically",
             "Hello/Tar/failed-run-keeps-old-backup",

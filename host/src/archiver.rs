@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use aa_abi::error::ProviderError;
-use aa_abi::BackupEvents;
 use aa_abi::host::Provider;
+use aa_abi::BackupEvents;
 use aa_abi::{BackupDefinition, BackupType, ProviderIdentification};
 
 use crate::plugin_loader::LoadedPlugin;

@@ -19,10 +19,13 @@
 //! * [`dump_start_time`] (the dump time a level records), [`NO_CHECK_DEVICE_VAR`]
 //!   (`AA_NO_CHECK_DEVICE`), [`OwnBackups`] (the archive's own backup files in the tree it backs
 //!   up), [`backup_root`] and [`fatal`] (the root check and the message of a fatal I/O error).
+//! * [`recording`]: a [`BackupEvents`](aa_abi::BackupEvents) that records what a provider
+//!   reports, for provider tests.
 
 #![deny(missing_docs)]
 
 pub mod dumpdir;
+pub mod recording;
 pub mod snapshot_file;
 
 mod clock;

@@ -14,7 +14,7 @@ use std::path::Path;
 use aa_abi::plugin::ArchiverProvider;
 use aa_abi::{BackupDefinition, BackupType, NoEvents};
 
-use crate::{assert_same_tree, gnu_list, gnu_restore_incremental, snapshot, Compare, Kind};
+use crate::{assert_same_tree, gnu_list, gnu_restore_incremental, record_tree, Compare, Kind};
 
 /// The file changed right before level `level` (1..): a new one every other level, otherwise
 /// the one the previous level has just stored, so that a change made right after a level
@@ -70,16 +70,17 @@ pub fn exact_increments_scenario<P: ArchiverProvider>(
     let restored = tmp.join("restored");
     let refs: Vec<&Path> = chain.iter().map(|p| p.as_path()).collect();
     gnu_restore_incremental(&refs, &restored).unwrap();
-    let zero_dir_times = |mut snap: crate::Snapshot| {
+    let zero_dir_times = |mut record: crate::TreeRecord| {
         // Restoring a later level legitimately touches directory times.
-        snap.values_mut()
+        record
+            .values_mut()
             .filter(|e| e.kind == Kind::Dir)
             .for_each(|e| (e.mtime_secs, e.mtime_nanos) = (0, 0));
-        snap
+        record
     };
     assert_same_tree(
-        &zero_dir_times(snapshot(&root)),
-        &zero_dir_times(snapshot(&restored)),
+        &zero_dir_times(record_tree(&root)),
+        &zero_dir_times(record_tree(&restored)),
         Compare { mtime_nanos: true },
         &format!("{backup_type}: levels 0..{levels} restored"),
     );

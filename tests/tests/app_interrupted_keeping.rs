@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use aa_tests::*;
 use app_support::*;
+use rustix::process::{kill_process, Pid, Signal};
 
 const KEEP_TWO: &str = "keep-old-backups = yes\nnumber-of-old-backups = 2";
 
@@ -60,8 +61,8 @@ fn kept_runs(sb: &Sandbox, ext: &str) -> [String; 3] {
 }
 
 /// The destination's content (its own times change with the partial file).
-fn backups(sb: &Sandbox) -> Snapshot {
-    let mut state = snapshot(&sb.dest_dir());
+fn backups(sb: &Sandbox) -> TreeRecord {
+    let mut state = record_tree(&sb.dest_dir());
     state.remove(&b""[..]);
     state
 }
@@ -85,8 +86,9 @@ fn interrupted_keeping_is_undone(archiver: &str, ext: &str) {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let before = backups(&sb);
         let (mut child, partial) = start_run_4(&sb, archiver, ext);
-        // SAFETY: kill(2) on our own child, `aa` alone (GNU tar keeps running meanwhile).
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        // `aa` alone (GNU tar keeps running meanwhile).
+        let named = Signal::from_named_raw(signal).expect("a named signal");
+        kill_process(Pid::from_child(&child), named).unwrap();
         let status = child.wait().unwrap();
         kill_group(&child);
         remove_big_files(&sb);
@@ -190,7 +192,7 @@ fn two_machines_leave_each_other_alone(archiver: &str, ext: &str) {
     let final_name = format!("k.{ext}");
 
     let (mut a, a_partial) = started_writing(&sb, &["-a", archiver, "-c", "9", "k"], &final_name);
-    signal_group(&a, libc::SIGSTOP);
+    signal_group(&a, Signal::STOP);
     let a_written = fs::metadata(&a_partial).unwrap().len();
 
     let out = machine_b.aa().args(["-a", archiver, "k"]).run();
@@ -201,7 +203,7 @@ fn two_machines_leave_each_other_alone(archiver: &str, ext: &str) {
     );
     assert_eq!(run_of(&sb, &final_name), "machine B");
 
-    signal_group(&a, libc::SIGCONT);
+    signal_group(&a, Signal::CONT);
     let status = a.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{archiver}: {status:?}");
     assert_eq!(dest_files(&sb), std::slice::from_ref(&final_name));
@@ -255,8 +257,7 @@ fn interrupted_keeping_in_place_is_undone(archiver: &str, ext: &str) {
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    kill_process(Pid::from_child(&child), Signal::TERM).unwrap();
     let status = child.wait().unwrap();
     kill_group(&child);
     remove_big_files(&sb);

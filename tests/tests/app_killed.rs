@@ -14,10 +14,11 @@ use std::path::PathBuf;
 use aa_abi::naming::partial_of;
 use aa_tests::*;
 use app_support::*;
+use rustix::process::{kill_process, Pid, Signal};
 
 /// Everything under `dir` but the lock files, whose content names the last process.
-fn state(dir: &std::path::Path) -> Snapshot {
-    without(&snapshot(dir), b"locks")
+fn state(dir: &std::path::Path) -> TreeRecord {
+    without(&record_tree(dir), b"locks")
 }
 
 fn is_leftover(name: &[u8]) -> bool {
@@ -37,7 +38,7 @@ fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
     run(&[]);
     let backups = [format!("k.1.{ext}"), format!("k.{ext}")];
     assert_eq!(dest_files(&sb), backups);
-    let dest_before = snapshot(&sb.dest_dir());
+    let dest_before = record_tree(&sb.dest_dir());
     let config_before = state(&sb.config_dir());
 
     let (mut child, _) = started_writing(
@@ -54,20 +55,20 @@ fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
     );
 
     // Nothing was lost or changed; only leftovers were added.
-    let leftovers = |snap: &Snapshot| -> Vec<String> {
+    let leftovers = |snap: &TreeRecord| -> Vec<String> {
         snap.keys()
             .filter(|k| is_leftover(k))
             .map(|k| show(k))
             .collect()
     };
-    let dest_after = snapshot(&sb.dest_dir());
+    let dest_after = record_tree(&sb.dest_dir());
     let config_after = state(&sb.config_dir());
     assert!(
         !leftovers(&dest_after).is_empty(),
         "{archiver}: the kill left no partial backup, so it came too late"
     );
     // Adding a leftover changes its directory's time; everything else must be as it was.
-    let without_leftovers = |snap: Snapshot| -> Snapshot {
+    let without_leftovers = |snap: TreeRecord| -> TreeRecord {
         snap.into_iter()
             .filter(|(k, _)| !is_leftover(k))
             .map(|(k, mut e)| {
@@ -95,7 +96,7 @@ fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
     fs::write(sb.src_dir().join("d/b.txt"), "b, level 2\n").unwrap();
     run(&[]);
     assert_eq!(
-        leftovers(&snapshot(&sb.dest_dir())),
+        leftovers(&record_tree(&sb.dest_dir())),
         Vec::<String>::new(),
         "{archiver}"
     );
@@ -118,8 +119,8 @@ fn killed_level_0_redo_loses_nothing(archiver: &str, ext: &str) {
         .collect();
     let restored = sb.path().join("restored");
     restore(&chain, &restored);
-    let mut expected = snapshot(&sb.src_dir());
-    let mut got = snapshot(&restored);
+    let mut expected = record_tree(&sb.src_dir());
+    let mut got = record_tree(&restored);
     for snap in [&mut expected, &mut got] {
         // Directory times are not restored exactly by an incremental chain.
         snap.values_mut()
@@ -149,7 +150,7 @@ fn interrupted_run_removes_its_unfinished_backup(archiver: &str, ext: &str) {
     out.assert_success();
     // The destination directory's own time changes with the partial file; its content not.
     let backups = || {
-        let mut state = snapshot(&sb.dest_dir());
+        let mut state = record_tree(&sb.dest_dir());
         state.remove(&b""[..]);
         state
     };
@@ -157,8 +158,7 @@ fn interrupted_run_removes_its_unfinished_backup(archiver: &str, ext: &str) {
 
     let (mut child, partial) =
         started_writing(&sb, &["-a", archiver, "-c", "9", "k"], &format!("k.{ext}"));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    kill_process(Pid::from_child(&child), Signal::INT).unwrap();
     let status = child.wait().unwrap();
     kill_group(&child);
     assert_eq!(status.code(), Some(130), "{archiver}: {status:?}");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aa_tests::*;
 use app_support::*;
+use rustix::process::{kill_process, Pid, Signal};
 
 /// The processes, other than zombies, in the process group `group`.
 fn living_members(group: libc::pid_t) -> Vec<String> {
@@ -60,8 +61,8 @@ fn tar_and_its_compressor_die_with_aa() {
         assert!(Instant::now() < deadline, "the compressor never started");
         std::thread::sleep(Duration::from_millis(5));
     }
-    // SAFETY: kill(2) on our own child alone, not its process group.
-    unsafe { libc::kill(group, libc::SIGKILL) };
+    // Our own child alone, not its process group.
+    kill_process(Pid::from_child(&child), Signal::KILL).unwrap();
     child.wait().unwrap();
 
     // Everything `aa` started is in its process group; all of it must end, promptly.

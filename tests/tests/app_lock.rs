@@ -67,18 +67,14 @@ fn a_second_run_skips_an_archive_that_is_being_backed_up() {
 /// specification given by path, so it looks orphaned) is not purged under it.
 #[test]
 fn purge_leaves_a_locked_archive_alone() {
-    use std::os::fd::AsRawFd;
     let sb = Sandbox::new();
     small_source(&sb);
     write_realm(&sb, "orph", &[("archiving-restart-count", "1".to_string())]);
     let lock_dir = sb.config_dir().join("locks");
     fs::create_dir_all(&lock_dir).unwrap();
     let held = fs::File::create(lock_dir.join("orph.lock")).unwrap();
-    // SAFETY: flock on an open descriptor.
-    assert_eq!(
-        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .expect("hold the lock");
 
     let out = sb.aa().args(["--purge", "orph"]).run();
     out.assert_clean_failure();

@@ -12,8 +12,8 @@ use aa_tests::*;
 use app_support::*;
 
 /// Everything in the sandbox but the lock files, whose content is the last run's process id.
-fn state(sb: &Sandbox) -> Snapshot {
-    without(&snapshot(sb.path()), b"config/locks")
+fn state(sb: &Sandbox) -> TreeRecord {
+    without(&record_tree(sb.path()), b"config/locks")
 }
 
 #[test]

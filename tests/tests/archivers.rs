@@ -11,7 +11,7 @@ use aa_tests::*;
 fn backup_restores_identically(archiver: &str, ext: &str, format: &str) {
     let sb = Sandbox::new();
     let tree = full_fixture(&sb.src_dir());
-    let expected = snapshot(&tree);
+    let expected = record_tree(&tree);
     sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
 
     let out = sb.aa().args(["-a", archiver, "data"]).run();
@@ -31,14 +31,14 @@ fn backup_restores_identically(archiver: &str, ext: &str, format: &str) {
     gnu_extract(&archive, &restored);
     assert_same_tree(
         &expected,
-        &snapshot(&restored.join("tree")),
+        &record_tree(&restored.join("tree")),
         Compare::default(),
         archiver,
     );
     // Making a backup must not disturb what it backs up.
     assert_same_tree(
         &expected,
-        &snapshot(&tree),
+        &record_tree(&tree),
         Compare { mtime_nanos: true },
         "source after the backup",
     );
@@ -83,7 +83,7 @@ fn both_providers_store_the_same_members() {
     sb.write_spec("ext", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
     sb.write_spec("int", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
     // Every object of the fixture, named relative to the spec's path.
-    let all: std::collections::BTreeSet<Vec<u8>> = snapshot(&tree)
+    let all: std::collections::BTreeSet<Vec<u8>> = record_tree(&tree)
         .into_keys()
         .map(|k| {
             [
@@ -137,12 +137,12 @@ fn excluded_subtrees_and_files_are_left_out_by_both_providers() {
 
         let restored = sb.mkdir("restored");
         gnu_extract(&archive, &restored);
-        let full = snapshot(&tree);
+        let full = record_tree(&tree);
         let expected = without(&without(&without(&full, b"a"), b"big.bin"), b"long");
         assert!(expected.len() + 10 < full.len());
         assert_same_tree(
             &expected,
-            &snapshot(&restored.join("tree")),
+            &record_tree(&restored.join("tree")),
             Compare::default(),
             &format!("{archiver} with excludes"),
         );
@@ -153,7 +153,7 @@ fn excluded_subtrees_and_files_are_left_out_by_both_providers() {
 fn general_archiver_spelling_and_case_insensitive_provider_ids() {
     let sb = Sandbox::new();
     let tree = simple_fixture(&sb.src_dir());
-    let expected = snapshot(&tree);
+    let expected = record_tree(&tree);
     sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
 
     for (archiver, file, format) in [
@@ -169,7 +169,7 @@ fn general_archiver_spelling_and_case_insensitive_provider_ids() {
         gnu_extract(&archive, &restored);
         assert_same_tree(
             &expected,
-            &snapshot(&restored.join("tree")),
+            &record_tree(&restored.join("tree")),
             Compare::default(),
             archiver,
         );
@@ -213,7 +213,7 @@ fn archiver_from_the_spec_file_default_and_command_line() {
 #[test]
 fn destination_from_the_command_line_and_spec_given_by_path() {
     let sb = Sandbox::new();
-    let expected = snapshot(&simple_fixture(&sb.src_dir()));
+    let expected = record_tree(&simple_fixture(&sb.src_dir()));
     let elsewhere = sb.mkdir("elsewhere");
     let spec_file = elsewhere.join("byfile.aa");
     let mut spec = Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir());
@@ -235,7 +235,7 @@ fn destination_from_the_command_line_and_spec_given_by_path() {
     gnu_extract(&other_dest.join("byfile.tar"), &restored);
     assert_same_tree(
         &expected,
-        &snapshot(&restored.join("tree")),
+        &record_tree(&restored.join("tree")),
         Compare::default(),
         "spec by path",
     );
@@ -258,7 +258,7 @@ fn compression_level_changes_the_size_for_both_providers() {
     for archiver in ["targz", "targz_internal"] {
         let sb = Sandbox::new();
         text_fixture(&sb.src_dir());
-        let expected = snapshot(&sb.src_dir().join("tree"));
+        let expected = record_tree(&sb.src_dir().join("tree"));
         sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
 
         let mut sizes = Vec::new();
@@ -269,7 +269,7 @@ fn compression_level_changes_the_size_for_both_providers() {
             gnu_extract(&archive, &restored);
             assert_same_tree(
                 &expected,
-                &snapshot(&restored.join("tree")),
+                &record_tree(&restored.join("tree")),
                 Compare::default(),
                 &format!("{archiver} -c {level}"),
             );

@@ -62,8 +62,8 @@ fn backup(sb: &Sandbox, archiver: &str, ext: &str, strong: bool, path: &str, log
     gnu_extract(&archive, &out);
     let source = sb.src_dir().join("tree");
     assert_same_tree(
-        &snapshot(&source),
-        &snapshot(&out.join("tree")),
+        &record_tree(&source),
+        &record_tree(&out.join("tree")),
         Compare { mtime_nanos: true },
         archiver,
     );

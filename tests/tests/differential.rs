@@ -995,7 +995,7 @@ fn ours_continues_a_chain_made_by_python_aa() {
 
 /// The part of a source snapshot that a spec including `names` backs up (each name and
 /// everything below it; not the root, which a backup does not store).
-fn only(snap: &aa_tests::Snapshot, names: &[&str]) -> aa_tests::Snapshot {
+fn only(snap: &aa_tests::TreeRecord, names: &[&str]) -> aa_tests::TreeRecord {
     snap.iter()
         .filter(|(path, _)| {
             names.iter().any(|n| {

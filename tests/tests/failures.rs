@@ -100,7 +100,7 @@ fn invalid_compression_level_on_the_command_line_is_a_usage_error() {
 fn successful_run_replaces_the_old_backup() {
     for archiver in ["targz", "targz_internal"] {
         let sb = Sandbox::new();
-        let expected = snapshot(&simple_fixture(&sb.src_dir()));
+        let expected = record_tree(&simple_fixture(&sb.src_dir()));
         sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
         let archive = sb.dest_dir().join("data.tar.gz");
         fs::write(&archive, OLD).unwrap();
@@ -112,7 +112,7 @@ fn successful_run_replaces_the_old_backup() {
         gnu_extract(&archive, &restored);
         assert_same_tree(
             &expected,
-            &snapshot(&restored.join("tree")),
+            &record_tree(&restored.join("tree")),
             Compare::default(),
             archiver,
         );
@@ -122,7 +122,7 @@ fn successful_run_replaces_the_old_backup() {
 #[test]
 fn overwrite_at_start_still_produces_a_complete_backup() {
     let sb = Sandbox::new();
-    let expected = snapshot(&simple_fixture(&sb.src_dir()));
+    let expected = record_tree(&simple_fixture(&sb.src_dir()));
     sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
     let archive = sb.dest_dir().join("data.tar.bz2");
     fs::write(&archive, OLD).unwrap();
@@ -137,7 +137,7 @@ fn overwrite_at_start_still_produces_a_complete_backup() {
     gnu_extract(&archive, &restored);
     assert_same_tree(
         &expected,
-        &snapshot(&restored.join("tree")),
+        &record_tree(&restored.join("tree")),
         Compare::default(),
         "overwrite at start",
     );

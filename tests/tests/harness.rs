@@ -24,7 +24,7 @@ fn gnu_tar_create(args: &[&str], archive: &std::path::Path, dir: &std::path::Pat
 fn full_fixture_survives_a_gnu_tar_round_trip() {
     let sb = Sandbox::new();
     let tree = full_fixture(&sb.src_dir());
-    let expected = snapshot(&tree);
+    let expected = record_tree(&tree);
 
     // Sanity of the fixture itself: every kind of object is there.
     let kinds: Vec<Kind> = expected.values().map(|e| e.kind).collect();
@@ -43,7 +43,7 @@ fn full_fixture_survives_a_gnu_tar_round_trip() {
     gnu_extract(&archive, &out);
     assert_same_tree(
         &expected,
-        &snapshot(&out.join("tree")),
+        &record_tree(&out.join("tree")),
         Compare::default(),
         "GNU format",
     );
@@ -56,7 +56,7 @@ fn full_fixture_survives_a_gnu_tar_round_trip() {
     gnu_extract(&archive, &out);
     assert_same_tree(
         &expected,
-        &snapshot(&out.join("tree")),
+        &record_tree(&out.join("tree")),
         Compare { mtime_nanos: true },
         "pax format",
     );
@@ -66,8 +66,8 @@ fn full_fixture_survives_a_gnu_tar_round_trip() {
 fn comparison_reports_every_kind_of_damage() {
     let sb = Sandbox::new();
     let tree = full_fixture(&sb.src_dir());
-    let expected = snapshot(&tree);
-    assert!(tree_diff(&expected, &snapshot(&tree), Compare::default()).is_empty());
+    let expected = record_tree(&tree);
+    assert!(tree_diff(&expected, &record_tree(&tree), Compare::default()).is_empty());
 
     chmod(&tree.join("private.txt"), 0o644);
     set_mtime(&tree.join("empty"), (1_000, 0));
@@ -81,7 +81,7 @@ fn comparison_reports_every_kind_of_damage() {
     fs::remove_file(tree.join(bpath(b"caf\xe9"))).unwrap();
     fs::write(tree.join("extra"), b"").unwrap();
 
-    let diff = tree_diff(&expected, &snapshot(&tree), Compare::default()).join("\n");
+    let diff = tree_diff(&expected, &record_tree(&tree), Compare::default()).join("\n");
     for needle in [
         "private.txt: mode expected 0640, got 0644",
         "empty: mtime",
@@ -103,10 +103,10 @@ fn comparison_reports_every_kind_of_damage() {
 fn nanosecond_differences_count_only_when_asked() {
     let sb = Sandbox::new();
     let tree = simple_fixture(&sb.src_dir());
-    let expected = snapshot(&tree);
+    let expected = record_tree(&tree);
     let e = &expected[b"file.txt".as_slice()];
     set_mtime(&tree.join("file.txt"), (e.mtime_secs, 0));
-    let actual = snapshot(&tree);
+    let actual = record_tree(&tree);
     assert!(tree_diff(&expected, &actual, Compare::default()).is_empty());
     assert_eq!(
         tree_diff(&expected, &actual, Compare { mtime_nanos: true }).len(),
@@ -117,7 +117,7 @@ fn nanosecond_differences_count_only_when_asked() {
 #[test]
 fn without_removes_a_subtree_only() {
     let sb = Sandbox::new();
-    let snap = snapshot(&simple_fixture(&sb.src_dir()));
+    let snap = record_tree(&simple_fixture(&sb.src_dir()));
     let cut = without(&snap, b"a");
     assert!(!cut.contains_key(b"a".as_slice()));
     assert!(!cut.contains_key(b"a/b/deep.txt".as_slice()));

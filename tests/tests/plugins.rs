@@ -2,16 +2,14 @@
 //! directory (aa keeps working), and the third-party example plugin in `examples/hello-provider`,
 //! both through `aa` and loaded directly with the `aa-abi` host API.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aa_abi::host::PluginLibrary;
-use aa_abi::{
-    BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation, BackupType,
-};
+use aa_abi::{BackupDefinition, BackupOperationError, BackupType};
+use aa_provider_kit::recording::Recorder;
 use aa_tests::*;
 
 /// One provider as `aa --list-providers` prints it.
@@ -258,7 +256,7 @@ fn backups_still_work_next_to_unusable_plugins() {
     let sb = Sandbox::new();
     let dir = sb.mkdir("plugins");
     bad_plugin_dir(&dir);
-    let expected = snapshot(&simple_fixture(&sb.src_dir()));
+    let expected = record_tree(&simple_fixture(&sb.src_dir()));
     sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
 
     let out = sb
@@ -274,7 +272,7 @@ fn backups_still_work_next_to_unusable_plugins() {
     gnu_extract(&archive, &restored);
     assert_same_tree(
         &expected,
-        &snapshot(&restored.join("tree")),
+        &record_tree(&restored.join("tree")),
         Compare::default(),
         "with bad plugins around",
     );
@@ -293,7 +291,7 @@ fn hello_plugin_dir(sb: &Sandbox) -> PathBuf {
 fn hello_plugin_is_listed_and_makes_restorable_backups() {
     let sb = Sandbox::new();
     let plugins = hello_plugin_dir(&sb);
-    let expected = snapshot(&simple_fixture(&sb.src_dir()));
+    let expected = record_tree(&simple_fixture(&sb.src_dir()));
     sb.write_spec("data", &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()));
 
     let out = sb
@@ -324,7 +322,7 @@ fn hello_plugin_is_listed_and_makes_restorable_backups() {
     gnu_extract(&archive, &restored);
     assert_same_tree(
         &expected,
-        &snapshot(&restored.join("tree")),
+        &record_tree(&restored.join("tree")),
         Compare::default(),
         "tar@Hello",
     );
@@ -334,7 +332,7 @@ fn hello_plugin_is_listed_and_makes_restorable_backups() {
 fn hello_plugin_from_aa_plugin_path_and_spec_file() {
     let sb = Sandbox::new();
     let plugins = hello_plugin_dir(&sb);
-    let expected = snapshot(&simple_fixture(&sb.src_dir()));
+    let expected = record_tree(&simple_fixture(&sb.src_dir()));
     let spec = Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()).archiver("tar@hello");
     sb.write_spec("data", &spec);
 
@@ -353,7 +351,7 @@ fn hello_plugin_from_aa_plugin_path_and_spec_file() {
     gnu_extract(&sb.dest_dir().join("data.tar"), &restored);
     assert_same_tree(
         &expected,
-        &snapshot(&restored.join("tree")),
+        &record_tree(&restored.join("tree")),
         Compare::default(),
         "tar@hello from the spec",
     );
@@ -382,30 +380,6 @@ fn hello_plugin_refuses_types_it_does_not_support() {
     assert!(dir_names(&sb.dest_dir()).is_empty(), "{out}");
 }
 
-/// Records the events a provider raises.
-#[derive(Default)]
-struct Recorder {
-    added: RefCell<Vec<PathBuf>>,
-    errors: RefCell<Vec<(BackupOperationError, PathBuf)>>,
-}
-
-impl BackupEvents for Recorder {
-    fn file_add(&self, name: &Path) {
-        self.added.borrow_mut().push(name.to_path_buf());
-    }
-
-    fn backup_operation_error(
-        &self,
-        _operation: BackupSubOperation,
-        error: BackupOperationError,
-        name: Option<&Path>,
-        _message: Option<&str>,
-    ) {
-        let name = name.map(Path::to_path_buf).unwrap_or_default();
-        self.errors.borrow_mut().push((error, name));
-    }
-}
-
 /// The example plugin on its own, through the ABI the host uses: identification, what it
 /// stores, what it reports as skipped, and the `._partial` discipline.
 #[test]
@@ -428,13 +402,13 @@ fn hello_plugin_through_the_abi_directly() {
 
     // What ustar with names under 100 bytes can hold: files and directories only, hard links
     // stored as separate copies, everything under `tree/a` excluded.
-    let full = without(&snapshot(&tree), b"a");
+    let full = without(&record_tree(&tree), b"a");
     let fits = |rel: &[u8], kind: Kind| {
         let slash = usize::from(kind == Kind::Dir);
         let prefix = if rel.is_empty() { 4 } else { 5 }; // "tree" or "tree/"
         prefix + rel.len() + slash < 100
     };
-    let mut expected = Snapshot::new();
+    let mut expected = TreeRecord::new();
     let mut skipped = BTreeSet::new();
     for (rel, entry) in &full {
         let storable = matches!(entry.kind, Kind::File | Kind::Dir);
@@ -466,23 +440,28 @@ fn hello_plugin_through_the_abi_directly() {
     gnu_extract(&written, &restored);
     assert_same_tree(
         &expected,
-        &snapshot(&restored.join("tree")),
+        &record_tree(&restored.join("tree")),
         Compare::default(),
         "Hello via the ABI",
     );
 
     let reported: BTreeSet<Vec<u8>> = events
-        .errors
-        .borrow()
-        .iter()
-        .map(|(error, name)| {
-            assert_eq!(*error, BackupOperationError::UnknownTypeIgnored, "{name:?}");
-            name.as_os_str().as_encoded_bytes().to_vec()
+        .errors()
+        .into_iter()
+        .map(|e| {
+            let name = e.name.unwrap_or_default();
+            assert_eq!(
+                e.error,
+                BackupOperationError::UnknownTypeIgnored,
+                "{}",
+                show(&name)
+            );
+            name
         })
         .collect();
     let show_set = |s: &BTreeSet<Vec<u8>>| s.iter().map(|p| show(p)).collect::<Vec<_>>();
     assert_eq!(show_set(&reported), show_set(&skipped));
-    assert_eq!(events.added.borrow().len(), expected.len());
+    assert_eq!(events.added().len(), expected.len());
 
     // A failing run (the rename is blocked by a directory) leaves no partial file behind.
     fs::remove_file(&old).unwrap();

@@ -3,8 +3,8 @@
 
 use std::fs;
 
+use crate::{compressible_text, gnu_extract, record_tree, tree_diff, Compare, TreeBuilder};
 use aa_abi::{ArchiverFeature, ProviderErrorKind, MAX_COMPRESSION_STRENGTH};
-use aa_tests::{compressible_text, gnu_extract, snapshot, tree_diff, Compare, TreeBuilder};
 
 use super::{call, definition, expect_error, expect_listing, expect_no_diff, simple_source};
 use crate::runner::{ensure, fail, CheckResult, Context};
@@ -93,7 +93,7 @@ fn compressible_source(ctx: &Context<'_>) -> Result<std::path::PathBuf, crate::r
 pub(crate) fn strengths_0_and_9(ctx: &Context<'_>) -> CheckResult {
     let root = compressible_source(ctx)?;
     let p = ctx.provider()?;
-    let source = snapshot(&root.join("tree"));
+    let source = record_tree(&root.join("tree"));
     let mut sizes = Vec::new();
     for strength in [0, MAX_COMPRESSION_STRENGTH] {
         let dest = ctx.mkdir(&format!("dest-{strength}"))?;
@@ -106,7 +106,7 @@ pub(crate) fn strengths_0_and_9(ctx: &Context<'_>) -> CheckResult {
         let out = ctx.path(&format!("restored-{strength}"));
         gnu_extract(&path, &out);
         expect_no_diff(
-            tree_diff(&source, &snapshot(&out.join("tree")), Compare::default()),
+            tree_diff(&source, &record_tree(&out.join("tree")), Compare::default()),
             &format!("the backup made with strength {strength} does not restore the source"),
         )?;
         sizes.push(fs::metadata(&path).map(|m| m.len()).unwrap_or(0));

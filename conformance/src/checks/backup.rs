@@ -7,7 +7,7 @@ use std::path::Path;
 
 use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
 
-use aa_tests::{detect_format, gnu_extract, gnu_list, snapshot, tree_diff, Compare};
+use crate::{detect_format, gnu_extract, gnu_list, record_tree, tree_diff, Compare};
 
 use super::{
     call, definition, expect_listing, expect_no_diff, file_name, full_source, io, magic_format,
@@ -51,15 +51,15 @@ pub(crate) fn extracts_identically(ctx: &Context<'_>) -> CheckResult {
     let root = full_source(ctx)?;
     let dest = ctx.mkdir("dest")?;
     let p = ctx.provider()?;
-    let before = snapshot(&root);
+    let before = record_tree(&root);
     let events = Recorder::default();
     let def = definition(ctx, &dest, &root, &["tree"]);
     let path = call("backup_files", p.backup_files(&def, None, false, &events))?;
     let out = ctx.path("restored");
     gnu_extract(&path, &out);
-    verify_stored(&before, &snapshot(&out), &events, &gnu_list(&path), &[])?;
+    verify_stored(&before, &record_tree(&out), &events, &gnu_list(&path), &[])?;
     expect_no_diff(
-        tree_diff(&before, &snapshot(&root), Compare { mtime_nanos: true }),
+        tree_diff(&before, &record_tree(&root), Compare { mtime_nanos: true }),
         "making the backup changed the source",
     )
 }
@@ -69,7 +69,7 @@ pub(crate) fn excludes(ctx: &Context<'_>) -> CheckResult {
     let root = full_source(ctx)?;
     let dest = ctx.mkdir("dest")?;
     let p = ctx.provider()?;
-    let source = snapshot(&root);
+    let source = record_tree(&root);
     let events = Recorder::default();
     let excluded: [&[u8]; 2] = [b"tree/a/b", b"tree/file.txt"];
     ensure!(
@@ -85,7 +85,7 @@ pub(crate) fn excludes(ctx: &Context<'_>) -> CheckResult {
     gnu_extract(&path, &out);
     verify_stored(
         &source,
-        &snapshot(&out),
+        &record_tree(&out),
         &events,
         &gnu_list(&path),
         &excluded,
@@ -160,7 +160,7 @@ fn replaces(ctx: &Context<'_>, overwrite_at_start: bool) -> CheckResult {
     let root = simple_source(ctx)?;
     io(
         "add a large file to the source",
-        fs::write(root.join(BULK), aa_tests::noise(2 << 20, 11)),
+        fs::write(root.join(BULK), crate::noise(2 << 20, 11)),
     )?;
     io("add to the source", fs::write(root.join(LAST), b"last\n"))?;
     let dest = ctx.mkdir("dest")?;
@@ -225,8 +225,8 @@ fn replaces(ctx: &Context<'_>, overwrite_at_start: bool) -> CheckResult {
     gnu_extract(&new, &out);
     expect_no_diff(
         tree_diff(
-            &snapshot(&root.join("tree")),
-            &snapshot(&out.join("tree")),
+            &record_tree(&root.join("tree")),
+            &record_tree(&out.join("tree")),
             Compare::default(),
         ),
         "the new backup does not restore the changed source",

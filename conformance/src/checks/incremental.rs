@@ -11,15 +11,15 @@ use std::io;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::{gnu_restore_incremental, noise, tree_diff, Compare, TreeBuilder, TreeRecord};
 use aa_abi::host::Provider;
 use aa_abi::{ArchiverFeature, BackupDefinition, ProviderErrorKind};
-use aa_tests::{noise, tree_diff, Compare, Snapshot, TreeBuilder};
 
 use super::{
     call, expect_error, expect_listing, expect_no_diff, file_name, io, listing, read, NAME,
 };
 use crate::runner::{ensure, fail, CheckResult, Context, Failure, Problem};
-use crate::support::{dir_state, gnu_restore_incremental, partial_files, state_diff, Recorder};
+use crate::support::{dir_state, partial_files, reported_errors, state_diff, Recorder};
 
 const NOT_SUPPORTED: [ProviderErrorKind; 2] = [
     ProviderErrorKind::NOT_IMPLEMENTED,
@@ -97,7 +97,7 @@ fn change_tree(root: &Path, level: u32) -> io::Result<()> {
 }
 
 /// The tree as a restore must reproduce it: directory times and hard link identity aside.
-fn expected_state(root: &Path) -> Snapshot {
+fn expected_state(root: &Path) -> TreeRecord {
     let mut state = dir_state(root);
     for entry in state.values_mut() {
         entry.hardlink_group = None;
@@ -174,7 +174,10 @@ impl<'a> Chain<'a> {
             path.display(),
             self.path(expect, None).display()
         );
-        if let Some(e) = events.errors().iter().find(|e| e.error.is_content_error()) {
+        if let Some(e) = reported_errors(&events)
+            .iter()
+            .find(|e| e.error.is_content_error())
+        {
             fail!("{what} reported {}", e.describe());
         }
         self.expect_max_level(expect + 1, &format!("after level {expect}"))?;
@@ -186,7 +189,12 @@ impl<'a> Chain<'a> {
     }
 
     /// Restores `levels` in order into a fresh directory and compares it with `expected`.
-    fn expect_restores(&self, archives: &[PathBuf], expected: &Snapshot, tag: &str) -> CheckResult {
+    fn expect_restores(
+        &self,
+        archives: &[PathBuf],
+        expected: &TreeRecord,
+        tag: &str,
+    ) -> CheckResult {
         let out = self.ctx.path(&format!("restore-{}-{tag}", self.id));
         let refs: Vec<&Path> = archives.iter().map(PathBuf::as_path).collect();
         gnu_restore_incremental(&refs, &out).map_err(|e| Problem::Fail(Failure::new(e)))?;
@@ -374,7 +382,7 @@ pub(crate) fn keep_and_exists(ctx: &Context<'_>) -> CheckResult {
         &[ProviderErrorKind::IO],
     )?;
     ensure!(
-        e.os_code == libc::ENOENT,
+        e.os_code == rustix::io::Errno::NOENT.raw_os_error(),
         "keep_backup of a nonexistent level: os error {}, expected ENOENT",
         e.os_code
     );

@@ -126,10 +126,10 @@ pub(crate) fn keep_errors(ctx: &Context<'_>) -> CheckResult {
         &[ProviderErrorKind::IO],
     )?;
     ensure!(
-        e.os_code == libc::EEXIST,
+        e.os_code == rustix::io::Errno::EXIST.raw_os_error(),
         "keep_backup onto an existing kept backup: os error {}, expected EEXIST ({})",
         e.os_code,
-        libc::EEXIST
+        rustix::io::Errno::EXIST.raw_os_error()
     );
     ensure!(
         read(&dest.join(&kept_aa))? == kept_bytes && read(&dest.join(&current))? == current_bytes,
@@ -143,10 +143,10 @@ pub(crate) fn keep_errors(ctx: &Context<'_>) -> CheckResult {
         &[ProviderErrorKind::IO],
     )?;
     ensure!(
-        e.os_code == libc::ENOENT,
+        e.os_code == rustix::io::Errno::NOENT.raw_os_error(),
         "keep_backup of a nonexistent backup: os error {}, expected ENOENT ({})",
         e.os_code,
-        libc::ENOENT
+        rustix::io::Errno::NOENT.raw_os_error()
     );
 
     expect_error(

@@ -16,14 +16,14 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
+use crate::{show, tree_diff, Compare, TreeRecord};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupOperationError, BackupType, ProviderError,
     ProviderErrorKind, ProviderIdentification,
 };
-use aa_tests::{show, tree_diff, Compare, Snapshot};
 
 use crate::runner::{fail, Check, CheckResult, Context, Failure, Problem};
-use crate::support::{kind_name, Recorder};
+use crate::support::{added_members, kind_name, reported_errors, Recorder};
 
 /// The backup id every check uses.
 pub(crate) const NAME: &str = "proj";
@@ -231,7 +231,7 @@ pub(crate) fn expect_no_diff(diff: Vec<String>, what: &str) -> CheckResult {
     .into())
 }
 
-/// The format name `aa_tests::detect_format` gives a backup of `backup_type`.
+/// The format name `crate::detect_format` gives a backup of `backup_type`.
 pub(crate) fn magic_format(backup_type: BackupType) -> Option<&'static str> {
     Some(match backup_type {
         BackupType::Tar => "tar",
@@ -255,23 +255,23 @@ pub(crate) fn definition(
     BackupDefinition::new(NAME, ctx.backup_type, dest, root).include(includes.iter().copied())
 }
 
-/// `ctx/src/tree`: the full fixture of `aa_tests` plus a Unix socket. Returns `ctx/src`, the
+/// `ctx/src/tree`: the full fixture ([`crate::full_fixture`]) plus a Unix socket. Returns `ctx/src`, the
 /// backup root; the definition includes `tree`.
 pub(crate) fn full_source(ctx: &Context<'_>) -> Result<PathBuf, Problem> {
     let root = ctx.mkdir("src")?;
-    let tree = aa_tests::full_fixture(&root);
+    let tree = crate::full_fixture(&root);
     // Binding the socket changes the directory's time; put the fixture's time back.
     let meta = io("stat the fixture", fs::symlink_metadata(&tree))?;
     let listener = io("bind a socket", UnixListener::bind(tree.join("socket")))?;
     drop(listener);
-    aa_tests::set_mtime(&tree, (meta.mtime(), meta.mtime_nsec()));
+    crate::set_mtime(&tree, (meta.mtime(), meta.mtime_nsec()));
     Ok(root)
 }
 
 /// `ctx/src/tree` with regular files and directories only (what every provider must store).
 pub(crate) fn simple_source(ctx: &Context<'_>) -> Result<PathBuf, Problem> {
     let root = ctx.mkdir("src")?;
-    aa_tests::simple_fixture(&root);
+    crate::simple_fixture(&root);
     Ok(root)
 }
 
@@ -281,19 +281,19 @@ fn under(path: &[u8], prefix: &[u8]) -> bool {
 
 /// Checks a backup against its source under the object-storage rule (see the crate docs).
 ///
-/// `source` and `restored` are snapshots of the backup root and of the GNU tar extraction
+/// `source` and `restored` are tree records of the backup root and of the GNU tar extraction
 /// directory, `members` the archive's member names as GNU tar lists them, `excluded` the
 /// definition's excludes (which must be absent and not reported as added).
 pub(crate) fn verify_stored(
-    source: &Snapshot,
-    restored: &Snapshot,
+    source: &TreeRecord,
+    restored: &TreeRecord,
     events: &Recorder,
     members: &BTreeSet<Vec<u8>>,
     excluded: &[&[u8]],
 ) -> CheckResult {
     let mut problems = Vec::new();
     let mut ignored: BTreeSet<Vec<u8>> = BTreeSet::new();
-    for e in events.errors() {
+    for e in reported_errors(events) {
         match (e.error, &e.name) {
             (
                 BackupOperationError::UnknownTypeIgnored | BackupOperationError::SocketIgnored,
@@ -309,7 +309,7 @@ pub(crate) fn verify_stored(
     }
     let reported = |path: &[u8]| ignored.iter().any(|i| under(path, i));
 
-    let mut expected = Snapshot::new();
+    let mut expected = TreeRecord::new();
     for (path, entry) in source {
         if path.is_empty() {
             continue;
@@ -353,7 +353,7 @@ pub(crate) fn verify_stored(
         }
     }
 
-    let added: BTreeSet<Vec<u8>> = events.added().into_iter().collect();
+    let added: BTreeSet<Vec<u8>> = added_members(events).into_iter().collect();
     for member in members.iter().filter(|m| !m.is_empty()) {
         if !added.contains(member) {
             problems.push(format!(
@@ -379,9 +379,9 @@ pub(crate) fn verify_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Entry, Kind};
     use aa_abi::BackupEvents;
     use aa_abi::BackupSubOperation;
-    use aa_tests::{Entry, Kind};
 
     fn entry(kind: Kind, nanos: i64) -> Entry {
         Entry {
@@ -398,7 +398,7 @@ mod tests {
         }
     }
 
-    fn snap(entries: &[(&str, Kind, i64)]) -> Snapshot {
+    fn record(entries: &[(&str, Kind, i64)]) -> TreeRecord {
         entries
             .iter()
             .map(|(p, k, n)| (p.as_bytes().to_vec(), entry(*k, *n)))
@@ -443,13 +443,13 @@ mod tests {
         ignored(&events, "t/sock", BackupOperationError::SocketIgnored);
         // A reported directory covers what is below it.
         ignored(&events, "t/odd", BackupOperationError::UnknownTypeIgnored);
-        let restored = snap(&[
+        let restored = record(&[
             ("", Kind::Dir, 0),
             ("t", Kind::Dir, 5),
             ("t/f", Kind::File, 0),
         ]);
         let result = verify_stored(
-            &snap(SOURCE),
+            &record(SOURCE),
             &restored,
             &events,
             &members(&["t", "t/f"]),
@@ -463,9 +463,9 @@ mod tests {
         let events = Recorder::default();
         added(&events, &["t", "t/f", "t/ghost"]);
         ignored(&events, "t/odd", BackupOperationError::PermissionDenied);
-        let restored = snap(&[("t", Kind::Dir, 5), ("t/f", Kind::File, 124)]);
+        let restored = record(&[("t", Kind::Dir, 5), ("t/f", Kind::File, 124)]);
         let text = summary(verify_stored(
-            &snap(SOURCE),
+            &record(SOURCE),
             &restored,
             &events,
             &members(&["t", "t/f", "t/unannounced"]),
@@ -488,13 +488,13 @@ mod tests {
     fn excluded_objects_must_be_absent() {
         let events = Recorder::default();
         ignored(&events, "t/sock", BackupOperationError::SocketIgnored);
-        let restored = snap(&[
+        let restored = record(&[
             ("t", Kind::Dir, 5),
             ("t/f", Kind::File, 123),
             ("t/odd", Kind::Dir, 9),
         ]);
         let text = summary(verify_stored(
-            &snap(SOURCE),
+            &record(SOURCE),
             &restored,
             &events,
             &BTreeSet::new(),

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use aa_abi::error::ProviderError;
-use aa_abi::BackupEvents;
 use aa_abi::naming::backup_file_path;
+use aa_abi::BackupEvents;
 use aa_abi::{ArchiverFeature, BackupDefinition, ProviderIdentification};
 
 use super::{App, SpecRef};

@@ -40,10 +40,10 @@ fn every_type_round_trips_through_gnu_tar() {
         let path = p.backup_files(&def, None, false, &events).unwrap();
         assert_eq!(path, dst.join(format!("home.{ext}")));
         assert!(!dst.join(format!("home.{ext}._partial")).exists());
-        assert_eq!(*events.errors.borrow(), [], "{backup_type}");
+        assert_eq!(events.errors(), [], "{backup_type}");
 
         // Events name the members as stored, with unusual names decoded.
-        let added = events.added.borrow();
+        let added = events.added();
         for name in [
             &b"caf\xe9"[..],
             b"new\nline",
@@ -167,7 +167,7 @@ fn compression_strength_reaches_the_compressor() {
                 .backup_files(&def, Some(strength), false, &events)
                 .unwrap();
             // A warning from the compressor (e.g. about a deprecated variable) would be here.
-            assert_eq!(*events.errors.borrow(), [], "{ext} strength {strength}");
+            assert_eq!(events.errors(), [], "{ext} strength {strength}");
             sizes.push(fs::metadata(&path).unwrap().len());
             let out = tmp.path().join(format!("out-{ext}-{strength}"));
             extract(&[&path], &out, false);
@@ -280,8 +280,8 @@ fn file_errors_become_events_and_the_backup_is_kept() {
     let events = Recorder::default();
     p.backup_files(&def, None, false, &events).unwrap();
     assert_eq!(
-        *events.errors.borrow(),
-        [RecordedError {
+        events.errors(),
+        [ReportedError {
             operation: Op::Open,
             error: E::SocketIgnored,
             name: Some(b"sock".to_vec()),
@@ -295,8 +295,8 @@ fn file_errors_become_events_and_the_backup_is_kept() {
     let events = Recorder::default();
     let path = p.backup_files(&def, None, false, &events).unwrap();
     assert_eq!(
-        *events.errors.borrow(),
-        [RecordedError {
+        events.errors(),
+        [ReportedError {
             operation: Op::Stat,
             error: E::UnknownOsError,
             name: Some(b"miss\ning".to_vec()),

@@ -115,7 +115,7 @@ fn levels_restore_to_the_current_tree() {
             .unwrap();
         assert_eq!(l1, s.dst.join(format!("{id}.1.{ext}")));
         // "Directory is new" is not reported; the moved directory is, and is no content error.
-        let errors = events.errors.borrow();
+        let errors = events.errors();
         assert!(!errors.is_empty());
         for e in errors.iter() {
             assert_eq!(
@@ -130,7 +130,7 @@ fn levels_restore_to_the_current_tree() {
         assert!(errors
             .iter()
             .any(|e| e.name.as_deref() == Some(&b"dir/moved-empty"[..])));
-        assert!(events.added.borrow().iter().any(|n| n == b"dir/new-1.txt"));
+        assert!(events.added().iter().any(|n| n == b"dir/new-1.txt"));
         // An increment, not a full dump: unchanged files are only in level 0.
         let unchanged = b"dir/sub/script.sh".to_vec();
         assert!(list(&l0).contains(&unchanged));
@@ -302,7 +302,7 @@ fn a_damaged_snapshot_is_named_as_the_users_file() {
             .unwrap_err();
         let shown = level0.display().to_string();
         assert!(err.message().contains(&shown), "{err}");
-        let errors = events.errors.borrow();
+        let errors = events.errors();
         assert!(!errors.is_empty());
         for e in errors.iter() {
             let name = String::from_utf8_lossy(e.name.as_deref().unwrap_or_default());

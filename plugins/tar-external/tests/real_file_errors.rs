@@ -16,8 +16,8 @@ use aa_tests::{
 
 use common::*;
 
-fn denied(operation: Op, name: &str) -> RecordedError {
-    RecordedError {
+fn denied(operation: Op, name: &str) -> ReportedError {
+    ReportedError {
         operation,
         error: E::PermissionDenied,
         name: Some(name.as_bytes().to_vec()),
@@ -48,7 +48,7 @@ fn unreadable_files_are_reported_as_permission_denied() {
     chmod(&root.join("closed"), 0o755);
     let path = result.unwrap();
     assert_eq!(
-        *events.errors.borrow(),
+        events.errors(),
         [
             denied(Op::Open, "./closed"),
             denied(Op::Open, "./unreadable")
@@ -106,15 +106,15 @@ fn a_file_growing_while_tar_reads_it_is_reported_as_changed() {
         "the fake compressor did not run"
     );
     assert_eq!(
-        *events.errors.borrow(),
+        events.errors(),
         [
-            RecordedError {
+            ReportedError {
                 operation: Op::Read,
                 error: E::FileChanged,
                 name: Some(b"big".to_vec()),
                 message: None,
             },
-            RecordedError {
+            ReportedError {
                 operation: Op::Finish,
                 error: E::SomeFilesChanged,
                 name: None,

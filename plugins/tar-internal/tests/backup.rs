@@ -10,7 +10,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use aa_abi::naming::partial_of;
 use aa_abi::plugin::{ArchiverProvider, Plugin};
@@ -19,6 +18,7 @@ use aa_abi::{
     BackupType, NoEvents,
 };
 use aa_plugin_tar_internal::{TarInternalPlugin, TarInternalProvider};
+use aa_provider_kit::recording::{Recorder, ReportedError};
 use aa_tests::is_root;
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -64,60 +64,32 @@ fn raw(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Event {
-    Add(PathBuf),
-    Error(Op, Err_, Option<PathBuf>, Option<String>),
-}
-
 type AddHook = Box<dyn Fn(&Path) + Send + Sync>;
 
-/// Records events; optionally runs a hook when a file is added (to change it mid-backup).
-#[derive(Default)]
-struct Recorder {
-    events: Mutex<Vec<Event>>,
-    on_add: Option<AddHook>,
+/// Records events, and runs a hook when a file is added (to change it mid-backup).
+struct OnAdd {
+    inner: Recorder,
+    hook: AddHook,
 }
 
-impl BackupEvents for Recorder {
+impl BackupEvents for OnAdd {
     fn file_add(&self, name: &Path) {
-        self.events
-            .lock()
-            .unwrap()
-            .push(Event::Add(name.to_path_buf()));
-        if let Some(hook) = &self.on_add {
-            hook(name);
-        }
+        self.inner.file_add(name);
+        (self.hook)(name);
     }
 
     fn backup_operation_error(&self, op: Op, err: Err_, name: Option<&Path>, msg: Option<&str>) {
-        self.events.lock().unwrap().push(Event::Error(
-            op,
-            err,
-            name.map(Path::to_path_buf),
-            msg.map(str::to_string),
-        ));
+        self.inner.backup_operation_error(op, err, name, msg);
     }
 }
 
-impl Recorder {
-    fn errors(&self) -> Vec<Event> {
-        let events = self.events.lock().unwrap();
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::Error(..)))
-            .cloned()
-            .collect()
-    }
-    fn added(&self) -> Vec<PathBuf> {
-        let events = self.events.lock().unwrap();
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Add(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect()
+/// The error event `(op, err, name, msg)`, as the recorder keeps it.
+fn reported(op: Op, err: Err_, name: Option<&str>, msg: Option<&str>) -> ReportedError {
+    ReportedError {
+        operation: op,
+        error: err,
+        name: name.map(|n| n.as_bytes().to_vec()),
+        message: msg.map(str::to_string),
     }
 }
 
@@ -462,7 +434,7 @@ fn every_type_extracts_to_an_identical_tree() {
         assert_same_tree(&root.join("tree"), &out.join("tree"));
 
         // Every stored object was announced once, by its path relative to the root.
-        let added = events.added();
+        let added = events.added_paths();
         let listed: Vec<PathBuf> = list(&path)
             .iter()
             .map(|n| PathBuf::from(OsStr::from_bytes(n.strip_suffix(b"/").unwrap_or(n))))
@@ -572,13 +544,13 @@ fn sockets_and_missing_includes_are_reported() {
     assert_eq!(
         events.errors(),
         [
-            Event::Error(
+            reported(
                 Op::Stat,
                 Err_::UnknownOsError,
-                Some("missing".into()),
-                Some("No such file or directory".into())
+                Some("missing"),
+                Some("No such file or directory")
             ),
-            Event::Error(Op::Open, Err_::SocketIgnored, Some("s/sock".into()), None),
+            reported(Op::Open, Err_::SocketIgnored, Some("s/sock"), None),
         ]
     );
     assert_eq!(list(&path), [b"s/".to_vec(), b"s/file".to_vec()]);
@@ -595,25 +567,25 @@ fn files_changing_while_read_are_reported() {
     fs::write(r.join("shrinks"), b"0123456789").unwrap();
     fs::write(r.join("steady"), b"0123456789").unwrap();
     let hook_root = r.clone();
-    let events = Recorder {
-        on_add: Some(Box::new(move |name: &Path| {
+    let events = OnAdd {
+        inner: Recorder::default(),
+        hook: Box::new(move |name: &Path| {
             let p = hook_root.join(name);
             match name.to_str() {
                 Some("grows") => fs::write(p, b"0123456789 and more").unwrap(),
                 Some("shrinks") => fs::write(p, b"012").unwrap(),
                 _ => {}
             }
-        })),
-        ..Recorder::default()
+        }),
     };
     let def = definition(BackupType::Tar, tmp.path(), &r, &[Path::new(".")], &[]);
     let path = provider().backup_files(&def, None, false, &events).unwrap();
     assert_eq!(
-        events.errors(),
+        events.inner.errors(),
         [
-            Event::Error(Op::Read, Err_::FileChanged, Some("grows".into()), None),
-            Event::Error(Op::Read, Err_::FileChanged, Some("shrinks".into()), None),
-            Event::Error(Op::Finish, Err_::SomeFilesChanged, None, None),
+            reported(Op::Read, Err_::FileChanged, Some("grows"), None),
+            reported(Op::Read, Err_::FileChanged, Some("shrinks"), None),
+            reported(Op::Finish, Err_::SomeFilesChanged, None, None),
         ]
     );
     let out = tmp.path().join("out");
@@ -755,7 +727,7 @@ fn permission_denied_is_reported() {
     mode("closed", 0o755);
     mode("noexec", 0o755);
     let path = result.unwrap();
-    let denied = |op, name: &str| Event::Error(op, Err_::PermissionDenied, Some(name.into()), None);
+    let denied = |op, name: &str| reported(op, Err_::PermissionDenied, Some(name), None);
     assert_eq!(
         events.errors(),
         [
@@ -896,7 +868,7 @@ fn large_and_deep_trees_round_trip_through_the_pipeline() {
             .iter()
             .map(|n| PathBuf::from(OsStr::from_bytes(n.strip_suffix(b"/").unwrap_or(n))))
             .collect();
-        assert_eq!(events.inner.added(), listed, "{bt}");
+        assert_eq!(events.inner.added_paths(), listed, "{bt}");
         fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use aa_abi::naming::partial_of;
 
 use aa_tests::Sandbox;
+use rustix::process::{kill_process_group, Pid, Signal};
 
 /// `src/a.txt` and `src/d/b.txt` in the sandbox. Also creates the storage directory, so that
 /// its one-time announcement does not mix with the messages a test looks at.
@@ -176,14 +177,14 @@ pub fn started_writing(
 }
 
 /// Sends `signal` to what is left of `child`'s process group (`aa`, GNU tar, a compressor).
-pub fn signal_group(child: &std::process::Child, signal: libc::c_int) {
-    // SAFETY: kill(2) on the process group of our own child.
-    unsafe { libc::kill(-(child.id() as libc::pid_t), signal) };
+pub fn signal_group(child: &std::process::Child, signal: Signal) {
+    // The group may be gone already, which is what a caller that kills it wants anyway.
+    let _ = kill_process_group(Pid::from_child(child), signal);
 }
 
 /// Kills what is left of `child`'s process group.
 pub fn kill_group(child: &std::process::Child) {
-    signal_group(child, libc::SIGKILL);
+    signal_group(child, Signal::KILL);
 }
 
 /// For each scenario `fn NAME(archiver: &str)`, a module `NAME` with one test per built-in

@@ -18,8 +18,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use aa_tests::{
-    aa_bin, detect_format, gnu_extract, gnu_list, python_aa, show, snapshot, tree_diff, under_ci,
-    Compare, Sandbox, Snapshot,
+    aa_bin, detect_format, gnu_extract, gnu_list, python_aa, record_tree, show, tree_diff,
+    under_ci, Compare, Sandbox, TreeRecord,
 };
 
 /// Stands for a sandbox's path in spec text, arguments and normalised output.
@@ -103,7 +103,7 @@ impl Side {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-        let pid = child.id() as libc::pid_t;
+        let pid = rustix::process::Pid::from_child(&child);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait_with_output());
@@ -111,8 +111,8 @@ impl Side {
         let output = match rx.recv_timeout(RUN_TIMEOUT) {
             Ok(output) => output.expect("wait for aa"),
             Err(_) => {
-                // SAFETY: kill(2) on our own child's pid.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // Not yet waited for (the thread still waits), so the pid is still the child's.
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 panic!("{command} did not finish within {RUN_TIMEOUT:?}");
             }
         };
@@ -394,7 +394,7 @@ struct OutputFile {
     /// Member names (GNU tar's `dir/` spelt `dir`); empty for a file that is not an archive.
     members: BTreeSet<Vec<u8>>,
     /// The archive extracted on its own into an empty directory.
-    content: Snapshot,
+    content: TreeRecord,
 }
 
 struct State {
@@ -405,7 +405,7 @@ struct State {
     /// Realm file name to its variables, normalised by [`realm_variables`].
     realms: BTreeMap<String, BTreeMap<String, String>>,
     /// `src/tree` with exact times, for [`accept_rounded_times`].
-    source: Snapshot,
+    source: TreeRecord,
 }
 
 impl State {
@@ -456,9 +456,9 @@ impl State {
             storage,
             realms,
             source: if tree.is_dir() {
-                snapshot(&tree)
+                record_tree(&tree)
             } else {
-                Snapshot::new()
+                TreeRecord::new()
             },
         }
     }
@@ -532,7 +532,7 @@ impl OutputFile {
             return OutputFile {
                 format,
                 members: BTreeSet::new(),
-                content: Snapshot::new(),
+                content: TreeRecord::new(),
             };
         }
         let into = scratch.join(key.replace('/', "_"));
@@ -540,7 +540,7 @@ impl OutputFile {
         OutputFile {
             format,
             members: gnu_list(path),
-            content: fixture_times_only(snapshot(&into)),
+            content: fixture_times_only(record_tree(&into)),
         }
     }
 }
@@ -551,7 +551,7 @@ impl OutputFile {
 /// original has exactly one second more than ours, ours has the source's seconds, and the
 /// source's nanoseconds are within a microsecond of the next second. Returns `py` with such
 /// times replaced by ours.
-fn accept_rounded_times(py: &Snapshot, ours: &Snapshot, source: &Snapshot) -> Snapshot {
+fn accept_rounded_times(py: &TreeRecord, ours: &TreeRecord, source: &TreeRecord) -> TreeRecord {
     let mut py = py.clone();
     for (path, entry) in py.iter_mut() {
         let (Some(our), Some(src)) = (ours.get(path), source.get(path)) else {
@@ -569,7 +569,7 @@ fn accept_rounded_times(py: &Snapshot, ours: &Snapshot, source: &Snapshot) -> Sn
 
 /// Keeps the fixtures' modification times and blanks the ones the scenario made while it ran
 /// (see [`FIXTURE_EPOCH_END`]), so that only meaningful times are compared.
-pub fn fixture_times_only(mut snap: Snapshot) -> Snapshot {
+pub fn fixture_times_only(mut snap: TreeRecord) -> TreeRecord {
     for entry in snap.values_mut() {
         if entry.mtime_secs >= FIXTURE_EPOCH_END {
             entry.mtime_secs = 0;
@@ -631,7 +631,7 @@ pub fn realm_variables(text: &str) -> BTreeMap<String, String> {
 /// Restores `archives` (paths relative to the sandbox) in order with GNU tar's incremental
 /// extraction, which also applies the deletions recorded in each level, and snapshots the result
 /// with only the fixtures' times kept.
-pub fn restore_chain(side: &Side, archives: &[&str]) -> Snapshot {
+pub fn restore_chain(side: &Side, archives: &[&str]) -> TreeRecord {
     let into = side.path("restored");
     if into.exists() {
         fs::remove_dir_all(&into).expect("clear restore directory");
@@ -652,12 +652,12 @@ pub fn restore_chain(side: &Side, archives: &[&str]) -> Snapshot {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    fixture_times_only(snapshot(&into))
+    fixture_times_only(record_tree(&into))
 }
 
 /// The source tree `src/tree` of a side, with only the fixtures' times kept.
-pub fn source_tree(side: &Side) -> Snapshot {
-    fixture_times_only(snapshot(&side.path("src/tree")))
+pub fn source_tree(side: &Side) -> TreeRecord {
+    fixture_times_only(record_tree(&side.path("src/tree")))
 }
 
 // ---- --list ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes};
@@ -13,49 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation};
-
 pub fn os(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
 }
 
-/// Every event raised, in order.
-#[derive(Default)]
-pub struct Recorder {
-    pub added: RefCell<Vec<Vec<u8>>>,
-    pub errors: RefCell<Vec<RecordedError>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedError {
-    pub operation: BackupSubOperation,
-    pub error: BackupOperationError,
-    pub name: Option<Vec<u8>>,
-    pub message: Option<String>,
-}
-
-impl BackupEvents for Recorder {
-    fn file_add(&self, name: &Path) {
-        self.added
-            .borrow_mut()
-            .push(name.as_os_str().as_bytes().to_vec());
-    }
-
-    fn backup_operation_error(
-        &self,
-        operation: BackupSubOperation,
-        error: BackupOperationError,
-        name: Option<&Path>,
-        message: Option<&str>,
-    ) {
-        self.errors.borrow_mut().push(RecordedError {
-            operation,
-            error,
-            name: name.map(|n| n.as_os_str().as_bytes().to_vec()),
-            message: message.map(str::to_string),
-        });
-    }
-}
+/// Every event raised, in order: the shared recorder of the provider kit.
+#[allow(unused_imports)] // not every test binary names the error type
+pub use aa_provider_kit::recording::{Recorder, ReportedError};
 
 pub fn set_mtime(path: &Path, secs: u64) {
     let time = UNIX_EPOCH + Duration::from_secs(secs);
