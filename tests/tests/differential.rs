@@ -10,6 +10,10 @@
 //!
 //! Without the Python `aa` the tests skip with a loud message, except under CI (`$CI` set),
 //! where its absence is a failure.
+//!
+//! The file is long (about 1,000 lines) on purpose: each test is one short scenario, in the
+//! order of the original's manual, and they share the fixture and spec helpers at the top;
+//! the comparison machinery itself is in `differential/pair.rs`.
 
 mod differential {
     pub mod pair;

@@ -1,6 +1,9 @@
 //! End-to-end tests of the provider: back up a tree holding every kind of object, extract it
 //! with GNU tar and compare the trees; check the events, the exclusion and that a failed
 //! backup leaves the previous one alone.
+//!
+//! Longer than most files (about 900 lines): the scenarios share one fixture of every object
+//! kind and its comparison with GNU tar's extraction, which is the point of the file.
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
