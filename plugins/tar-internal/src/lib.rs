@@ -35,7 +35,7 @@
 //!
 //! Incremental backups (`incremental`) are GNU tar's `--listed-incremental` ones, made
 //! without GNU tar: the same snapshot files, in the same place as the `TarExternal`
-//! provider keeps them ([`Snapshots`](aa_provider_kit::Snapshots)), and archives GNU tar restores level by level,
+//! provider keeps them ([`Snapshots`]), and archives GNU tar restores level by level,
 //! so a chain can switch between the two providers in either direction. The environment
 //! variable `AA_NO_CHECK_DEVICE=1` is the equivalent of GNU tar's `--no-check-device`, for
 //! file systems whose device numbers change between mounts (see `incremental::provider`).

@@ -7,7 +7,7 @@
 //!
 //! * [`snapshot`]: the snapshot file, format 2 (the only one GNU tar writes since 1.16; its
 //!   layout, reader and writer are the provider kit's, [`aa_provider_kit::snapshot_file`]), and
-//!   [`Snapshot`], the previous level's file indexed for lookups by directory name and by
+//!   [`Snapshot`](snapshot::Snapshot), the previous level's file indexed for lookups by directory name and by
 //!   device and inode.
 //! * [`dumpdir`]: the per-directory listing ("dumpdir") that GNU tar stores in the archive with
 //!   each directory (a `D` member in the GNU format, the `GNU.dumpdir` pax record in the POSIX

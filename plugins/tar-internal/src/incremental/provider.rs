@@ -1,7 +1,7 @@
 //! Incremental backups of the `TarInternal` provider: GNU tar's `--listed-incremental`, in
 //! process, sharing its snapshot files with GNU tar and with the `TarExternal` provider.
 //!
-//! The snapshot files are kept in the layout every provider shares ([`Snapshots`](aa_provider_kit::Snapshots)):
+//! The snapshot files are kept in the layout every provider shares ([`Snapshots`]):
 //! `<workDir>/snapshots/NAME.snar`, `NAME.N.snar`. Level N is planned against level N-1's
 //! snapshot (level 0 against none) and writes its own snapshot to a private working file;
 //! only once the archive is committed is that file renamed over level N's snapshot (after an

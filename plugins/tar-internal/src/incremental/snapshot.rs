@@ -91,7 +91,7 @@ impl Snapshot {
         Snapshot::from_reader_in(source, &std::env::temp_dir(), index::MEMORY_ENTRIES)
     }
 
-    /// [`Snapshot::from_reader`] keeping up to `memory_entries` index entries in memory and
+    /// `Snapshot::from_reader` keeping up to `memory_entries` index entries in memory and
     /// spilling to `dir` beyond.
     pub fn from_reader_in<R: ReadSeek + 'static>(
         source: R,
