@@ -232,6 +232,18 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// A provider of this process rather than of a plugin library, reached through the same
+    /// layers (argument checks against `identification`, panic guard): how a host tests its
+    /// application against a fake provider.
+    pub fn in_process<P: crate::plugin::ArchiverProvider>(
+        provider: P,
+        identification: ProviderIdentification,
+    ) -> Provider {
+        Provider {
+            inner: crate::plugin::provider_box(provider, identification),
+        }
+    }
+
     /// See [`crate::plugin::ArchiverProvider::backup_files`].
     pub fn backup_files(
         &self,

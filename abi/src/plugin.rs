@@ -502,12 +502,23 @@ extern "C" fn create_entry<P: Plugin>(
 ) -> RResult<ArchiverProviderBox, ProviderError> {
     guarded(|| {
         let provider = P::create(work_dir.as_path())?;
-        let adapter = Adapter {
-            provider,
-            identification: P::identification(),
-        };
-        Ok(ArchiverProviderFfi_TO::from_value(adapter, TD_Opaque))
+        Ok(provider_box(provider, P::identification()))
     })
+}
+
+/// `provider` behind the FFI interface, its calls checked against `identification` and
+/// guarded against panics, as a plugin's provider is.
+pub(crate) fn provider_box<P: ArchiverProvider>(
+    provider: P,
+    identification: ProviderIdentification,
+) -> ArchiverProviderBox {
+    ArchiverProviderFfi_TO::from_value(
+        Adapter {
+            provider,
+            identification,
+        },
+        TD_Opaque,
+    )
 }
 
 /// Forwards this library's `log` records to the host.

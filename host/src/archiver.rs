@@ -6,10 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use aa_abi::error::ProviderError;
 use aa_abi::host::Provider;
-use aa_abi::BackupEvents;
-use aa_abi::{BackupDefinition, BackupType, ProviderIdentification};
+use aa_abi::{BackupType, ProviderIdentification};
 
 use crate::plugin_loader::LoadedPlugin;
 use crate::service::{ServiceAccessor, ServiceComponent, ServiceIdentification};
@@ -30,165 +28,8 @@ pub struct ArchiverProviderInfo {
     pub library: PathBuf,
 }
 
-/// What the application asks of an archiver provider: the calls of the plugin ABI
-/// (`aa_abi::host::Provider`, whose documentation says what each does). The providers `aa`
-/// runs are the plugins'; the application's in-process tests give it a fake.
-pub trait Archiving {
-    fn backup_files(
-        &self,
-        definition: &BackupDefinition,
-        compression_strength: Option<u32>,
-        overwrite_at_start: bool,
-        events: &dyn BackupEvents,
-    ) -> Result<PathBuf, ProviderError>;
-
-    fn backup_files_incrementally(
-        &self,
-        definition: &BackupDefinition,
-        compression_strength: Option<u32>,
-        level: Option<u32>,
-        overwrite_at_start: bool,
-        events: &dyn BackupEvents,
-    ) -> Result<PathBuf, ProviderError>;
-
-    fn remove_backup(
-        &self,
-        definition: &BackupDefinition,
-        keeping_id: Option<&str>,
-    ) -> Result<(), ProviderError>;
-
-    fn remove_backup_increments(
-        &self,
-        definition: &BackupDefinition,
-        level: Option<u32>,
-        keeping_id: Option<&str>,
-    ) -> Result<(), ProviderError>;
-
-    fn does_backup_exist(
-        &self,
-        definition: &BackupDefinition,
-        level: Option<u32>,
-        keeping_id: Option<&str>,
-    ) -> Result<bool, ProviderError>;
-
-    fn does_any_backup_level_exist(
-        &self,
-        definition: &BackupDefinition,
-        from_level: u32,
-        keeping_id: Option<&str>,
-    ) -> Result<bool, ProviderError>;
-
-    fn keep_backup(
-        &self,
-        definition: &BackupDefinition,
-        keeping_id: Option<&str>,
-        new_keeping_id: &str,
-        level: Option<u32>,
-    ) -> Result<(), ProviderError>;
-
-    fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError>;
-
-    fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError>;
-
-    fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError>;
-}
-
-/// Each call goes to the plugin through the ABI.
-impl Archiving for Provider {
-    fn backup_files(
-        &self,
-        definition: &BackupDefinition,
-        compression_strength: Option<u32>,
-        overwrite_at_start: bool,
-        events: &dyn BackupEvents,
-    ) -> Result<PathBuf, ProviderError> {
-        Provider::backup_files(
-            self,
-            definition,
-            compression_strength,
-            overwrite_at_start,
-            events,
-        )
-    }
-
-    fn backup_files_incrementally(
-        &self,
-        definition: &BackupDefinition,
-        compression_strength: Option<u32>,
-        level: Option<u32>,
-        overwrite_at_start: bool,
-        events: &dyn BackupEvents,
-    ) -> Result<PathBuf, ProviderError> {
-        Provider::backup_files_incrementally(
-            self,
-            definition,
-            compression_strength,
-            level,
-            overwrite_at_start,
-            events,
-        )
-    }
-
-    fn remove_backup(
-        &self,
-        definition: &BackupDefinition,
-        keeping_id: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        Provider::remove_backup(self, definition, keeping_id)
-    }
-
-    fn remove_backup_increments(
-        &self,
-        definition: &BackupDefinition,
-        level: Option<u32>,
-        keeping_id: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        Provider::remove_backup_increments(self, definition, level, keeping_id)
-    }
-
-    fn does_backup_exist(
-        &self,
-        definition: &BackupDefinition,
-        level: Option<u32>,
-        keeping_id: Option<&str>,
-    ) -> Result<bool, ProviderError> {
-        Provider::does_backup_exist(self, definition, level, keeping_id)
-    }
-
-    fn does_any_backup_level_exist(
-        &self,
-        definition: &BackupDefinition,
-        from_level: u32,
-        keeping_id: Option<&str>,
-    ) -> Result<bool, ProviderError> {
-        Provider::does_any_backup_level_exist(self, definition, from_level, keeping_id)
-    }
-
-    fn keep_backup(
-        &self,
-        definition: &BackupDefinition,
-        keeping_id: Option<&str>,
-        new_keeping_id: &str,
-        level: Option<u32>,
-    ) -> Result<(), ProviderError> {
-        Provider::keep_backup(self, definition, keeping_id, new_keeping_id, level)
-    }
-
-    fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
-        Provider::get_max_backup_level(self, backup_id)
-    }
-
-    fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
-        Provider::get_stored_backup_ids(self)
-    }
-
-    fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
-        Provider::purge_stored_backup_data(self, backup_id)
-    }
-}
-
 impl ServiceIdentification for ArchiverService {
-    type Interface = dyn Archiving;
+    type Interface = Provider;
     type ProviderIdentification = ArchiverProviderInfo;
     const NAME: &'static str = "archiver";
 }
@@ -213,7 +54,7 @@ impl ArchiverServiceComponent {
                 Box::new(move |work_dir| {
                     library
                         .create_provider(work_dir)
-                        .map(|p| Rc::new(p) as Rc<dyn Archiving>)
+                        .map(Rc::new)
                         .map_err(|e| e.to_string())
                 }),
             );

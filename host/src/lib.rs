@@ -7,8 +7,7 @@
 //! so that the compiler reports what nothing uses.
 //!
 //! Layout: `cli` (arguments), `config`, `ini`, `spec` and `values` (what the user configured),
-//! `plugin_loader`, `service` and `archiver` (the providers, which the application reaches
-//! through the `archiver::Archiving` trait), `storage` (the realms), `lock` (one run per
+//! `plugin_loader`, `service` and `archiver` (the providers), `storage` (the realms), `lock` (one run per
 //! archive), `interrupt` (signals: cleanups before exit), `report` (what the application tells
 //! the user, through a sink), `ui` (the terminal's sink, with the status line), `paths`, and
 //! `app`, the three actions, which know no terminal and no plugin.

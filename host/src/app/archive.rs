@@ -2,10 +2,10 @@
 //! the configuration, the provider that makes its backups and the features that provider has
 //! for the backup type.
 
+use aa_abi::host::Provider;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::archiver::Archiving;
 use aa_abi::{ArchiverFeature, BackupType};
 
 use super::{App, Failure};
@@ -55,7 +55,7 @@ impl<'a> ArchiveSettings<'a> {
 pub struct ArchiveContext<'s, 'a> {
     pub settings: &'s ArchiveSettings<'a>,
     pub archiver: Archiver,
-    pub provider: Rc<dyn Archiving>,
+    pub provider: Rc<Provider>,
     features: Vec<ArchiverFeature>,
 }
 

@@ -15,9 +15,9 @@
 //! own signal handling or by the next run. Each rename, the commit and the rollback run as
 //! [`interrupt::critical`] sections: the signal thread never acts in the middle of one.
 
+use aa_abi::host::Provider;
 use std::path::{Path, PathBuf};
 
-use crate::archiver::Archiving;
 use aa_abi::naming::backup_file_path;
 use aa_abi::BackupDefinition;
 
@@ -66,7 +66,7 @@ pub struct JournalPlace<'a> {
 
 /// Renames done for keeping, to be committed or rolled back.
 pub struct Keeping<'a> {
-    provider: &'a dyn Archiving,
+    provider: &'a Provider,
     definition: &'a BackupDefinition,
     report: &'a Report,
     incremental: bool,
@@ -82,7 +82,7 @@ pub struct Keeping<'a> {
 
 impl<'a> Keeping<'a> {
     pub fn new(
-        provider: &'a dyn Archiving,
+        provider: &'a Provider,
         definition: &'a BackupDefinition,
         report: &'a Report,
         incremental: bool,

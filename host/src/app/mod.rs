@@ -11,9 +11,10 @@
 //! is reported on its own line, prefixed with the archive, and the run goes on with the next;
 //! the [`Failure`] cases say what failed.
 //!
-//! The application knows no terminal and no plugin: it tells the user everything through a
-//! `crate::report::Report` and asks providers through the `crate::archiver::Archiving` trait, so
-//! its tests (with `testing`'s fake provider and a report into memory) run in process.
+//! The application knows no terminal and no plugin library: it tells the user everything through
+//! a `crate::report::Report` and asks providers through `aa_abi::host::Provider`, which the tests
+//! make in process (`Provider::in_process`, with `testing`'s fake provider and a report into
+//! memory), so they run through the same ABI layer as a plugin's provider.
 
 pub mod archive;
 pub mod commands;

@@ -2,19 +2,20 @@
 //! backup under the names real providers use, and a sandbox (configuration, storage, a
 //! specification, source and destination directories) whose runs report into memory.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use aa_abi::error::ProviderError;
-use aa_abi::naming::backup_file_path;
+use aa_abi::host::Provider;
+use aa_abi::plugin::{backup_path, ArchiverProvider};
 use aa_abi::BackupEvents;
 use aa_abi::{ArchiverFeature, BackupDefinition, ProviderIdentification};
 
 use super::{App, SpecRef};
-use crate::archiver::{ArchiverProviderInfo, ArchiverService, Archiving};
+use crate::archiver::{ArchiverProviderInfo, ArchiverService};
 use crate::config::{self, Configuration, Locations, RawOptions};
 use crate::report::memory::Memory;
 use crate::report::{Report, Verbosity};
@@ -25,26 +26,13 @@ use crate::storage::Storage;
 pub(crate) const FAKE: &str = "Fake";
 
 /// A provider whose backup is one file holding a line `NAME: CONTENT` for each top-level file
-/// of the root, and which remembers the levels made as a real incremental provider's snapshots would.
-#[derive(Default)]
+/// of the root, and which remembers the levels made as a real incremental provider's snapshots
+/// would. Clones share that memory, so it outlives the provider of one run. Removing, finding
+/// and keeping backups is the ABI's base behaviour (by file name), as for most providers.
+#[derive(Clone, Default)]
 pub(crate) struct FakeArchiver {
     /// The maximal backup level of each archive (the next level it can make).
-    levels: RefCell<BTreeMap<String, u32>>,
-}
-
-fn path(
-    definition: &BackupDefinition,
-    level: Option<u32>,
-    keeping_id: Option<&str>,
-) -> Result<PathBuf, ProviderError> {
-    backup_file_path(
-        definition.destination.as_path(),
-        definition.backup_id.as_str(),
-        definition.backup_type,
-        level,
-        keeping_id,
-    )
-    .ok_or_else(|| ProviderError::other("unknown backup type"))
+    levels: Arc<Mutex<BTreeMap<String, u32>>>,
 }
 
 fn io(e: std::io::Error) -> ProviderError {
@@ -52,6 +40,15 @@ fn io(e: std::io::Error) -> ProviderError {
 }
 
 impl FakeArchiver {
+    fn identification() -> ProviderIdentification {
+        ProviderIdentification::new(FAKE, "a fake for tests")
+            .with_type(aa_abi::BackupType::Tar, &[ArchiverFeature::Incremental])
+    }
+
+    fn levels(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u32>> {
+        self.levels.lock().expect("the fake's levels")
+    }
+
     fn write(
         &self,
         definition: &BackupDefinition,
@@ -70,13 +67,13 @@ impl FakeArchiver {
             let text = fs::read_to_string(definition.root.as_path().join(name)).unwrap_or_default();
             content.push_str(&format!("{name}: {text}\n"));
         }
-        let target = path(definition, level, None)?;
+        let target = backup_path(definition, level, None)?;
         fs::write(&target, content).map_err(io)?;
         Ok(target)
     }
 }
 
-impl Archiving for FakeArchiver {
+impl ArchiverProvider for FakeArchiver {
     fn backup_files(
         &self,
         definition: &BackupDefinition,
@@ -98,16 +95,8 @@ impl Archiving for FakeArchiver {
         let id = definition.backup_id.to_string();
         let level = level.unwrap_or_else(|| self.get_max_backup_level(&id).unwrap_or(0));
         let made = self.write(definition, Some(level), events)?;
-        self.levels.borrow_mut().insert(id, level + 1);
+        self.levels().insert(id, level + 1);
         Ok(made)
-    }
-
-    fn remove_backup(
-        &self,
-        definition: &BackupDefinition,
-        keeping_id: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        fs::remove_file(path(definition, None, keeping_id)?).map_err(io)
     }
 
     fn remove_backup_increments(
@@ -118,18 +107,9 @@ impl Archiving for FakeArchiver {
     ) -> Result<(), ProviderError> {
         let from = level.unwrap_or(0);
         for level in from..32 {
-            let _ = fs::remove_file(path(definition, Some(level), keeping_id)?);
+            let _ = fs::remove_file(backup_path(definition, Some(level), keeping_id)?);
         }
         Ok(())
-    }
-
-    fn does_backup_exist(
-        &self,
-        definition: &BackupDefinition,
-        level: Option<u32>,
-        keeping_id: Option<&str>,
-    ) -> Result<bool, ProviderError> {
-        Ok(path(definition, level, keeping_id)?.is_file())
     }
 
     fn does_any_backup_level_exist(
@@ -139,35 +119,23 @@ impl Archiving for FakeArchiver {
         keeping_id: Option<&str>,
     ) -> Result<bool, ProviderError> {
         for level in from_level..32 {
-            if path(definition, Some(level), keeping_id)?.is_file() {
+            if backup_path(definition, Some(level), keeping_id)?.is_file() {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    fn keep_backup(
-        &self,
-        definition: &BackupDefinition,
-        keeping_id: Option<&str>,
-        new_keeping_id: &str,
-        level: Option<u32>,
-    ) -> Result<(), ProviderError> {
-        let from = path(definition, level, keeping_id)?;
-        let to = path(definition, level, Some(new_keeping_id))?;
-        fs::rename(from, to).map_err(io)
-    }
-
     fn get_max_backup_level(&self, backup_id: &str) -> Result<u32, ProviderError> {
-        Ok(self.levels.borrow().get(backup_id).copied().unwrap_or(0))
+        Ok(self.levels().get(backup_id).copied().unwrap_or(0))
     }
 
     fn get_stored_backup_ids(&self) -> Result<Vec<String>, ProviderError> {
-        Ok(self.levels.borrow().keys().cloned().collect())
+        Ok(self.levels().keys().cloned().collect())
     }
 
     fn purge_stored_backup_data(&self, backup_id: &str) -> Result<(), ProviderError> {
-        self.levels.borrow_mut().remove(backup_id);
+        self.levels().remove(backup_id);
         Ok(())
     }
 }
@@ -176,7 +144,7 @@ impl Archiving for FakeArchiver {
 /// root, holding `a.txt`), `dest/` and `config/` (the user configuration directory).
 pub(crate) struct Sandbox {
     dir: tempfile::TempDir,
-    pub(crate) fake: Rc<FakeArchiver>,
+    fake: FakeArchiver,
 }
 
 impl Sandbox {
@@ -188,7 +156,7 @@ impl Sandbox {
         fs::write(dir.path().join("src/a.txt"), "a").expect("a source file");
         Sandbox {
             dir,
-            fake: Rc::default(),
+            fake: FakeArchiver::default(),
         }
     }
 
@@ -275,11 +243,15 @@ impl Sandbox {
             .register_service::<ArchiverService>(
                 FAKE,
                 ArchiverProviderInfo {
-                    identification: ProviderIdentification::new(FAKE, "a fake for tests")
-                        .with_type(aa_abi::BackupType::Tar, &[ArchiverFeature::Incremental]),
+                    identification: FakeArchiver::identification(),
                     library: PathBuf::new(),
                 },
-                Box::new(move |_| Ok(fake.clone() as Rc<dyn Archiving>)),
+                Box::new(move |_| {
+                    Ok(Rc::new(Provider::in_process(
+                        fake.clone(),
+                        FakeArchiver::identification(),
+                    )))
+                }),
             )
             .expect("the fake registers");
         let (report, memory) = Memory::report(verbosity);
