@@ -164,7 +164,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         final_path: &final_path,
         overwrite_at_start,
     };
-    let mut keeping = Keeping::new(&*ctx.provider, &definition, report, incremental, place);
+    let mut keeping = Keeping::new(&ctx.provider, &definition, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
     }
