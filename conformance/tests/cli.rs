@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::built_plugin;
+use common::builtin_plugin;
 
 fn run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_aa-conformance"))
@@ -20,7 +20,7 @@ fn run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
 
 #[test]
 fn filtered_run_prints_one_line_per_check_and_the_summary() {
-    let lib = built_plugin("aa_plugin_tar_internal");
+    let lib = builtin_plugin("aa_plugin_tar_internal");
     let (code, stdout, stderr) = run(&[
         "--filter".as_ref(),
         "TarGz/backup-file-name".as_ref(),
@@ -39,7 +39,7 @@ fn plugin_dir_is_searched_and_an_unloadable_library_fails_the_run() {
     std::fs::write(dir.path().join("libbroken.so"), b"not a library").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"ignored: not a .so").unwrap();
     std::fs::copy(
-        built_plugin("aa_plugin_tar_internal"),
+        builtin_plugin("aa_plugin_tar_internal"),
         dir.path().join("libaa_plugin_tar_internal.so"),
     )
     .unwrap();

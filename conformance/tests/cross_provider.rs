@@ -13,10 +13,10 @@ use aa_abi::host::{PluginLibrary, Provider};
 use aa_abi::{BackupDefinition, BackupType, ProviderErrorKind};
 use aa_conformance::support::{dir_state, Recorder};
 use aa_conformance::{tree_diff, Compare, TreeBuilder};
-use common::built_plugin;
+use common::builtin_plugin;
 
 fn provider(lib_name: &str, work: &Path) -> Provider {
-    let library = PluginLibrary::load(&built_plugin(lib_name)).unwrap_or_else(|e| panic!("{e}"));
+    let library = PluginLibrary::load(&builtin_plugin(lib_name)).unwrap_or_else(|e| panic!("{e}"));
     library.create_provider(work).unwrap()
 }
 

@@ -26,7 +26,7 @@ fn level(p: &Provider, def: &BackupDefinition, expected: &Path) {
 
 #[test]
 fn tar_external_level_killed_midway_keeps_backups_and_snapshots() {
-    let library = PluginLibrary::load(&common::built_plugin("aa_plugin_tar_external"))
+    let library = PluginLibrary::load(&common::builtin_plugin("aa_plugin_tar_external"))
         .unwrap_or_else(|e| panic!("{e}"));
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("src");

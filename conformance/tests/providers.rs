@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use aa_conformance::check_names;
-use common::{built_plugin, run_suite};
+use common::{builtin_plugin, run_suite};
 
 /// Runs the suite on `library`, which must declare (at least) the checks named in `expected`.
 fn assert_conforms(library: &Path, expected: &[&str]) {
@@ -31,7 +31,7 @@ fn assert_conforms(library: &Path, expected: &[&str]) {
 #[test]
 fn tar_internal_conforms() {
     assert_conforms(
-        &built_plugin("aa_plugin_tar_internal"),
+        &builtin_plugin("aa_plugin_tar_internal"),
         &[
             "TarInternal/TarZst/backup-extracts-identically",
             "TarInternal/TarXz/compression-strengths-0-and-9",
@@ -47,7 +47,7 @@ fn tar_internal_conforms() {
 #[test]
 fn tar_external_conforms() {
     assert_conforms(
-        &built_plugin("aa_plugin_tar_external"),
+        &builtin_plugin("aa_plugin_tar_external"),
         &[
             "TarExternal/Tar/backup-extracts-identically",
             "TarExternal/Tar/incremental-chain-restores",

@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The workspace root (this crate lives in `<workspace>/tests`).
+/// The workspace root: the parent of the crate compiling this module (`tests/`, or
+/// `conformance/`, whose tests compile it in).
 pub fn workspace_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .parent()
-        .expect("tests crate has a parent")
+        .expect("the crate has a parent")
         .to_path_buf()
 }
 
