@@ -2,14 +2,13 @@
 //! and the events sink). Hosts use [`crate::host`] and plugins [`crate::plugin`]; this module is
 //! public only because those safe layers and the export macro expand to it.
 //!
-//! Growth rules, as abi_stable checks them when a plugin is loaded: a root module (or provider
-//! vtable) with *more* fields than the host's is accepted (a plugin built against a newer
-//! `aa-abi` of the same minor version runs in an older host, which ignores the new entries),
-//! but one with *fewer* is refused ("too many fields"). So a new root-module entry goes after
-//! `create_provider` (the last prefix field) and a new provider method after
-//! `purge_stored_backup_data`, and the host that starts calling them refuses every plugin built
-//! before: that is a new minor version of `aa-abi`, with plugins rebuilt, not a silent
-//! extension (tested in `tests/tests/abi_mismatch.rs`).
+//! This is **aa ABI 1.0**, frozen: the root module, the provider interface and the events sink
+//! never change again within 1.x. abi_stable accepts a plugin whose root module (or provider
+//! vtable) has *more* fields than the host's, but refuses one with *fewer* ("too many fields"),
+//! so a host that grew an entry here would refuse every plugin built before it (tested in
+//! `tests/tests/abi_mismatch.rs`). New provider abilities are capabilities instead: separately
+//! exported, name-versioned modules that a host treats as absent when a plugin lacks them (see
+//! [`crate::capability`]).
 
 // `sabi_trait` expands to impls inside a const block, which this lint flags; the code is abi_stable's.
 #![allow(non_local_definitions)]
@@ -26,12 +25,11 @@ use crate::types::{
 };
 
 /// The ABI version `abi_stable` compares when a plugin is loaded (with the type layouts): a
-/// plugin built for another minor version (`0.x` versions are compatible within one minor
-/// version) is refused. It is this crate's own constant, not its package version, so that a
-/// release of a helper or a host never makes the plugins already built refuse to load; raise
-/// its minor version exactly when the root module or a boundary type changes in a way older
-/// plugins cannot follow (see the growth rules above).
-pub const ABI_VERSION: &str = "0.1.0";
+/// plugin built for another major version is refused. It is this crate's own constant, not its
+/// package version, so that a release of a helper or a host never makes the plugins already
+/// built refuse to load. It stays `1.0.0` while capabilities are added ([`crate::capability`]);
+/// a `2.0.0` would mean every plugin is rebuilt.
+pub const ABI_VERSION: &str = "1.0.0";
 
 /// Receives the `fileAdd` and `backupOperationError` events of a running backup. Called on the
 /// thread that called the provider method, only while that call runs.

@@ -9,6 +9,7 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RSlice, RStr};
 
+use crate::capability::{Capabilities, ChainArchive, ItemEvents, RestoreRequest, Totals};
 use crate::error::ProviderError;
 use crate::events::BackupEvents;
 use crate::ffi::{
@@ -30,6 +31,7 @@ enum LoadErrorKind {
     NotAPlugin,
     IncompatibleVersion { expected: String, found: String },
     IncompatibleLayout(String),
+    Capability(crate::capability::CapabilityError),
     Other(String),
 }
 
@@ -74,6 +76,7 @@ impl fmt::Display for LoadError {
                 "built for plugin ABI {found}, this aa needs an ABI compatible with {expected}; rebuild the plugin"
             ),
             LoadErrorKind::IncompatibleLayout(e) => write!(f, "incompatible plugin ABI: {e}; rebuild the plugin"),
+            LoadErrorKind::Capability(e) => fmt::Display::fmt(e, f),
             LoadErrorKind::Other(e) => f.write_str(e),
         }
     }
@@ -92,7 +95,7 @@ fn first_line(s: &str) -> String {
 /// abi_stable's layout errors span dozens of lines: keep the offending type and each
 /// `Error:` entry with its expected and found values, e.g. `ProviderIdentification: incompatible
 /// type size (expected 96, found 104)`.
-fn summarise_layout_error(s: &str) -> String {
+pub(crate) fn summarise_layout_error(s: &str) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim).collect();
     let mut current_type = None;
     // (type, problem) in report order; abi_stable reports outer types before the innermost
@@ -138,6 +141,7 @@ fn summarise_layout_error(s: &str) -> String {
 #[derive(Clone, Copy)]
 pub struct PluginLibrary {
     module: ArchiverPluginRef,
+    capabilities: Capabilities,
 }
 
 impl PluginLibrary {
@@ -151,7 +155,18 @@ impl PluginLibrary {
         let module = header
             .init_root_module::<ArchiverPluginRef>()
             .map_err(LoadError::from_library_error)?;
-        Ok(PluginLibrary { module })
+        let capabilities = Capabilities::look_up(path).map_err(|e| LoadError {
+            kind: LoadErrorKind::Capability(e),
+        })?;
+        Ok(PluginLibrary {
+            module,
+            capabilities,
+        })
+    }
+
+    /// The capabilities the plugin exports beyond ABI 1.0, checked (see [`crate::capability`]).
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
     }
 
     /// What the plugin provides.
@@ -171,7 +186,11 @@ impl PluginLibrary {
     /// Creates a provider whose persistent state lives in `work_dir`.
     pub fn create_provider(&self, work_dir: &Path) -> Result<Provider, ProviderError> {
         let inner = (self.module.create_provider())(&PathBytes::new(work_dir)).into_result()?;
-        Ok(Provider { inner })
+        Ok(Provider {
+            inner,
+            capabilities: self.capabilities,
+            work_dir: work_dir.to_path_buf(),
+        })
     }
 }
 
@@ -229,6 +248,8 @@ fn rstr(s: Option<&str>) -> ROption<RStr<'_>> {
 /// A provider instance created by a plugin (the seed's archiver service).
 pub struct Provider {
     inner: ArchiverProviderBox,
+    capabilities: Capabilities,
+    work_dir: PathBuf,
 }
 
 impl Provider {
@@ -241,7 +262,46 @@ impl Provider {
     ) -> Provider {
         Provider {
             inner: crate::plugin::provider_box(provider, identification),
+            capabilities: Capabilities::none(),
+            work_dir: PathBuf::new(),
         }
+    }
+
+    /// The capabilities of the plugin this provider comes from.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// Restores a chain ([`crate::capability::Restoring`]); `None` when the plugin lacks the
+    /// capability.
+    pub fn restore(
+        &self,
+        request: &RestoreRequest,
+        events: &dyn ItemEvents,
+    ) -> Option<Result<Totals, ProviderError>> {
+        self.capabilities.restore(&self.work_dir, request, events)
+    }
+
+    /// Verifies one backup file ([`crate::capability::Verifying`]); `None` when the plugin
+    /// lacks the capability.
+    pub fn verify(
+        &self,
+        archive: &ChainArchive,
+        events: &dyn ItemEvents,
+    ) -> Option<Result<Totals, ProviderError>> {
+        self.capabilities.verify(&self.work_dir, archive, events)
+    }
+
+    /// Lists what a backup would store ([`crate::capability::DryRunning`]); `None` when the
+    /// plugin lacks the capability.
+    pub fn dry_run(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        events: &dyn ItemEvents,
+    ) -> Option<Result<Totals, ProviderError>> {
+        self.capabilities
+            .dry_run(&self.work_dir, definition, level, events)
     }
 
     /// See [`crate::plugin::ArchiverProvider::backup_files`].

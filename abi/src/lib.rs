@@ -13,13 +13,16 @@
 //! `aa-provider-kit` crate: it is linked into each provider and can change freely, while this
 //! crate changes only with the ABI version, because every plugin ever built depends on it.
 //!
-//! Compatibility: the root module is checked by `abi_stable` at load time: type layouts, and
-//! [`ABI_VERSION`] (not this crate's package version; `0.x` versions are compatible within
-//! the same minor version). Enumerations are open newtypes so adding a backup type does not
-//! break older plugins.
+//! Compatibility: this is aa ABI 1.0 ([`ABI_VERSION`]). The root module is checked by
+//! `abi_stable` at load time (type layouts and the ABI version, not this crate's package
+//! version) and is frozen; what providers can do beyond it grows as [`capability`] modules, each
+//! exported under its own name-versioned symbol, which a host treats as absent in a plugin built
+//! before it. Enumerations are open newtypes so adding a backup type does not break older
+//! plugins.
 
 #![deny(missing_docs)]
 
+pub mod capability;
 pub mod error;
 mod events;
 pub mod ffi;
@@ -62,7 +65,7 @@ mod tests {
     }
 
     #[test]
-    fn abi_version_is_that_of_0_1() {
-        assert_eq!(crate::ABI_VERSION, "0.1.0");
+    fn abi_version_is_1_0() {
+        assert_eq!(crate::ABI_VERSION, "1.0.0");
     }
 }

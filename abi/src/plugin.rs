@@ -302,7 +302,9 @@ struct Adapter<P> {
 }
 
 /// Runs `f`, turning a panic into a [`ProviderError`].
-fn guarded<T>(f: impl FnOnce() -> Result<T, ProviderError>) -> RResult<T, ProviderError> {
+pub(crate) fn guarded<T>(
+    f: impl FnOnce() -> Result<T, ProviderError>,
+) -> RResult<T, ProviderError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result.into(),
         Err(payload) => RResult::RErr(ProviderError::other(format!(

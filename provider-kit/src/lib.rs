@@ -19,6 +19,8 @@
 //! * [`dump_start_time`] (the dump time a level records), [`NO_CHECK_DEVICE_VAR`]
 //!   (`AA_NO_CHECK_DEVICE`), [`OwnBackups`] (the archive's own backup files in the tree it backs
 //!   up), [`backup_root`] and [`fatal`] (the root check and the message of a fatal I/O error).
+//! * [`roots`]: the record of the top-level entries of each incremental level, which restores
+//!   need and no dumpdir holds.
 //! * [`recording`]: a [`BackupEvents`](aa_abi::BackupEvents) that records what a provider
 //!   reports, for provider tests.
 
@@ -34,6 +36,7 @@ mod increments;
 mod layout;
 mod own_backups;
 mod provider;
+pub mod roots;
 mod working;
 
 pub use clock::dump_start_time;
