@@ -18,8 +18,10 @@
 //! * `rerun`: re-running a test in a child process (as `nobody`, or with `PATH` changed);
 //! * `path_fakes`: programs on `PATH` and fake ones put first;
 //! * `python_aa`: the reference Python `aa` of the differential tests;
+//! * `abi_builds`: the Hello example built against a copy of an ABI crate (current or frozen);
 //! * `increments`, `snapshot_devices`: scenarios every GNU-snapshot provider runs.
 
+mod abi_builds;
 mod clock;
 mod fixtures;
 mod increments;
@@ -35,6 +37,7 @@ pub use aa_conformance::{
     gnu_list, gnu_restore_incremental, mkfifo, noise, record_tree, set_mtime, show, simple_fixture,
     tree_diff, without, Compare, Entry, Kind, TreeBuilder, TreeRecord,
 };
+pub use abi_builds::{abi_package_version, replace_once, HelloBuild};
 pub use clock::{local_date_days_ago, settle_timestamps, test_time_zone};
 pub use fixtures::{deep_tree, dir_names};
 pub use increments::exact_increments_scenario;
