@@ -28,7 +28,9 @@ use crate::types::{
 /// plugin built for another major version is refused. It is this crate's own constant, not its
 /// package version, so that a release of a helper or a host never makes the plugins already
 /// built refuse to load. It stays `1.0.0` while capabilities are added ([`crate::capability`]);
-/// a `2.0.0` would mean every plugin is rebuilt.
+/// a `2.0.0` would mean every plugin is rebuilt. A `1.1.0` would change nothing: for 1.x
+/// abi_stable compares the major version only, both ways (`tests/tests/abi_mismatch.rs`), so
+/// the version cannot tell a host what a plugin can do; its capabilities do.
 pub const ABI_VERSION: &str = "1.0.0";
 
 /// Receives the `fileAdd` and `backupOperationError` events of a running backup. Called on the

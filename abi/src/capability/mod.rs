@@ -18,7 +18,13 @@
 //!   module after its last prefix field (a newer plugin in an older host), as with the root
 //!   module.
 //!
-//! The root module's ABI version ([`crate::ABI_VERSION`]) stays `1.0.0` for all of this.
+//! The root module's ABI version ([`crate::ABI_VERSION`]) stays `1.0.0` for all of this, and
+//! this crate's package version stays `0.1.x` (abi_stable compares it too, in every layout).
+//!
+//! The proof is kept in the tests: `tests/abi-1.0/` is this crate as released with ABI 1.0,
+//! never edited, and `tests/tests/abi_growth.rs` builds the Hello example against it and
+//! checks that the current host loads it, makes backups with it and reports it without
+//! capabilities, and refuses a plugin whose `restore_v1` layout differs, naming the capability.
 //!
 //! Plugins implement [`Restoring`], [`Verifying`] or [`DryRunning`] on their provider and export
 //! them with [`export_capabilities!`](crate::export_capabilities); hosts reach them through
