@@ -18,10 +18,12 @@
 //! * `rerun`: re-running a test in a child process (as `nobody`, or with `PATH` changed);
 //! * `path_fakes`: programs on `PATH` and fake ones put first;
 //! * `python_aa`: the reference Python `aa` of the differential tests;
+//! * `chains`: incremental chains through `aa`, for the restore, verify and dry-run matrices;
 //! * `abi_builds`: the Hello example built against a copy of an ABI crate (current or frozen);
 //! * `increments`, `snapshot_devices`: scenarios every GNU-snapshot provider runs.
 
 mod abi_builds;
+pub mod chains;
 mod clock;
 mod fixtures;
 mod increments;
