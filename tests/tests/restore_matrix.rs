@@ -212,6 +212,9 @@ fn kept_chains_restore(writer: Builtin) {
         c.set_archiver(&writer.archiver(base), "keep-old-backups = yes");
         c.write("keep.txt", b"changed after the chain was kept\n");
         fs::remove_file(c.src().join("new.txt")).unwrap();
+        // Against level 1, `topdir` would have turned from a directory into a file, which
+        // `type_changes_between_levels` covers; here it is a plain top-level deletion.
+        fs::remove_file(c.src().join("topdir")).unwrap();
         c.backup(&["-l", "2"]);
         let now = c.source_record();
         for level in [2, 3] {
@@ -361,6 +364,56 @@ fn tar_internal_top_level_directory_rename_restores() {
 #[test]
 fn tar_external_top_level_directory_rename_restores() {
     top_level_rename(Builtin::External);
+}
+
+/// Entries that change type between two levels, at the top level and deeper: a directory
+/// with content becomes a file, a file becomes a directory with content.
+fn type_changes(writer: Builtin) {
+    let (base, ext) = TYPES[0];
+    let c = ChainSandbox::new("t", &writer.archiver(base), ext);
+    let mut t = TreeBuilder::new(c.src());
+    t.dir("tdir", 0o755)
+        .file("tdir/inside.txt", b"inside\n", 0o644)
+        .file("tfile", b"a file\n", 0o644)
+        .dir("a", 0o755)
+        .dir("a/x", 0o755)
+        .file("a/x/inside.txt", b"inside\n", 0o644)
+        .file("a/y", b"a file\n", 0o644);
+    t.finish();
+    c.backup(&[]);
+    let before = c.source_record();
+    fs::remove_dir_all(c.src().join("tdir")).unwrap();
+    c.write("tdir", b"a file now\n");
+    fs::remove_file(c.src().join("tfile")).unwrap();
+    c.mkdir("tfile");
+    c.write("tfile/inside.txt", b"in the new directory\n");
+    fs::remove_dir_all(c.src().join("a/x")).unwrap();
+    c.write("a/x", b"a file now\n");
+    fs::remove_file(c.src().join("a/y")).unwrap();
+    c.mkdir("a/y");
+    c.write("a/y/inside.txt", b"in the new directory\n");
+    c.backup(&[]);
+    let after = c.source_record();
+    for restorer in [writer, writer.other()] {
+        c.set_archiver(&restorer.archiver(base), "");
+        let id = restorer.id();
+        let target = c.target(&format!("changed-{id}"));
+        c.restore(&target, &[]).assert_success();
+        assert_restored(&after, &target, &format!("{ext} types changed, {id}"));
+        let target = c.target(&format!("before-{id}"));
+        c.restore(&target, &["--level", "0"]).assert_success();
+        assert_restored(&before, &target, &format!("{ext} level 0, {id}"));
+    }
+}
+
+#[test]
+fn tar_internal_type_changes_between_levels_restore() {
+    type_changes(Builtin::Internal);
+}
+
+#[test]
+fn tar_external_type_changes_between_levels_restore() {
+    type_changes(Builtin::External);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
