@@ -206,7 +206,7 @@ fn tar_external_restore_equals_gnu_tar_where_gnu_tar_is_exact() {
 /// `keep-old-backups`; `--keeping-id aa` restores the tree as it was at the kept levels, the
 /// current chain the tree as it is now.
 fn kept_chains_restore(writer: Builtin) {
-    for (base, ext) in [TYPES[0], TYPES[4]] {
+    for (base, ext) in TYPES {
         let c = ChainSandbox::new("k", &writer.archiver(base), ext);
         let records = make_chain(&c, TopLevel::Deletions);
         c.set_archiver(&writer.archiver(base), "keep-old-backups = yes");

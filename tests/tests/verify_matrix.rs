@@ -2,7 +2,8 @@
 //! (levels 0..2) verifies with one `ok` line per backup; one byte flipped in the middle of a
 //! compressed backup is found (gzip CRC32, bzip2 block CRCs, xz and zstd checks) and named; a
 //! missing level is found by verify and refused by restore, naming its file; `--compare` finds
-//! a change in the source.
+//! a change in the source. (A plain `tar` backup has no checksum over its content, so a flipped
+//! content byte there is found by no one; its chain checks still run.)
 
 use std::fs;
 use std::path::Path;
