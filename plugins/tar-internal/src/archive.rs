@@ -197,6 +197,12 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
         Ok(())
     }
 
+    /// Writes `blocks`, whole tar blocks made elsewhere (the roots record), as they are.
+    pub fn add_blocks(&mut self, blocks: &[u8]) -> Result<(), ArchiveError> {
+        debug_assert_eq!(blocks.len() % BLOCK, 0);
+        self.write(blocks)
+    }
+
     /// Stores directory `name` (metadata `metadata`) with its GNU tar incremental dumpdir as
     /// the `GNU.dumpdir` pax record (see [`crate::incremental::dumpdir`]).
     pub fn add_directory_with_dumpdir(

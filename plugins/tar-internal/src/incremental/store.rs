@@ -40,6 +40,8 @@ pub(super) fn store_level(
     scanned: Scanned,
 ) -> Result<(), StoreError> {
     let mut reader = read_back(snapshot).map_err(StoreError::Other)?;
+    // First of all, before any member: which top-level entries this level has.
+    archiver.add_blocks(&aa_provider_kit::roots::record_blocks(&scanned.roots))?;
     let mut renames = Some(scanned.renames);
     loop {
         let record = match reader.next_record() {
@@ -76,7 +78,8 @@ pub(super) fn store_level(
     let listed = files_thread.join();
     stored?;
     match listed {
-        Ok(Ok(())) => Ok(()),
+        // The end-of-archive blocks, as a full backup ends.
+        Ok(Ok(())) => Ok(archiver.finish()?),
         Ok(Err(error)) => Err(StoreError::Other(error)),
         // Without it, the archive would silently miss files.
         Err(_) => Err(StoreError::Other(ProviderError::other(
