@@ -49,6 +49,7 @@ mod output;
 mod pax;
 mod pipeline;
 mod sys;
+mod verify;
 mod walk;
 
 // The public surface: the plugin, and what the integration tests check against. Everything
@@ -59,6 +60,7 @@ pub use crate::walk::MAX_OPEN_DEPTH;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use aa_abi::capability::{ChainArchive, DryRunning, ItemEvents, Totals, Verifying};
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
@@ -104,6 +106,7 @@ impl Plugin for TarInternalPlugin {
 }
 
 aa_abi::export_archiver_plugin!(TarInternalPlugin);
+aa_abi::export_capabilities!(TarInternalPlugin: verify_v1, dry_run_v1);
 
 /// The `TarInternal` archiver provider.
 pub struct TarInternalProvider {
@@ -182,4 +185,26 @@ impl ArchiverProvider for TarInternalProvider {
     }
 
     aa_provider_kit::snapshot_state_methods!(|self| self.snapshots());
+}
+
+impl Verifying for TarInternalProvider {
+    fn verify(
+        &self,
+        archive: &ChainArchive,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        verify::verify(archive.path(), archive.backup_type, events)
+    }
+}
+
+impl DryRunning for TarInternalProvider {
+    fn dry_run(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        let _ = (definition, level, events);
+        Err(ProviderError::not_implemented("dry run"))
+    }
 }
