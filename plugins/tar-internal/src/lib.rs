@@ -43,6 +43,7 @@
 mod archive;
 mod backup;
 mod compress;
+mod dry_run;
 mod header;
 mod incremental;
 mod output;
@@ -68,8 +69,10 @@ use aa_abi::{
 };
 use aa_provider_kit::{backup_root, OwnBackups, Snapshots};
 
+use crate::archive::Archiver;
 use crate::backup::StoreError;
 use crate::compress::Codec;
+use crate::output::TarOutput;
 use crate::walk::Walker;
 
 /// The provider id the host selects this plugin by.
@@ -124,6 +127,33 @@ impl TarInternalProvider {
     }
 }
 
+/// The walk of a full backup of `definition`, whose root `root` exists.
+fn full_walker(definition: &BackupDefinition, root: &Path) -> Result<Walker, ProviderError> {
+    Ok(
+        Walker::new(root, definition.includes(), definition.excludes())
+            .map_err(|e| fatal(root, &e))?
+            .leaving_out(root, OwnBackups::new(definition)),
+    )
+}
+
+/// Stores every object of a full backup's walk, then the end of the archive.
+fn store_full<O: TarOutput>(
+    archiver: &mut Archiver<'_, O>,
+    walker: Walker,
+) -> Result<(), StoreError> {
+    let (steps, walk_thread) = walk::spawn(walker).map_err(StoreError::Archive)?;
+    let stored = archiver.store_steps(steps);
+    // The walk thread stops once its channel is gone (dropped by `store_steps`).
+    // If it died, the archive would silently miss the rest of the tree.
+    if walk_thread.join().is_err() && stored.is_ok() {
+        return Err(StoreError::Archive(io::Error::other(
+            "the directory walk failed unexpectedly",
+        )));
+    }
+    stored?;
+    Ok(archiver.finish()?)
+}
+
 /// A fatal I/O error on a path, with the OS text (e.g. "No space left on device").
 pub(crate) use aa_provider_kit::fatal;
 
@@ -140,28 +170,14 @@ impl ArchiverProvider for TarInternalProvider {
 
         let codec = Codec::new(definition.backup_type, compression_strength)
             .map_err(|e| ProviderError::unsupported_type(e.to_string()))?;
-        let walker = Walker::new(root, definition.includes(), definition.excludes())
-            .map_err(|e| fatal(root, &e))?
-            .leaving_out(root, OwnBackups::new(definition));
+        let walker = full_walker(definition, root)?;
 
         backup::write_backup(
             backup_path(definition, None, None)?,
             overwrite_at_start,
             codec,
             events,
-            |archiver| {
-                let (steps, walk_thread) = walk::spawn(walker).map_err(StoreError::Archive)?;
-                let stored = archiver.store_steps(steps);
-                // The walk thread stops once its channel is gone (dropped by `store_steps`).
-                // If it died, the archive would silently miss the rest of the tree.
-                if walk_thread.join().is_err() && stored.is_ok() {
-                    return Err(StoreError::Archive(io::Error::other(
-                        "the directory walk failed unexpectedly",
-                    )));
-                }
-                stored?;
-                Ok(archiver.finish()?)
-            },
+            |archiver| store_full(archiver, walker),
             || Ok(()),
         )
     }
@@ -204,7 +220,16 @@ impl DryRunning for TarInternalProvider {
         level: Option<u32>,
         events: &dyn ItemEvents,
     ) -> Result<Totals, ProviderError> {
-        let _ = (definition, level, events);
-        Err(ProviderError::not_implemented("dry run"))
+        let events = dry_run::DryEvents::new(events);
+        match level {
+            None => {
+                backup_path(definition, None, None)?;
+                dry_run::dry_run_full(definition, &events)?;
+            }
+            Some(level) => {
+                dry_run::dry_run_incremental(&self.work_dir, definition, Some(level), &events)?
+            }
+        }
+        Ok(events.totals())
     }
 }
