@@ -73,7 +73,7 @@ fn setup() -> Setup {
 
 impl Setup {
     fn backup(&self, backup_type: BackupType) -> PathBuf {
-        let def = BackupDefinition::new("v", backup_type, &self.dest, &self.root).include(&["."]);
+        let def = BackupDefinition::new("v", backup_type, &self.dest, &self.root).include(["."]);
         self.provider
             .backup_files(&def, None, true, &NoEvents)
             .unwrap()
