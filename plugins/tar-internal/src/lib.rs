@@ -20,6 +20,8 @@
 //! | `compress` | the codecs, and how the compression strength maps onto them |
 //! | `output` | where the tar stream goes (`TarOutput`), the backup file (`O_DIRECT`) |
 //! | `sys` | the system calls of walk and archiver (rustix), file opening, owner names |
+//! | `verify` | the `verify_v1` capability: a backup decompressed and its tar structure checked |
+//! | `dry_run` | the `dry_run_v1` capability: the backup's own walk into a sink, nothing written |
 //!
 //! This module ties them to the plugin ABI; the backup file is an [`OutputFile`](aa_abi::naming::OutputFile), which keeps
 //! the previous backup until the new one is complete. Another source of entries (an

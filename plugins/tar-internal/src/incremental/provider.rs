@@ -21,6 +21,17 @@
 //!    through the same pipeline, and the same closing sequence, as a full backup
 //!    ([`super::store`], `crate::backup`).
 //!
+//! Every level's archive starts with the roots record ([`aa_provider_kit::roots`]), a pax
+//! global header GNU tar and bsdtar skip, and ends, as a full backup does, with tar's two zero
+//! end-of-archive blocks. The roots are the includes the scan found in the tree, normalised
+//! (no trailing `/`; `.` for the root itself), in the order the scan takes them: walked
+//! directories, top-level files whether or not they are stored again, includes met inside an
+//! earlier include's walk, and includes that exist but are excluded (or are the backup's own
+//! files), which a restore then leaves alone as it leaves an `N` entry of a dumpdir. An include
+//! that does not exist (`ENOENT`, `ENOTDIR`) is no root, so a restore deletes what an earlier
+//! level stored there; one that cannot be examined (`EACCES`, say) counts as present, so that
+//! a restore never deletes what may still be there. Collected during the scan: no extra pass.
+//!
 //! Member names are GNU tar's, which a chain needs to continue across providers: an include
 //! `data` gives `data`, `data/sub`, ...; an include of the root itself (`.`) gives a member
 //! `./` and `./a`, ... The backup events name objects relative to the root as the

@@ -88,9 +88,9 @@ pub fn verify(
             )))
         }
     };
-    let input = BufReader::with_capacity(256 * 1024, decoder);
+    let mut input = BufReader::with_capacity(256 * 1024, decoder);
     let mut totals = Totals::default();
-    let walked = structure::walk(input, |member| {
+    let walked = structure::walk(&mut input, |member| {
         let name = display_name(member.name);
         events.item(&name, member.size);
         totals.items += 1;
@@ -106,7 +106,16 @@ pub fn verify(
             events.problem(Some(path), message);
             totals.problems += 1;
         }
-        Err(fault) => return Err(damaged(path, format, read.get(), &fault)),
+        Err(mut fault) => {
+            // Damaged compressed data usually breaks the tar structure before the decoder
+            // reaches the checksum that proves it: the decoder's verdict says more.
+            if format != "tar" && matches!(fault.what, Problem::Structure(_)) {
+                if let Err(error) = io::copy(&mut input, &mut io::sink()) {
+                    fault.what = Problem::Read(error);
+                }
+            }
+            return Err(damaged(path, format, read.get(), &fault));
+        }
     }
     Ok(totals)
 }
@@ -127,24 +136,30 @@ fn display_name(name: &[u8]) -> PathBuf {
 }
 
 fn damaged(path: &Path, format: &str, file_offset: u64, fault: &Fault) -> ProviderError {
-    let place = match &fault.member {
+    let after = match &fault.member {
         Some(member) => format!("in or after member '{}'", lossy(member)),
         None => "before the first member".to_string(),
     };
     let message = match &fault.what {
         Problem::Read(error) if format == "tar" => format!(
-            "{}: reading failed at tar offset {} ({place}): {error}",
+            "{}: reading failed at tar offset {} ({after}): {error}",
             path.display(),
             fault.offset
         ),
-        Problem::Read(error) => format!(
-            "{}: damaged {format} data near byte {file_offset} of the file (tar offset {}, \
-             {place}): {error}",
-            path.display(),
-            fault.offset
-        ),
+        Problem::Read(error) => {
+            let read = match &fault.member {
+                Some(member) => format!("after member '{}'", lossy(member)),
+                None => "no member read yet".to_string(),
+            };
+            format!(
+                "{}: damaged {format} data near byte offset {file_offset} of the file \
+                 (decompressed to tar offset {}, {read}): {error}",
+                path.display(),
+                fault.offset
+            )
+        }
         Problem::Structure(what) => format!(
-            "{}: damaged tar archive: {what} at tar offset {} ({place})",
+            "{}: damaged tar archive at tar offset {} ({after}): {what}",
             path.display(),
             fault.offset
         ),

@@ -124,8 +124,8 @@ impl<R: Read> Blocks<R> {
 
 /// Walks the tar stream `input` to its end-of-archive blocks, calling `each` per member
 /// (metadata members excluded), then reads the rest of `input` so that a decompressor below
-/// reaches and checks its end.
-pub fn walk(input: impl Read, mut each: impl FnMut(Member<'_>)) -> Result<Ending, Fault> {
+/// reaches and checks its end. After a fault, `input` is left where it stopped.
+pub fn walk<R: Read>(input: &mut R, mut each: impl FnMut(Member<'_>)) -> Result<Ending, Fault> {
     let mut blocks = Blocks {
         inner: input,
         offset: 0,
@@ -375,7 +375,7 @@ mod tests {
 
     fn members(bytes: &[u8]) -> Result<(Vec<(String, u64)>, Ending), Fault> {
         let mut seen = Vec::new();
-        let ending = walk(bytes, |m| seen.push((lossy(m.name), m.size)))?;
+        let ending = walk(&mut &bytes[..], |m| seen.push((lossy(m.name), m.size)))?;
         Ok((seen, ending))
     }
 
