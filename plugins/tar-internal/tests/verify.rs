@@ -252,3 +252,61 @@ fn a_file_that_is_not_there_is_an_error_naming_it() {
     let message = result.unwrap_err().message().to_string();
     assert!(message.contains("none.tar.gz"), "{message}");
 }
+
+/// Archives GNU tar writes (as the original `aa` and TarExternal do): GNU and pax formats,
+/// incremental dumpdirs, long names, sparse files; verify lists what GNU tar lists.
+#[test]
+fn gnu_tar_archives_verify_with_their_members() {
+    let s = setup();
+    let long = "n".repeat(150);
+    fs::write(s.root.join("d").join(&long), "a long name").unwrap();
+    let sparse = fs::File::create(s.root.join("sparse")).unwrap();
+    sparse.set_len(5 << 20).unwrap();
+    drop(sparse);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(s.root.join("sparse"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"data at the start").unwrap();
+    drop(f);
+    for format in ["gnu", "posix"] {
+        for (flag, backup_type, ext) in [
+            ("-z", BackupType::TarGz, "tar.gz"),
+            ("-j", BackupType::TarBz2, "tar.bz2"),
+            ("--zstd", BackupType::TarZst, "tar.zst"),
+        ] {
+            let archive = s.dest.join(format!("gnu-{format}.{ext}"));
+            let snar = s.dest.join(format!("gnu-{format}-{ext}.snar"));
+            let out = Command::new("tar")
+                .arg(format!("--format={format}"))
+                .arg(format!("--listed-incremental={}", snar.display()))
+                .args(["--sparse", flag, "-C"])
+                .arg(&s.root)
+                .arg("-cf")
+                .arg(&archive)
+                .arg(".")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let (totals, items) = s.verify(&archive, backup_type);
+            let totals = totals.unwrap_or_else(|e| panic!("{format} {ext}: {}", e.message()));
+            assert_eq!(totals.problems, 0);
+            let names: Vec<String> = items
+                .items
+                .borrow()
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect();
+            assert_eq!(names, gnu_list(&archive), "{format} {ext}");
+            assert!(
+                items
+                    .items
+                    .borrow()
+                    .contains(&("sparse".to_string(), 5 << 20)),
+                "{format} {ext}: {:?}",
+                items.items
+            );
+            assert!(names.contains(&format!("d/{long}")));
+        }
+    }
+}
