@@ -12,6 +12,10 @@ use std::io::{self, Read};
 
 const BLOCK: usize = 512;
 
+/// The largest metadata member (pax header, GNU long name) read into memory; a larger size
+/// is damage, not an archive any tar writes.
+const MAX_METADATA: u64 = 64 << 20;
+
 /// Where and why the structure is wrong.
 #[derive(Debug)]
 pub struct Fault {
@@ -60,7 +64,10 @@ struct Next {
 struct Blocks<R> {
     inner: R,
     offset: u64,
+    /// The data of the last metadata member.
     scratch: Vec<u8>,
+    /// Where member data is read to.
+    buf: Vec<u8>,
 }
 
 impl<R: Read> Blocks<R> {
@@ -97,10 +104,16 @@ impl<R: Read> Blocks<R> {
     /// Reads `size` bytes of member data and its padding to the block; the data is kept in
     /// `scratch` when `keep` (metadata members), else discarded.
     fn data(&mut self, size: u64, keep: bool) -> Result<(), Problem> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let read = self.data_into(&mut buf, size, keep);
+        self.buf = buf;
+        read
+    }
+
+    fn data_into(&mut self, buf: &mut [u8], size: u64, keep: bool) -> Result<(), Problem> {
         let padded = size.div_ceil(BLOCK as u64) * BLOCK as u64;
         self.scratch.clear();
         let mut remaining = padded;
-        let mut buf = vec![0u8; 64 * 1024];
         while remaining > 0 {
             let n = remaining.min(buf.len() as u64) as usize;
             let got = self.read_up_to(&mut buf[..n])?;
@@ -130,6 +143,7 @@ pub fn walk<R: Read>(input: &mut R, mut each: impl FnMut(Member<'_>)) -> Result<
         inner: input,
         offset: 0,
         scratch: Vec::new(),
+        buf: vec![0; 64 * 1024],
     };
     let mut last: Option<Vec<u8>> = None;
     let fault = |blocks: &Blocks<_>, last: &Option<Vec<u8>>, what| Fault {
@@ -170,6 +184,16 @@ pub fn walk<R: Read>(input: &mut R, mut each: impl FnMut(Member<'_>)) -> Result<
         let size = next.size.take().unwrap_or(parsed.size);
         let name = next.path.take().unwrap_or(parsed.name);
         let keep = matches!(parsed.kind, b'x' | b'g' | b'L' | b'K');
+        if keep && size > MAX_METADATA {
+            return Err(Fault {
+                offset: at,
+                member: last,
+                what: Problem::Structure(format!(
+                    "a metadata header (type '{}') claiming {size} bytes",
+                    parsed.kind.escape_ascii()
+                )),
+            });
+        }
         // Old GNU sparse members continue their map in extension blocks outside the size.
         if parsed.kind == b'S' && header[482] != 0 {
             loop {
@@ -408,5 +432,18 @@ mod tests {
         assert_eq!(ending, Ending::Missing);
         let (_, ending) = members(&bytes[..2560]).unwrap();
         assert_eq!(ending, Ending::LoneZeroBlock);
+    }
+
+    #[test]
+    fn an_implausible_metadata_size_is_refused_before_it_is_read() {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_size(1 << 40);
+        header.set_cksum();
+        let fault = members(header.as_bytes()).unwrap_err();
+        assert!(
+            matches!(fault.what, Problem::Structure(ref s) if s.contains("metadata")),
+            "{fault:?}"
+        );
     }
 }
