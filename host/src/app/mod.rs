@@ -17,16 +17,22 @@
 //! memory), so they run through the same ABI layer as a plugin's provider.
 
 pub mod archive;
+pub mod capable;
+pub mod chain;
 pub mod commands;
+pub mod compare;
 pub mod create;
+pub mod dry_run;
 pub mod journal;
 pub mod keeping;
 pub mod levels;
 pub mod list;
 pub mod partials;
 pub mod purge;
+pub mod restore;
 #[cfg(test)]
 mod testing;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
