@@ -108,7 +108,13 @@ pub struct Cli {
 
     /// Restore the current chain of AA_SPEC's backups (level 0 and every increment, or up to
     /// --level) into --target DIR, exactly as the tree was at the last level.
-    #[arg(long, help_heading = "Commands", group = "command", requires = "target", conflicts_with = "all")]
+    #[arg(
+        long,
+        help_heading = "Commands",
+        group = "command",
+        requires = "target",
+        conflicts_with = "all"
+    )]
     pub restore: bool,
 
     /// Check every backup of AA_SPEC's current chain (compression checksums, tar structure)
@@ -123,21 +129,40 @@ pub struct Cli {
 
     /// With --restore: the directory to restore into; created if missing (its parent must
     /// exist); refused when not empty unless --overwrite is given.
-    #[arg(long, value_name = "DIR", requires = "restore", help_heading = "Restore and verify options")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "restore",
+        help_heading = "Restore and verify options"
+    )]
     pub target: Option<PathBuf>,
 
     /// With --restore or --verify: the kept chain (aa, ab, ...) instead of the current one.
-    #[arg(long, value_name = "ID", requires = "chain_command", help_heading = "Restore and verify options")]
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "chain_command",
+        help_heading = "Restore and verify options"
+    )]
     pub keeping_id: Option<String>,
 
     /// With --restore: restore only PATH (relative to the archive's path) and what is below
     /// it (repeatable).
-    #[arg(long, value_name = "PATH", requires = "restore", help_heading = "Restore and verify options")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "restore",
+        help_heading = "Restore and verify options"
+    )]
     pub only: Vec<PathBuf>,
 
     /// With --restore: restore into a target that is not empty, replacing what the backups
     /// hold.
-    #[arg(long, requires = "restore", help_heading = "Restore and verify options")]
+    #[arg(
+        long,
+        requires = "restore",
+        help_heading = "Restore and verify options"
+    )]
     pub overwrite: bool,
 
     /// With --verify: also restore the chain into a temporary directory and list how it

@@ -288,10 +288,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         touch(
             dir.path(),
-            &["home.tar.gz", "home.2.tar.gz", "home.3.tar.gz", "other.1.tar.gz"],
+            &[
+                "home.tar.gz",
+                "home.2.tar.gz",
+                "home.3.tar.gz",
+                "other.1.tar.gz",
+            ],
         );
         let chain = find(&query(dir.path(), None, Some(2))).unwrap();
-        assert_eq!(names(&chain), ["home.tar.gz", "home.1.tar.gz?", "home.2.tar.gz"]);
+        assert_eq!(
+            names(&chain),
+            ["home.tar.gz", "home.1.tar.gz?", "home.2.tar.gz"]
+        );
         assert_eq!(chain.above, [dir.path().join("home.3.tar.gz")]);
         let e = chain.archives(None).unwrap_err().to_string();
         assert!(e.contains("home.1.tar.gz\" of level 1 is missing"), "{e}");
@@ -321,7 +329,12 @@ mod tests {
         let chain = find(&query(dir.path(), Some("ab"), Some(1))).unwrap();
         assert_eq!(
             names(&chain),
-            ["home.aa.tar.gz", "home.1.aa.tar.gz", "home.2.ab.tar.gz", "home.3.ab.tar.gz"]
+            [
+                "home.aa.tar.gz",
+                "home.1.aa.tar.gz",
+                "home.2.ab.tar.gz",
+                "home.3.ab.tar.gz"
+            ]
         );
         let e = find(&query(dir.path(), Some("ac"), None))
             .unwrap_err()
@@ -337,7 +350,9 @@ mod tests {
     #[test]
     fn no_backup_is_an_error_and_a_plain_archive_is_one_file() {
         let dir = tempfile::tempdir().unwrap();
-        let e = find(&query(dir.path(), None, None)).unwrap_err().to_string();
+        let e = find(&query(dir.path(), None, None))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no backup of \"home\""), "{e}");
         touch(dir.path(), &["home.tar.gz", "home.1.tar.gz"]);
         let plain = Query {

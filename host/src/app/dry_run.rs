@@ -229,8 +229,9 @@ mod tests {
         std::fs::rename(sb.dest().join("plain.tar"), sb.dest().join("home.tar")).unwrap();
         std::fs::rename(sb.dest().join("plain.1.tar"), sb.dest().join("home.1.tar")).unwrap();
         let before = sb.dest_files();
-        let (ok, report, memory) =
-            sb.run(Verbosity::Normal, |app| run(app, std::slice::from_ref(&home)));
+        let (ok, report, memory) = sb.run(Verbosity::Normal, |app| {
+            run(app, std::slice::from_ref(&home))
+        });
         assert!(ok);
         assert_eq!(sb.dest_files(), before);
         let dest = sb.dest();
@@ -245,17 +246,18 @@ mod tests {
                 "[home] The backup would keep already existing backups.".to_string(),
                 "[home] Would rename \"home.tar\" to \"home.aa.tar\".".to_string(),
                 "[home] Would rename \"home.1.tar\" to \"home.1.aa.tar\".".to_string(),
-                "[home] Not run (dry run), before the backup: 'touch /nonexistent/x'."
-                    .to_string(),
+                "[home] Not run (dry run), before the backup: 'touch /nonexistent/x'.".to_string(),
             ]
         );
         // The fake cannot list members: that is the one error.
         assert_eq!(report.errors(), 1);
         assert_eq!(
             memory.err(),
-            ["aa: Error! [home] Unable to plan the backup: the archive's provider cannot \
+            [
+                "aa: Error! [home] Unable to plan the backup: the archive's provider cannot \
               dry-run \
-              Tar backups (Fake lacks dry_run_v1)"]
+              Tar backups (Fake lacks dry_run_v1)"
+            ]
         );
     }
 }

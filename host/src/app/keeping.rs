@@ -85,7 +85,10 @@ pub struct Keeping<'a> {
 /// What keeping would do to one backup file, as a dry run shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Rename { from: PathBuf, to: PathBuf },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+    },
     /// The oldest kept backup, beyond the number to keep.
     Remove(PathBuf),
     /// A kept backup beyond the number, removed with `remove-obsolete-backups`.

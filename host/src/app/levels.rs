@@ -143,7 +143,9 @@ impl Realm<'_, '_> {
     fn repair(&self, message: &str, warning: bool) {
         let report = self.app.report;
         if self.dry {
-            report.info(&format!("The backup would repair its level state: {message}"));
+            report.info(&format!(
+                "The backup would repair its level state: {message}"
+            ));
         } else if warning {
             report.warning(message);
         } else {

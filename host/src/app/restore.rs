@@ -311,12 +311,17 @@ mod tests {
         assert_eq!(err.len(), 1, "{err:?}");
         assert!(err[0].contains("no backup of \"home\""), "{err:?}");
 
-        sb.run(Verbosity::Normal, |app| crate::app::create::run(app, std::slice::from_ref(&home)));
+        sb.run(Verbosity::Normal, |app| {
+            crate::app::create::run(app, std::slice::from_ref(&home))
+        });
         std::fs::create_dir(&target).unwrap();
         std::fs::write(target.join("x"), "").unwrap();
         let (ok, err) = restore_home(&sb, &home, &options);
         assert!(!ok);
-        assert!(err[0].ends_with("is not empty; give --overwrite to restore into it anyway."), "{err:?}");
+        assert!(
+            err[0].ends_with("is not empty; give --overwrite to restore into it anyway."),
+            "{err:?}"
+        );
 
         // The fake has no restore capability: the error names the type and the providers.
         let overwrite = RestoreOptions {
@@ -327,20 +332,28 @@ mod tests {
         assert!(!ok);
         assert_eq!(
             err,
-            ["aa: Error! [home] Unable to restore: no loaded provider can restore Tar backups \
-              (Fake lacks restore_v1)"]
+            [
+                "aa: Error! [home] Unable to restore: no loaded provider can restore Tar backups \
+              (Fake lacks restore_v1)"
+            ]
         );
         let bad_only = RestoreOptions {
             only: vec!["../etc".into()],
             ..options
         };
         let (_, err) = restore_home(&sb, &home, &bad_only);
-        assert!(err[0].ends_with("--only \"../etc\": must not contain \"..\""), "{err:?}");
+        assert!(
+            err[0].ends_with("--only \"../etc\": must not contain \"..\""),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn only_paths_are_cleaned() {
-        assert_eq!(only_path(Path::new("./d/b.txt/")).unwrap(), Path::new("d/b.txt"));
+        assert_eq!(
+            only_path(Path::new("./d/b.txt/")).unwrap(),
+            Path::new("d/b.txt")
+        );
         assert!(only_path(Path::new("/etc")).is_err());
         assert!(only_path(Path::new(".")).is_err());
     }

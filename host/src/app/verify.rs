@@ -155,7 +155,11 @@ mod tests {
         let home = sb.spec("home", "incremental = yes");
         let (ok, _, memory) = sb.run(Verbosity::Normal, |app| run(app, &home, None, false));
         assert!(!ok);
-        assert!(memory.err()[0].contains("no backup of \"home\""), "{:?}", memory.err());
+        assert!(
+            memory.err()[0].contains("no backup of \"home\""),
+            "{:?}",
+            memory.err()
+        );
         sb.run(Verbosity::Normal, |app| {
             crate::app::create::run(app, std::slice::from_ref(&home))
         });
@@ -163,8 +167,10 @@ mod tests {
         assert!(!ok);
         assert_eq!(
             memory.err(),
-            ["aa: Error! [home] Unable to verify: no loaded provider can verify Tar backups \
-              (Fake lacks verify_v1)"]
+            [
+                "aa: Error! [home] Unable to verify: no loaded provider can verify Tar backups \
+              (Fake lacks verify_v1)"
+            ]
         );
     }
 }
