@@ -105,6 +105,9 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
 
     let keep = settings.flag(Opt::KeepOldBackups);
     let remove_obsolete = settings.flag(Opt::RemoveObsoleteBackups);
+    // Backup files the keeping moves away first, which the removal of obsolete levels then
+    // no longer finds.
+    let mut moved = Vec::new();
     if keep {
         let place = JournalPlace {
             path: journal,
@@ -116,6 +119,9 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
         let number = settings.int(Opt::NumberOfOldBackups).unwrap_or(1);
         keeping.keep(number, next_level, remove_obsolete)?;
         for change in keeping.changes()? {
+            if let Change::Rename { from, .. } | Change::Remove(from) = &change {
+                moved.push(from.clone());
+            }
             report.info(&match change {
                 Change::Rename { from, to } => format!(
                     "Would rename \"{}\" to \"{}\".",
@@ -142,7 +148,10 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
             keeping_id: None,
             snapshot_level: None,
         };
-        for path in chain::files_above(&query, next_level)? {
+        for path in chain::files_above(&query, next_level)?
+            .into_iter()
+            .filter(|p| !moved.contains(p))
+        {
             report.info(&format!(
                 "Would remove \"{}\" (obsolete level above {next_level}).",
                 file_name(&path)

@@ -56,14 +56,23 @@ fn verify(
     let backups = backups(app, &settings, keeping_id)?;
     let chain = &backups.chain;
     let own = &backups.archiver.provider;
-    let chosen = capable::choose(
+    // Without a provider that can verify, the chain's completeness is still checked.
+    let chosen = match capable::choose(
         app,
         own,
         backups.archiver.backup_type,
         Capability::Verify,
         true,
-    )?;
-    report.info(&chosen.describe("Verifying", own));
+    ) {
+        Ok(chosen) => {
+            report.info(&chosen.describe("Verifying", own));
+            Some(chosen)
+        }
+        Err(e) => {
+            report.error(&format!("Unable to verify the backups: {e}"));
+            None
+        }
+    };
     if chain.levels.len() > 1 && !chain.from_snapshot && keeping_id.is_none() {
         report.info("No snapshot records this chain: it is made of the backup files found.");
     }
@@ -79,6 +88,9 @@ fn verify(
             failed += 1;
             continue;
         }
+        let Some(chosen) = &chosen else {
+            continue;
+        };
         let archive = ChainArchive {
             level: level.level,
             backup_type: chain.backup_type,
@@ -120,6 +132,9 @@ fn verify(
             file_name(above)
         ));
         failed += 1;
+    }
+    if chosen.is_none() {
+        return Ok(false);
     }
     let checked = chain.levels.len() + chain.above.len();
     report.info(&format!(
@@ -168,8 +183,8 @@ mod tests {
         assert_eq!(
             memory.err(),
             [
-                "aa: Error! [home] Unable to verify: no loaded provider can verify Tar backups \
-              (Fake lacks verify_v1)"
+                "aa: Error! [home] Unable to verify the backups: no loaded provider can \
+                 verify Tar backups (Fake lacks verify_v1)"
             ]
         );
     }
