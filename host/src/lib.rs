@@ -71,6 +71,15 @@ pub fn run(cli: Cli) -> ExitCode {
     // Listing providers is our addition and needs no state: it leaves the directories alone.
     let storage = if cli.command() == Command::ListProviders {
         None
+    } else if cli.command() == Command::DryRun {
+        // A dry run writes nothing, not even the directories a first run creates.
+        match Storage::open_read_only(&config.user_config_dir()) {
+            Ok(storage) => Some(storage),
+            Err(e) => {
+                report.error(&format!("Unable to open the storage: {e}"));
+                return ExitCode::from(EXIT_ISSUES);
+            }
+        }
     } else {
         match prepare_state(&report, &config) {
             Some(storage) => Some(storage),

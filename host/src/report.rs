@@ -193,6 +193,15 @@ impl Report {
     }
 }
 
+/// `n` and `noun`, plural unless `n` is 1: `1 member`, `3 members`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `bytes` for people: `812 B`, `5.6 MB` (decimal units, as `du --si`).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];

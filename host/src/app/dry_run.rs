@@ -18,7 +18,7 @@ use super::keeping::{Change, JournalPlace, Keeping};
 use super::levels::LevelInfo;
 use super::{App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
-use crate::report::{human_bytes, Report};
+use crate::report::{count, human_bytes, Report};
 
 /// Shows what backing up `selected` (or every configured archive with `--all`) would do.
 pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
@@ -186,8 +186,8 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::Provider(e.to_string()))?;
     report.info(&format!(
-        "Would store {} members ({}) in \"{}\".",
-        totals.items,
+        "Would store {} ({}) in \"{}\".",
+        count(totals.items, "member"),
         human_bytes(totals.bytes),
         file_name(&final_path)
     ));

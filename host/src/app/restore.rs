@@ -19,7 +19,7 @@ use super::{App, Failure, SpecRef};
 use crate::archiver::Archiver;
 use crate::config::{Opt, OptionSource};
 use crate::lock::ArchiveLock;
-use crate::report::{human_bytes, Report};
+use crate::report::{count, human_bytes, Report};
 
 /// What `--restore` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -152,12 +152,11 @@ fn restore(app: &App<'_>, spec: &SpecRef, options: &RestoreOptions) -> Result<()
             totals.problems - events.problems.get()
         ));
     }
-    let count = archives.len();
     report.info(&format!(
-        "Restored {} members ({}) from {count} backup{} into \"{}\"{}.",
-        totals.items,
+        "Restored {} ({}) from {} into \"{}\"{}.",
+        count(totals.items, "member"),
         human_bytes(totals.bytes),
-        if count == 1 { "" } else { "s" },
+        count(archives.len() as u64, "backup"),
         target.display(),
         if totals.problems > 0 {
             format!(", with {} problems", totals.problems)

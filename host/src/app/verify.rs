@@ -22,7 +22,7 @@ use super::chain::file_name;
 use super::restore::{backups, Events};
 use super::{compare, App, Failure, SpecRef};
 use crate::lock::ArchiveLock;
-use crate::report::human_bytes;
+use crate::report::{count, human_bytes};
 
 /// Verifies the chain of `spec` (the kept one `keeping_id`, or the current one). False on any
 /// problem.
@@ -109,8 +109,8 @@ fn verify(
         };
         match verdict {
             Ok(totals) => report.output(&format!(
-                "{name}: ok, {} members, {}",
-                totals.items,
+                "{name}: ok, {}, {}",
+                count(totals.items, "member"),
                 human_bytes(totals.bytes)
             )),
             Err(reason) => {
