@@ -241,8 +241,9 @@ pub struct Events<'a> {
     pub problems: std::cell::Cell<u64>,
     /// The first problem, for a one-line verdict.
     pub first_problem: std::cell::RefCell<Option<String>>,
-    /// Whether problems are shown as errors as they come (restore) or kept for the verdict
-    /// (verify, which shows them with `--verbose`).
+    /// Whether members and problems are shown as they come (restore: members with
+    /// `--verbose`, problems as errors) or problems kept for the verdict (verify, which shows
+    /// them with `--verbose`, and no member).
     quiet_problems: bool,
 }
 
@@ -267,7 +268,10 @@ impl<'a> Events<'a> {
 
 impl ItemEvents for Events<'_> {
     fn item(&self, name: &Path, _size: u64) {
-        self.report.verbose(&name.display().to_string());
+        // A verification's members would bury its one line per backup.
+        if !self.quiet_problems {
+            self.report.verbose(&name.display().to_string());
+        }
     }
 
     fn problem(&self, name: Option<&Path>, message: &str) {

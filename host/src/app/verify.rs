@@ -147,13 +147,18 @@ fn verify(
         }
     ));
     if compare {
-        if chain.levels.iter().any(|l| !l.exists) {
-            report.info("Not compared with the source: the chain is incomplete.");
+        if failed > 0 {
+            report.info("Not compared with the source: the chain did not verify.");
             return Ok(false);
         }
         let archives = chain.archives(None)?;
-        let differences = compare::compare(app, &settings, &backups, &archives)?;
-        return Ok(failed == 0 && differences == 0);
+        return match compare::compare(app, &settings, &backups, &archives) {
+            Ok(differences) => Ok(differences == 0),
+            Err(e) => {
+                report.error(&format!("Unable to compare with the source: {e}"));
+                Ok(false)
+            }
+        };
     }
     Ok(failed == 0)
 }
