@@ -36,7 +36,8 @@ const EXIT_STATUS: [(&str, &str); 4] = [
         "An error or a warning was shown, even one --quiet hid: about an archive (a broken \
          .aa file, an include name that does not exist, a failed backup or hook, a busy \
          archive) or about the run (no archive given, no configured archive found); or \
-         --user-config-file names a missing file.",
+         --user-config-file names a missing file. --restore: not everything was restored; \
+         --verify: a backup is damaged or missing, or (--compare) the source differs.",
     ),
     (
         "2",

@@ -164,7 +164,61 @@ fn compare_lists_what_changed_since_the_backup(archiver: &str) {
     );
 }
 
+fn a_kept_chain_takes_its_lower_levels_from_the_current_one(archiver: &str) {
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_spec(
+        &sb,
+        "home",
+        &format!("incremental = yes\nkeep-old-backups = yes\narchiver = {archiver}"),
+    );
+    for level in ["0", "1", "2", "1"] {
+        fs::write(sb.src_dir().join("a.txt"), format!("level {level}\n")).unwrap();
+        settle_timestamps();
+        sb.aa().args(["home", "-l", level]).run().assert_success();
+    }
+    assert_eq!(
+        dest_files(&sb),
+        [
+            "home.1.aa.tar.gz",
+            "home.1.tar.gz",
+            "home.2.aa.tar.gz",
+            "home.tar.gz"
+        ]
+    );
+    let out = sb
+        .aa()
+        .args(["--verify", "home", "--keeping-id", "aa"])
+        .run();
+    if !any_can(&sb, "verify_v1") {
+        out.assert_clean_failure();
+        return;
+    }
+    out.assert_success();
+    let verdicts: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(name, _)| name))
+        .filter(|name| !name.starts_with('['))
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["home.tar.gz", "home.1.aa.tar.gz", "home.2.aa.tar.gz"],
+        "{out}"
+    );
+    let out = sb
+        .aa()
+        .args(["--verify", "home", "--keeping-id", "ab"])
+        .run();
+    out.assert_clean_failure();
+    assert!(
+        out.stderr.contains("no kept backup with keeping ID \"ab\""),
+        "{out}"
+    );
+}
+
 with_both_providers!(
+    a_kept_chain_takes_its_lower_levels_from_the_current_one,
     a_missing_level_and_a_level_above_the_chain_are_found,
     a_flipped_byte_is_found,
     compare_lists_what_changed_since_the_backup
