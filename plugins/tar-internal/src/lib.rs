@@ -48,6 +48,7 @@ mod incremental;
 mod output;
 mod pax;
 mod pipeline;
+mod restore;
 mod sys;
 mod walk;
 
@@ -104,6 +105,7 @@ impl Plugin for TarInternalPlugin {
 }
 
 aa_abi::export_archiver_plugin!(TarInternalPlugin);
+aa_abi::export_capabilities!(TarInternalPlugin: restore_v1);
 
 /// The `TarInternal` archiver provider.
 pub struct TarInternalProvider {
