@@ -243,6 +243,11 @@ impl Restorer<'_> {
         if !selected {
             return Ok(());
         }
+        if rel.is_empty() {
+            return Err(Ok(Refused(
+                "a non-directory named as the target itself".into(),
+            )));
+        }
         if let Kind::Unsupported(b'V') = m.kind {
             return Ok(());
         }

@@ -116,7 +116,12 @@ impl Stream {
                 }
                 Ok(Err(e)) => {
                     self.done = true;
-                    return Err(e);
+                    // Whatever went wrong reading the file is the archive's problem, and the
+                    // end of this restore: no member after it can be trusted.
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("cannot read the archive: {e}"),
+                    ));
                 }
                 Err(_) => {
                     self.done = true;

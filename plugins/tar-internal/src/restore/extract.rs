@@ -118,7 +118,12 @@ fn refuse(r: Refused) -> Result<Refused, io::Error> {
 }
 
 fn fatal_or_refused(e: io::Error) -> Result<Refused, io::Error> {
-    if is_fatal(&e) {
+    // A damaged or cut archive ends the restore too (the caller names the archive).
+    let archive = matches!(
+        e.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+    );
+    if archive || is_fatal(&e) {
         Err(e)
     } else {
         Ok(e.into())
