@@ -88,7 +88,13 @@ fn walk(root: BorrowedFd<'_>, relative: &[u8], flags: OFlags) -> io::Result<Owne
         fd = match retry(|| rustix::fs::openat(&fd, &name, flags | OFlags::NOFOLLOW, Mode::empty()))
         {
             Ok(next) => next,
-            Err(Errno::LOOP) => return Err(escapes(relative)),
+            // A symbolic link on the way: not followed at all without openat2.
+            Err(Errno::LOOP) | Err(Errno::NOTDIR)
+                if rustix::fs::statat(&fd, &name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) =>
+            {
+                return Err(escapes(relative))
+            }
             Err(e) => return Err(e.into()),
         };
     }
@@ -231,5 +237,24 @@ mod tests {
         assert!(remove_beneath(&target, Path::new("")).is_err());
         assert_eq!(fs::read(outside.join("keep/file")).unwrap(), b"x");
         assert!(target.join("rel").symlink_metadata().is_ok());
+    }
+
+    #[test]
+    fn the_walk_without_openat2_follows_no_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("target");
+        fs::create_dir_all(target.join("d/e")).unwrap();
+        symlink("d", target.join("inner")).unwrap();
+        symlink("/", target.join("root")).unwrap();
+        let root =
+            rustix::fs::open(&target, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        assert!(walk(root.as_fd(), b"d/e", flags).is_ok());
+        assert!(walk(root.as_fd(), b"", flags).is_ok());
+        for path in [&b"inner/e"[..], b"root/tmp", b"root"] {
+            let e = walk(root.as_fd(), path, flags).unwrap_err();
+            assert!(e.to_string().contains("refused"), "{e}");
+        }
+        assert!(walk(root.as_fd(), b"d/../..", flags).is_err());
     }
 }

@@ -442,6 +442,12 @@ fn gnu_tar_archives_restore_long_names_and_every_sparse_format() {
     symlink("t".repeat(300), src.join("longlink")).unwrap();
     fs::hard_link(long.join("f".repeat(200)), src.join("hard")).unwrap();
     mkfifo(&src.join("fifo"));
+    let devices = aa_tests::is_root()
+        && Command::new("mknod")
+            .arg(src.join("null"))
+            .args(["c", "1", "3"])
+            .status()
+            .is_ok_and(|s| s.success());
     let p = provider(base);
     for (i, args) in [
         &["--format=gnu"][..],
@@ -477,6 +483,15 @@ fn gnu_tar_archives_restore_long_names_and_every_sparse_format() {
         };
         let diff = tree_diff(&record_tree(&src), &record_tree(&out), how);
         assert!(diff.is_empty(), "{args:?}:\n  {}", diff.join("\n  "));
+        if devices {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            let m = fs::symlink_metadata(out.join("null")).unwrap();
+            assert!(m.file_type().is_char_device(), "{args:?}");
+            assert_eq!(
+                m.rdev(),
+                fs::symlink_metadata(src.join("null")).unwrap().rdev()
+            );
+        }
         if args.contains(&"--sparse") {
             let blocks =
                 std::os::unix::fs::MetadataExt::blocks(&fs::metadata(out.join("sparse")).unwrap());
