@@ -415,6 +415,59 @@ fn python_aa_chains_restore_as_gnu_tar_restores_them() {
     }
 }
 
+#[test]
+fn gnu_tar_chains_restore_in_both_formats() {
+    // As TarExternal makes them (posix), and GNU tar's own format with `D` members.
+    for format in ["--format=posix", "--format=gnu"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        let root = base.join("src");
+        make_tree(&root);
+        let snar = base.join("chain.snar");
+        let mut archives = Vec::new();
+        for level in 0..=3u32 {
+            if level > 0 {
+                change_tree(&root, level);
+            }
+            let archive = base.join(format!("l{level}.tar.gz"));
+            aa_tests::settle_timestamps();
+            let o = Command::new("tar")
+                .args([format, "--sort=name", "-z"])
+                .arg(format!("--listed-incremental={}", snar.display()))
+                .arg("-cf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&root)
+                // TarExternal names the includes that exist.
+                .args(
+                    ["data", "loose", "topdir"]
+                        .iter()
+                        .filter(|n| root.join(n).exists()),
+                )
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            aa_tests::settle_timestamps();
+            archives.push(archive);
+            let typed: Vec<(&Path, BackupType)> = archives
+                .iter()
+                .map(|a| (a.as_path(), BackupType::TarGz))
+                .collect();
+            let out = base.join(format!("out{level}"));
+            restore(&provider(base), chain(&typed), &out);
+            let how = Compare {
+                mtime_nanos: format == "--format=posix",
+            };
+            let diff = tree_diff(&tree(&root), &tree(&out), how);
+            assert!(
+                diff.is_empty(),
+                "{format} level {level}:\n  {}",
+                diff.join("\n  ")
+            );
+        }
+    }
+}
+
 /// A file of `len` bytes with data only at the given offsets (holes elsewhere).
 fn sparse_file(path: &Path, len: u64, data_at: &[u64]) {
     let f = fs::File::create(path).unwrap();
