@@ -14,9 +14,10 @@
 //!   is kept (it cannot be told from an unchanged one);
 //! * with `only`, members equal to or below one of the given paths are restored; directories
 //!   leading to them are made as needed; deletions (dumpdir, roots) only remove paths within
-//!   the selection; a rename is applied when both its names are within it, a directory renamed
-//!   out of the selection is deleted, one renamed into it from outside is not restored (its
-//!   unchanged content is in no member of the selection).
+//!   the selection. Each level has its own selection ([`super::select`]): a level before a
+//!   rename selects the old names of what the last level selects, so a file unchanged since
+//!   level 0 in a directory renamed later is restored under its final name. A directory
+//!   renamed out of the selection is deleted.
 //!
 //! Every name is checked before use: absolute names and names with `..` are refused, and every
 //! path is resolved beneath the target ([`super::beneath`]).
@@ -39,6 +40,7 @@ use super::beneath::{c_name, list, remove_at, split, Target};
 use super::decompress::Stream;
 use super::extract::{DirAttrs, Refused};
 use super::reader::{Kind, Member, Reader};
+use super::select::{self, within};
 
 /// What a restore needs across members and levels.
 pub struct Restorer<'e> {
@@ -49,7 +51,9 @@ pub struct Restorer<'e> {
     pub(super) groups: HashMap<Vec<u8>, Option<u32>>,
     pub(super) delayed: Vec<DirAttrs>,
     events: &'e dyn ItemEvents,
+    /// The selection of the level being applied, and of the one before.
     only: Vec<Vec<u8>>,
+    previous_only: Vec<Vec<u8>>,
     totals: Totals,
 }
 
@@ -87,10 +91,6 @@ fn ancestors(rel: &[u8]) -> impl Iterator<Item = &[u8]> {
         .rev()
         .filter(|&(_, &b)| b == b'/')
         .map(move |(i, _)| &rel[..i])
-}
-
-fn within(rel: &[u8], base: &[u8]) -> bool {
-    rel == base || (rel.starts_with(base) && rel.get(base.len()) == Some(&b'/'))
 }
 
 /// The umask, read without changing it (setting it is process-wide, and the host has other
@@ -138,11 +138,23 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
         groups: HashMap::new(),
         delayed: Vec::new(),
         events,
-        only,
+        only: Vec::new(),
+        previous_only: Vec::new(),
         totals: Totals::default(),
     };
+    let archives = &request.archives;
+    let selections = if only.is_empty() || archives.len() < 2 {
+        vec![only; archives.len()]
+    } else {
+        let mut renames = vec![Vec::new()];
+        for archive in archives.iter().skip(1) {
+            renames.push(select::renames_of(archive)?);
+        }
+        select::per_level(&only, &renames)
+    };
     let mut previous: Option<Level> = None;
-    for (index, archive) in request.archives.iter().enumerate() {
+    for (index, (archive, selection)) in archives.iter().zip(selections).enumerate() {
+        restorer.previous_only = std::mem::replace(&mut restorer.only, selection);
         let level = restorer.level(archive, index == 0)?;
         if let Some(previous) = &previous {
             restorer
@@ -295,13 +307,34 @@ impl Restorer<'_> {
                             continue;
                         }
                     };
-                    let (src_in, dst_in) = (self.selected(&src), self.selected(&dst));
-                    let result = if src_in && dst_in {
-                        self.rename(&src, &dst)
-                    } else if src_in {
-                        self.remove(&src).map(|_| ())
-                    } else {
+                    let is_temp = |p: &[u8]| temp.as_deref() == Some(p);
+                    // Whether the target holds something restored at `src` (by the levels
+                    // before, whose selection is `previous_only`), and whether what is at
+                    // `dst` after the rename is wanted now.
+                    let src_had = is_temp(&src)
+                        || self.previous_only.is_empty()
+                        || self
+                            .previous_only
+                            .iter()
+                            .any(|p| within(&src, p) || within(p, &src));
+                    let dst_wanted =
+                        is_temp(&dst) || self.selected(&dst) || self.leads_to_selection(&dst);
+                    let result = if !src_had {
                         Ok(())
+                    } else if dst_wanted {
+                        match self.rename(&src, &dst) {
+                            // Nothing of it was selected before.
+                            Err(e)
+                                if !self.only.is_empty()
+                                    && e.raw_os_error()
+                                        == Some(rustix::io::Errno::NOENT.raw_os_error()) =>
+                            {
+                                Ok(())
+                            }
+                            other => other,
+                        }
+                    } else {
+                        self.remove_selected_in(&src)
                     };
                     if let Err(e) = result {
                         self.problem(
@@ -327,6 +360,24 @@ impl Restorer<'_> {
         self.target.forget();
         let dir = self.target.open_new(parent, false)?;
         rustix::fs::unlinkat(&dir, c_name(base)?.as_c_str(), AtFlags::REMOVEDIR)?;
+        Ok(())
+    }
+
+    /// Removes what of `rel` the previous level's selection restored (a directory renamed out
+    /// of the selection).
+    fn remove_selected_in(&mut self, rel: &[u8]) -> io::Result<()> {
+        if self.previous_only.iter().any(|p| within(rel, p)) {
+            return self.remove(rel).map(|_| ());
+        }
+        let below: Vec<Vec<u8>> = self
+            .previous_only
+            .iter()
+            .filter(|p| within(p, rel))
+            .cloned()
+            .collect();
+        for path in below {
+            self.remove(&path)?;
+        }
         Ok(())
     }
 

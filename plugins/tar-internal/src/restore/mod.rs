@@ -13,12 +13,14 @@
 //! | `beneath` | the target as a descriptor; paths resolved so they never leave it |
 //! | `extract` | one member onto the disk, with its attributes |
 //! | `chain` | levels in order: dumpdir renames and deletions, the roots rule, `only` |
+//! | `select` | what `only` selects at each level, through the renames of later ones |
 
 mod beneath;
 mod chain;
 mod decompress;
 mod extract;
 mod reader;
+mod select;
 
 use aa_abi::capability::{ItemEvents, RestoreRequest, Restoring, Totals};
 use aa_abi::ProviderError;

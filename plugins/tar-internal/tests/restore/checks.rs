@@ -360,3 +360,72 @@ fn only_restores_the_given_paths_and_deletes_only_within_them() {
     assert_trees(&strip(expected), &strip(got), "only");
     assert!(!out.join("data/q").exists() && !out.join("loose").exists());
 }
+
+#[test]
+fn only_follows_renames_back_to_the_level_that_stores_the_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let (root, dest) = (base.join("src"), base.join("dest"));
+    fs::create_dir_all(root.join("d/sub/deeper")).unwrap();
+    fs::create_dir_all(root.join("d/other")).unwrap();
+    fs::create_dir_all(&dest).unwrap();
+    write(&root.join("d/sub/f"), "unchanged since level 0");
+    write(&root.join("d/sub/deeper/g"), "g");
+    write(&root.join("d/other/o"), "o");
+    let p = provider(base);
+    let def = BackupDefinition::new("ren", BackupType::TarGz, &dest, &root).include(["d"]);
+    let mut archives = vec![p
+        .backup_files_incrementally(&def, None, None, false, &NoEvents)
+        .unwrap()];
+    fs::rename(root.join("d/sub"), root.join("d/moved")).unwrap();
+    archives.push(
+        p.backup_files_incrementally(&def, None, None, false, &NoEvents)
+            .unwrap(),
+    );
+    fs::rename(root.join("d/moved"), root.join("d/again")).unwrap();
+    fs::rename(root.join("d/other"), root.join("d/gone-out")).unwrap();
+    archives.push(
+        p.backup_files_incrementally(&def, None, None, false, &NoEvents)
+            .unwrap(),
+    );
+    let typed: Vec<(&Path, BackupType)> = archives
+        .iter()
+        .map(|a| (a.as_path(), BackupType::TarGz))
+        .collect();
+    for (only, present, absent) in [
+        (
+            &["d/again/f"][..],
+            &["d/again/f"][..],
+            &["d/sub", "d/moved", "d/again/deeper"][..],
+        ),
+        (
+            &["d/again"],
+            &["d/again/f", "d/again/deeper/g"],
+            &["d/sub", "d/moved", "d/other"],
+        ),
+        (&["d/other"], &[], &["d/other", "d/gone-out", "d/sub"]),
+    ] {
+        let out = base.join(format!("out-{}", only[0].replace('/', "-")));
+        let (totals, events) = restore_with(&p, chain(&typed), &out, only, false);
+        totals.unwrap();
+        assert!(
+            events.problems.borrow().is_empty(),
+            "{only:?}: {:?}",
+            events.problems.borrow()
+        );
+        for path in present {
+            assert_eq!(
+                fs::read(out.join(path)).ok(),
+                fs::read(root.join(path)).ok(),
+                "{only:?}: {path}"
+            );
+            assert!(out.join(path).exists(), "{only:?}: {path}");
+        }
+        for path in absent {
+            assert!(
+                !out.join(path).exists(),
+                "{only:?}: {path} should not be there"
+            );
+        }
+    }
+}
