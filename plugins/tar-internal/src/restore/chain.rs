@@ -32,7 +32,7 @@ use std::path::Path;
 use aa_abi::capability::{ChainArchive, ItemEvents, RestoreRequest, Totals};
 use aa_abi::ProviderError;
 use aa_provider_kit::beneath::components;
-use aa_provider_kit::dumpdir::{self, Code, Item, RenameOp};
+use aa_provider_kit::dumpdir::{self, Code, Item};
 use aa_provider_kit::fatal;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
@@ -52,8 +52,12 @@ pub struct Restorer<'e> {
     pub(super) delayed: Vec<DirAttrs>,
     events: &'e dyn ItemEvents,
     /// The selection of the level being applied, and of the one before.
-    only: Vec<Vec<u8>>,
-    previous_only: Vec<Vec<u8>>,
+    pub(super) only: Vec<Vec<u8>>,
+    pub(super) previous_only: Vec<Vec<u8>>,
+    /// With `only`: the regular files of this level that were not selected, and the selected
+    /// hard links to them, made by a second reading of the level ([`super::links`]).
+    pub(super) skipped_files: HashSet<Vec<u8>>,
+    pub(super) pending_links: Vec<(Vec<u8>, Vec<u8>)>,
     totals: Totals,
 }
 
@@ -140,6 +144,8 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
         events,
         only: Vec::new(),
         previous_only: Vec::new(),
+        skipped_files: HashSet::new(),
+        pending_links: Vec::new(),
         totals: Totals::default(),
     };
     let archives = &request.archives;
@@ -163,6 +169,12 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
         }
         previous = Some(level);
     }
+    if !restorer.only.is_empty() && !request.overwrite {
+        // Directories made on the way to paths that an earlier level selected under the names
+        // they had then; empty ones are what is left of them. (An overwrite target may have
+        // held empty directories of its own: they stay.)
+        restorer.prune_unselected(&[]);
+    }
     Ok(restorer.totals)
 }
 
@@ -174,11 +186,11 @@ impl Restorer<'_> {
             .problem(Some(Path::new(std::ffi::OsStr::from_bytes(name))), message);
     }
 
-    fn selected(&self, rel: &[u8]) -> bool {
+    pub(super) fn selected(&self, rel: &[u8]) -> bool {
         self.only.is_empty() || self.only.iter().any(|p| within(rel, p))
     }
 
-    fn leads_to_selection(&self, rel: &[u8]) -> bool {
+    pub(super) fn leads_to_selection(&self, rel: &[u8]) -> bool {
         rel.is_empty() || self.only.iter().any(|p| within(p, rel))
     }
 
@@ -190,6 +202,7 @@ impl Restorer<'_> {
         let mut reader = Reader::new(&mut stream);
         let mut dirs = HashSet::new();
         let target_path = self.target.path.clone();
+        self.skipped_files.clear();
         while let Some(member) = reader.next().map_err(|e| archive_error(archive, &e))? {
             let rel = match components(&member.name) {
                 Ok(parts) => parts.join(&b'/'),
@@ -202,26 +215,40 @@ impl Restorer<'_> {
                 dirs.insert(rel.clone());
             }
             let result = self.member(&mut reader, &member, &rel, first);
-            match result {
-                Ok(()) => {}
-                Err(Ok(Refused(why))) => self.problem(&rel, &why),
-                Err(Err(e))
-                    if e.kind() == io::ErrorKind::InvalidData
-                        || e.kind() == io::ErrorKind::UnexpectedEof =>
-                {
-                    return Err(archive_error(archive, &e))
-                }
-                Err(Err(e)) => {
-                    let path = target_path.join(std::ffi::OsStr::from_bytes(&rel));
-                    return Err(fatal(&path, &e));
-                }
-            }
+            self.settle(archive, &rel, result)?;
         }
         let roots = reader.roots.take();
         drop(reader);
-        self.finish_dirs().map_err(|e| fatal(&target_path, &e))?;
         stream.drain().map_err(|e| archive_error(archive, &e))?;
+        self.links_into_selection(archive)?;
+        self.finish_dirs().map_err(|e| fatal(&target_path, &e))?;
         Ok(Level { roots, dirs })
+    }
+
+    /// Reports a member's outcome: a refused member is a problem, an error ends the restore.
+    pub(super) fn settle(
+        &mut self,
+        archive: &ChainArchive,
+        rel: &[u8],
+        result: Result<(), Result<Refused, io::Error>>,
+    ) -> Result<(), ProviderError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(Ok(Refused(why))) => {
+                self.problem(rel, &why);
+                Ok(())
+            }
+            Err(Err(e))
+                if e.kind() == io::ErrorKind::InvalidData
+                    || e.kind() == io::ErrorKind::UnexpectedEof =>
+            {
+                Err(archive_error(archive, &e))
+            }
+            Err(Err(e)) => {
+                let path = self.target.path.join(std::ffi::OsStr::from_bytes(rel));
+                Err(fatal(&path, &e))
+            }
+        }
     }
 
     fn member(
@@ -253,6 +280,12 @@ impl Restorer<'_> {
             return Ok(());
         }
         if !selected {
+            if m.kind == Kind::File {
+                self.skipped_files.insert(rel.to_vec());
+            }
+            return Ok(());
+        }
+        if m.kind == Kind::HardLink && self.link_outside_selection(m, rel) {
             return Ok(());
         }
         if rel.is_empty() {
@@ -269,154 +302,19 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    fn item(&mut self, rel: &[u8], size: u64) {
+    pub(super) fn count_bytes(&mut self, size: u64) {
+        self.totals.bytes += size;
+    }
+
+    pub(super) fn item(&mut self, rel: &[u8], size: u64) {
         self.totals.items += 1;
         let name = if rel.is_empty() { &b"."[..] } else { rel };
         self.events
             .item(Path::new(std::ffi::OsStr::from_bytes(name)), size);
     }
 
-    /// The rename records of a dumpdir, in order, as GNU tar applies them.
-    fn renames(&mut self, items: &[Item]) {
-        let mut temp: Option<Vec<u8>> = None;
-        for item in items {
-            let Item::Rename(op) = item else { continue };
-            self.target.forget();
-            match op {
-                RenameOp::TempDir(dir) => match self.make_temp(dir) {
-                    Ok(path) => temp = Some(path),
-                    Err(why) => self.problem(dir, &why),
-                },
-                RenameOp::Rename { from, to } => {
-                    let resolve = |name: &Vec<u8>| -> Result<Vec<u8>, String> {
-                        if name.is_empty() {
-                            return temp.clone().ok_or_else(|| "no temporary directory".into());
-                        }
-                        components(name)
-                            .map(|c| c.join(&b'/'))
-                            .map_err(|m| m.to_string())
-                    };
-                    let (src, dst) = match (resolve(from), resolve(to)) {
-                        (Ok(src), Ok(dst)) if !src.is_empty() && !dst.is_empty() => (src, dst),
-                        (Err(why), _) | (_, Err(why)) => {
-                            self.problem(from, &format!("rename refused: {why}"));
-                            continue;
-                        }
-                        _ => {
-                            self.problem(from, "rename of the target itself refused");
-                            continue;
-                        }
-                    };
-                    let is_temp = |p: &[u8]| temp.as_deref() == Some(p);
-                    // Whether the target holds something restored at `src` (by the levels
-                    // before, whose selection is `previous_only`), and whether what is at
-                    // `dst` after the rename is wanted now.
-                    let src_had = is_temp(&src)
-                        || self.previous_only.is_empty()
-                        || self
-                            .previous_only
-                            .iter()
-                            .any(|p| within(&src, p) || within(p, &src));
-                    let dst_wanted =
-                        is_temp(&dst) || self.selected(&dst) || self.leads_to_selection(&dst);
-                    let result = if !src_had {
-                        Ok(())
-                    } else if dst_wanted {
-                        match self.rename(&src, &dst) {
-                            // Nothing of it was selected before.
-                            Err(e)
-                                if !self.only.is_empty()
-                                    && e.raw_os_error()
-                                        == Some(rustix::io::Errno::NOENT.raw_os_error()) =>
-                            {
-                                Ok(())
-                            }
-                            other => other,
-                        }
-                    } else {
-                        self.remove_selected_in(&src)
-                    };
-                    if let Err(e) = result {
-                        self.problem(
-                            &src,
-                            &format!(
-                                "cannot rename to {:?}: {}",
-                                String::from_utf8_lossy(&dst),
-                                aa_abi::error::os_message(&e)
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        // Left over when the renames through it were outside `only`.
-        if let Some(temp) = temp {
-            let _ = self.remove_empty_dir(&temp);
-        }
-    }
-
-    fn remove_empty_dir(&mut self, rel: &[u8]) -> io::Result<()> {
-        let (parent, base) = split(rel);
-        self.target.forget();
-        let dir = self.target.open_new(parent, false)?;
-        rustix::fs::unlinkat(&dir, c_name(base)?.as_c_str(), AtFlags::REMOVEDIR)?;
-        Ok(())
-    }
-
-    /// Removes what of `rel` the previous level's selection restored (a directory renamed out
-    /// of the selection).
-    fn remove_selected_in(&mut self, rel: &[u8]) -> io::Result<()> {
-        if self.previous_only.iter().any(|p| within(rel, p)) {
-            return self.remove(rel).map(|_| ());
-        }
-        let below: Vec<Vec<u8>> = self
-            .previous_only
-            .iter()
-            .filter(|p| within(p, rel))
-            .cloned()
-            .collect();
-        for path in below {
-            self.remove(&path)?;
-        }
-        Ok(())
-    }
-
-    fn make_temp(&mut self, dir: &[u8]) -> Result<Vec<u8>, String> {
-        let dir = components(dir).map_err(str::to_string)?.join(&b'/');
-        let fd = self.target.dir(&dir, true).map_err(|e| e.to_string())?;
-        for attempt in 0..100u32 {
-            let name = format!(
-                "tar.{:06}",
-                (std::process::id() ^ attempt.wrapping_mul(2_654_435_761)) % 1_000_000
-            );
-            match rustix::fs::mkdirat(fd, name.as_str(), Mode::from_raw_mode(0o700)) {
-                Ok(()) => {
-                    let mut path = dir.clone();
-                    if !path.is_empty() {
-                        path.push(b'/');
-                    }
-                    path.extend_from_slice(name.as_bytes());
-                    return Ok(path);
-                }
-                Err(rustix::io::Errno::EXIST) => continue,
-                Err(e) => return Err(io::Error::from(e).to_string()),
-            }
-        }
-        Err("cannot make a temporary directory".into())
-    }
-
-    fn rename(&mut self, src: &[u8], dst: &[u8]) -> io::Result<()> {
-        let (sp, sb) = split(src);
-        let (dp, db) = split(dst);
-        let from = self.target.open_new(sp, false)?;
-        let to = self.target.open_new(dp, true)?;
-        rustix::fs::renameat(&from, c_name(sb)?.as_c_str(), &to, c_name(db)?.as_c_str())?;
-        self.target.forget();
-        Ok(())
-    }
-
     /// Removes `rel` from the target (never leaving it); whether it was there.
-    fn remove(&mut self, rel: &[u8]) -> io::Result<bool> {
+    pub(super) fn remove(&mut self, rel: &[u8]) -> io::Result<bool> {
         let (parent, base) = split(rel);
         self.target.forget();
         let dir = match self.target.open_new(parent, false) {

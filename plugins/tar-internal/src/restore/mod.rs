@@ -13,13 +13,17 @@
 //! | `beneath` | the target as a descriptor; paths resolved so they never leave it |
 //! | `extract` | one member onto the disk, with its attributes |
 //! | `chain` | levels in order: dumpdir renames and deletions, the roots rule, `only` |
+//! | `renames` | GNU tar's rename records, and what `only` makes of them |
+//! | `links` | hard links selected by `only` to files it did not select |
 //! | `select` | what `only` selects at each level, through the renames of later ones |
 
 mod beneath;
 mod chain;
 mod decompress;
 mod extract;
+mod links;
 mod reader;
+mod renames;
 mod select;
 
 use aa_abi::capability::{ItemEvents, RestoreRequest, Restoring, Totals};
