@@ -357,6 +357,12 @@ fn the_chain_is_restored_by_a_capable_provider_and_said(archiver: &str) {
                 .contains(&format!("({own}, the archive's provider, cannot).")),
             "{out}"
         );
+        assert_same_tree(
+            &source_record(&sb),
+            &restored_record(&target(&sb)),
+            Compare::default(),
+            "restored chain by another provider",
+        );
     } else {
         out.assert_clean_failure();
         assert!(

@@ -150,11 +150,11 @@ fn compare_lists_what_changed_since_the_backup(archiver: &str) {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines.contains(&"content: a.txt"), "{out}");
     assert!(
-        lines.contains(&"mode (backup 0644, source 0600): d/b.txt"),
+        lines.contains(&"mode: d/b.txt (backup 0644, source 0600)"),
         "{out}"
     );
     assert!(
-        lines.contains(&"new (in the source, not in the backup): d/new.txt"),
+        lines.contains(&"new: d/new.txt (in the source, not in the backup)"),
         "{out}"
     );
     assert!(

@@ -6,7 +6,7 @@
 //! backup of the archive would store now (the provider's dry run: include and exclude entries
 //! applied as a backup applies them), so a file excluded from the archive is never "new".
 //! Without a provider that can dry-run, only the restored paths are compared (and said so).
-//! For each path: missing (in the backup, gone from the source), new (in the source, not in the
+//! One line per difference, `KIND: PATH (DETAIL)`. For each path: missing (in the backup, gone from the source), new (in the source, not in the
 //! backup), type, content (bytes of a file, target of a symlink), mode (permission bits) and
 //! mtime (seconds; not for directories, whose times change whenever an entry does).
 
@@ -80,8 +80,13 @@ pub fn compare(
     }
     let mut differences = 0;
     for path in &paths {
-        for difference in differ(&tree.join(path), &root.join(path)) {
-            report.output(&format!("{difference}: {}", path.display()));
+        for (kind, detail) in differ(&tree.join(path), &root.join(path)) {
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            };
+            report.output(&format!("{kind}: {}{detail}", path.display()));
             differences += 1;
         }
     }
@@ -166,19 +171,19 @@ fn kind(m: &Metadata) -> &'static str {
     }
 }
 
-/// How `restored` differs from `source`, one text each (`"mode (backup 0644, source 0600)"`).
-fn differ(restored: &Path, source: &Path) -> Vec<String> {
+/// How `restored` differs from `source`: (kind, detail) each, e.g. `("mode", "backup 0644,
+/// source 0600")`.
+fn differ(restored: &Path, source: &Path) -> Vec<(&'static str, String)> {
     let (backup, live) = match (fs::symlink_metadata(restored), fs::symlink_metadata(source)) {
         (Ok(b), Ok(l)) => (b, l),
-        (Ok(_), Err(_)) => return vec!["missing (in the backup, not in the source)".into()],
-        (Err(_), Ok(_)) => return vec!["new (in the source, not in the backup)".into()],
+        (Ok(_), Err(_)) => return vec![("missing", "in the backup, not in the source".into())],
+        (Err(_), Ok(_)) => return vec![("new", "in the source, not in the backup".into())],
         (Err(_), Err(_)) => return Vec::new(),
     };
     if kind(&backup) != kind(&live) {
-        return vec![format!(
-            "type (backup: {}, source: {})",
-            kind(&backup),
-            kind(&live)
+        return vec![(
+            "type",
+            format!("backup: {}, source: {}", kind(&backup), kind(&live)),
         )];
     }
     let mut out = Vec::new();
@@ -190,20 +195,26 @@ fn differ(restored: &Path, source: &Path) -> Vec<String> {
         true
     };
     if !same_content {
-        out.push("content".to_string());
+        out.push(("content", String::new()));
     }
     if !backup.file_type().is_symlink() && backup.mode() & 0o7777 != live.mode() & 0o7777 {
-        out.push(format!(
-            "mode (backup {:04o}, source {:04o})",
-            backup.mode() & 0o7777,
-            live.mode() & 0o7777
+        out.push((
+            "mode",
+            format!(
+                "backup {:04o}, source {:04o}",
+                backup.mode() & 0o7777,
+                live.mode() & 0o7777
+            ),
         ));
     }
     if !backup.is_dir() && backup.mtime() != live.mtime() {
-        out.push(format!(
-            "mtime (backup {}, source {})",
-            time(backup.mtime()),
-            time(live.mtime())
+        out.push((
+            "mtime",
+            format!(
+                "backup {}, source {}",
+                time(backup.mtime()),
+                time(live.mtime())
+            ),
         ));
     }
     out
@@ -257,16 +268,17 @@ mod tests {
         fs::set_permissions(s.join("f"), fs::Permissions::from_mode(0o600)).unwrap();
         fs::set_permissions(b.join("f"), fs::Permissions::from_mode(0o644)).unwrap();
         let f = differ(&b.join("f"), &s.join("f"));
-        assert_eq!(f[..2], ["content", "mode (backup 0644, source 0600)"]);
+        assert_eq!(f[0], ("content", String::new()));
+        assert_eq!(f[1], ("mode", "backup 0644, source 0600".to_string()));
         fs::create_dir(s.join("x")).unwrap();
         fs::write(b.join("x"), "").unwrap();
         assert_eq!(
             differ(&b.join("x"), &s.join("x")),
-            ["type (backup: file, source: directory)"]
+            [("type", "backup: file, source: directory".to_string())]
         );
         assert_eq!(
             differ(&b.join("gone"), &s.join("f")),
-            ["new (in the source, not in the backup)"]
+            [("new", "in the source, not in the backup".to_string())]
         );
         let mut all = BTreeSet::new();
         walk(&b, Path::new(""), &mut all).unwrap();
