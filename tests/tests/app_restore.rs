@@ -432,3 +432,35 @@ fn another_provider_restores_when_the_archives_cannot_and_it_is_said() {
         }
     }
 }
+
+#[test]
+fn level_and_only_select_what_is_restored() {
+    let sb = Sandbox::new();
+    three_levels(&sb, "targz_internal");
+    let caps = capabilities(&sb, &[]);
+    let out = sb
+        .aa()
+        .args([
+            "--restore",
+            "home",
+            "--level",
+            "1",
+            "--only",
+            "./a.txt",
+            "--target",
+        ])
+        .arg(target(&sb))
+        .run();
+    if !["TarExternal", "TarInternal"]
+        .iter()
+        .any(|p| can(&caps, p, "restore_v1"))
+    {
+        out.assert_clean_failure();
+        return;
+    }
+    out.assert_success();
+    assert!(out.stdout.contains("from 2 backups into"), "{out}");
+    // Level 1 held `run 1`; `d` was not asked for.
+    assert_eq!(dir_names(&target(&sb)), ["a.txt"]);
+    assert_eq!(read(&target(&sb).join("a.txt")), "run 1\n");
+}
