@@ -10,7 +10,7 @@
 //! `plugin_loader`, `service` and `archiver` (the providers), `storage` (the realms), `lock` (one run per
 //! archive), `interrupt` (signals: cleanups before exit), `report` (what the application tells
 //! the user, through a sink), `ui` (the terminal's sink, with the status line), `paths`, and
-//! `app`, the three actions, which know no terminal and no plugin.
+//! `app`, the actions, which know no terminal and no plugin.
 mod app;
 mod archiver;
 mod cli;
