@@ -109,6 +109,7 @@ fn a_dry_run_writes_nothing_and_runs_no_hook(archiver: &str) {
     } else {
         "TarExternal"
     };
+    let mut planned: Option<Vec<String>> = None;
     if can_dry_run(&sb, own) {
         out.assert_success();
         // Level 1 stores what changed since level 0: `a.txt` (runs 1 and 2) and `d/c.txt`.
@@ -122,6 +123,7 @@ fn a_dry_run_writes_nothing_and_runs_no_hook(archiver: &str) {
             members.contains(&"a.txt") && members.contains(&"d/c.txt"),
             "{out}"
         );
+        planned = Some(members.iter().map(|m| m.to_string()).collect());
         assert!(!members.contains(&"d/b.txt"), "{out}");
         assert!(
             out.stdout.contains("[home] Would store ")
@@ -142,7 +144,26 @@ fn a_dry_run_writes_nothing_and_runs_no_hook(archiver: &str) {
     // The real run then does what was planned.
     fs::write(sb.src_dir().join("a.txt"), "run 3\n").unwrap();
     settle_timestamps();
-    sb.aa().args(["-l", "1", "home"]).run().assert_success();
+    let real = sb.aa().args(["-l", "1", "-v", "home"]).run();
+    real.assert_success();
+    if let Some(mut planned) = planned {
+        // What the real run stored (its -v lines that are member names) is what was listed.
+        let mut stored: Vec<String> = real
+            .stdout
+            .lines()
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.starts_with('[')
+                    && !l.starts_with("Processing")
+                    && !l.starts_with("Backup creation")
+                    && !l.starts_with("Executing")
+            })
+            .map(str::to_string)
+            .collect();
+        planned.sort();
+        stored.sort();
+        assert_eq!(planned, stored, "{real}");
+    }
     assert_eq!(
         dest_files(&sb),
         [
