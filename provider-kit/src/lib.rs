@@ -21,11 +21,14 @@
 //!   up), [`backup_root`] and [`fatal`] (the root check and the message of a fatal I/O error).
 //! * [`roots`]: the record of the top-level entries of each incremental level, which restores
 //!   need and no dumpdir holds.
+//! * [`beneath`]: file system operations confined to a restore target (`openat2` with
+//!   `RESOLVE_BENEATH`), such as [`beneath::remove_beneath`].
 //! * [`recording`]: a [`BackupEvents`](aa_abi::BackupEvents) that records what a provider
 //!   reports, for provider tests.
 
 #![deny(missing_docs)]
 
+pub mod beneath;
 pub mod dumpdir;
 pub mod recording;
 pub mod snapshot_file;

@@ -51,6 +51,7 @@ mod incremental;
 mod output;
 mod pax;
 mod pipeline;
+mod restore;
 mod sys;
 mod verify;
 mod walk;
@@ -111,7 +112,7 @@ impl Plugin for TarInternalPlugin {
 }
 
 aa_abi::export_archiver_plugin!(TarInternalPlugin);
-aa_abi::export_capabilities!(TarInternalPlugin: verify_v1, dry_run_v1);
+aa_abi::export_capabilities!(TarInternalPlugin: restore_v1, verify_v1, dry_run_v1);
 
 /// The `TarInternal` archiver provider.
 pub struct TarInternalProvider {
