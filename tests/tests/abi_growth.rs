@@ -47,6 +47,32 @@ fn listed(library: &Path) -> (Sandbox, PathBuf, AaOutput) {
     (sb, plugins, out)
 }
 
+/// The lines `--list-providers` prints about provider `id`: its header line and the indented
+/// lines under it.
+fn provider_block<'a>(out: &'a AaOutput, id: &str) -> Vec<&'a str> {
+    let mut lines = out.stdout.lines().skip_while(|l| !l.starts_with(id));
+    let Some(first) = lines.next() else {
+        panic!("{id} is not listed:\n{out}");
+    };
+    let mut block = vec![first];
+    block.extend(lines.take_while(|l| l.starts_with(' ')));
+    block
+}
+
+/// The capabilities `--list-providers` reports for `id` (empty for "- (backups only)").
+fn listed_capabilities(out: &AaOutput, id: &str) -> Vec<String> {
+    let block = provider_block(out, id);
+    let line = block
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("capabilities:"))
+        .unwrap_or_else(|| panic!("no capabilities line for {id}:\n{out}"))
+        .trim();
+    if line.starts_with('-') {
+        return Vec::new();
+    }
+    line.split(", ").map(str::to_string).collect()
+}
+
 fn aa_with(sb: &Sandbox, plugins: &Path, args: &[&str]) -> AaOutput {
     let out = sb.aa().arg("--plugin-dir").arg(plugins).args(args).run();
     out.assert_no_panic();
@@ -58,7 +84,15 @@ fn hello_built_against_abi_1_0_loads_without_capabilities_and_makes_backups() {
     let library = HelloBuild::against_abi_1_0("abi-1-0").build();
     let (sb, plugins, out) = listed(&library);
     assert!(out.stderr.is_empty(), "no warning for a 1.0 plugin:\n{out}");
-    assert!(out.stdout.contains("Hello"), "{out}");
+    assert!(
+        listed_capabilities(&out, "Hello").is_empty(),
+        "a 1.0 plugin has no capabilities:\n{out}"
+    );
+    assert_eq!(
+        listed_capabilities(&out, "TarInternal"),
+        ["restore_v1", "verify_v1", "dry_run_v1"],
+        "{out}"
+    );
 
     // It makes backups, full ones (all Hello declares), each run replacing the last.
     let tree = simple_fixture(&sb.src_dir());
@@ -77,6 +111,25 @@ fn hello_built_against_abi_1_0_loads_without_capabilities_and_makes_backups() {
         Compare { mtime_nanos: false },
         "Hello (ABI 1.0) backup",
     );
+
+    // A host given a plugin that lacks a capability uses a provider that has it, and says which.
+    let target = sb.path().join("restored");
+    let out = aa_with(
+        &sb,
+        &plugins,
+        &["--restore", "data", "--target", target.to_str().unwrap()],
+    );
+    out.assert_success();
+    assert!(
+        out.all_output().contains("TarInternal") || out.all_output().contains("TarExternal"),
+        "the restore names the provider used instead of Hello:\n{out}"
+    );
+    assert_same_tree(
+        &record_tree(&tree),
+        &record_tree(&target.join("tree")),
+        Compare { mtime_nanos: false },
+        "Hello (ABI 1.0) backup restored by aa --restore",
+    );
 }
 
 #[test]
@@ -84,9 +137,30 @@ fn a_plugin_of_abi_1_0_exporting_restore_v1_is_listed_and_called_with_it() {
     let library = HelloBuild::against_abi_1_0("abi-1-0-restore")
         .append("hello/src/lib.rs", RESTORE_CAPABILITY)
         .build();
-    let (_sb, _plugins, out) = listed(&library);
+    let (sb, plugins, out) = listed(&library);
     assert!(out.stderr.is_empty(), "{out}");
-    assert!(out.stdout.contains("Hello"), "{out}");
+    assert_eq!(listed_capabilities(&out, "Hello"), ["restore_v1"], "{out}");
+
+    // The spec's provider can restore the type, so the host calls it, through the module
+    // of the 1.0 crate.
+    simple_fixture(&sb.src_dir());
+    sb.write_spec(
+        "data",
+        &Spec::new(&sb.src_dir(), &["tree"], &sb.dest_dir()).archiver("tar@Hello"),
+    );
+    aa_with(&sb, &plugins, &["data"]).assert_success();
+    let target = sb.path().join("restored");
+    let out = aa_with(
+        &sb,
+        &plugins,
+        &["--restore", "data", "--target", target.to_str().unwrap()],
+    );
+    out.assert_clean_failure();
+    assert!(
+        out.stderr
+            .contains("Hello's restore_v1 was called and restores nothing"),
+        "{out}"
+    );
 }
 
 /// A `RestoreRequest` with a field the host's lacks: the layout check of `restore_v1` fails
