@@ -469,7 +469,7 @@ fn gnu_tar_chains_restore_in_both_formats() {
 }
 
 /// A file of `len` bytes with data only at the given offsets (holes elsewhere).
-fn sparse_file(path: &Path, len: u64, data_at: &[u64]) {
+pub(crate) fn sparse_file(path: &Path, len: u64, data_at: &[u64]) {
     let f = fs::File::create(path).unwrap();
     f.set_len(len).unwrap();
     for &at in data_at {
