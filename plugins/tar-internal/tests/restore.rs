@@ -468,6 +468,39 @@ fn gnu_tar_chains_restore_in_both_formats() {
     }
 }
 
+#[test]
+fn the_plugin_exports_restore_and_it_works_across_the_boundary() {
+    let library =
+        aa_abi::host::PluginLibrary::load(&aa_tests::builtin_plugin("aa_plugin_tar_internal"))
+            .unwrap();
+    assert!(library.capabilities().names().contains(&"restore_v1"));
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin = library.create_provider(&tmp.path().join("work")).unwrap();
+    let dest = workspace_dir().join("tests/fixtures/python-aa-2.0.6/dest");
+    let (l0, l1) = (dest.join("chain.tar.gz"), dest.join("chain.1.tar.gz"));
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let request = RestoreRequest {
+        archives: chain(&[(&l0, BackupType::TarGz), (&l1, BackupType::TarGz)]).into(),
+        target: PathBytes::new(&out),
+        only: Vec::<PathBytes>::new().into(),
+        overwrite: false,
+    };
+    let events = Events::default();
+    let totals = plugin
+        .restore(&request, &events)
+        .expect("the capability")
+        .unwrap();
+    assert_eq!(totals.problems, 0);
+    assert_eq!(totals.items, events.items.borrow().len() as u64);
+    assert_eq!(fs::read(out.join("a.txt")).unwrap(), b"second version\n");
+    assert!(!out.join("dir2/c.txt").exists());
+    // A type the provider lacks is refused before any work.
+    let mut wrong = request.clone();
+    wrong.archives = chain(&[(&l0, BackupType(99))]).into();
+    assert!(plugin.restore(&wrong, &events).unwrap().is_err());
+}
+
 /// A file of `len` bytes with data only at the given offsets (holes elsewhere).
 pub(crate) fn sparse_file(path: &Path, len: u64, data_at: &[u64]) {
     let f = fs::File::create(path).unwrap();
