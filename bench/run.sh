@@ -75,8 +75,8 @@ run() {
         true
     }
     t1=$(date +%s%N)
-    local out
-    out=$(find "$B/out" -type f ! -name '*._partial' | head -1)
+    local out=${SIZE_OF:-}
+    [ -n "$out" ] || out=$(find "$B/out" -type f ! -name '*._partial' | head -1)
     [ -n "$out" ] || { cat "$B/stderr.txt" >&2; die "$label produced no output"; }
     read -r user sys rss < <(tail -1 "$B/time.txt")
     echo "$(( (t1 - t0) / 1000000 )) $user $sys $rss $(stat -c %s "$out")" >> "$B/samples/$label"
@@ -174,6 +174,32 @@ for type in $TYPES; do
     *) die "unknown type $type" ;;
     esac
 done
+
+# ---- restore: TarInternal's restore against GNU tar -x of the same archive -------------------
+# One backup per type is made first; both then extract it into an empty directory. The size
+# column is the archive's.
+restore_rows=()
+for type in $TYPES; do
+    case $type in
+    tar) archiver=tar_internal ;;
+    gz) archiver=targz_internal ;;
+    zst) archiver=tarzst_internal ;;
+    *) continue ;;
+    esac
+    rm -rf "$B/restore-cfg" "$B/restore-src" && mkdir -p "$B/restore-cfg/storage" "$B/restore-src"
+    "$AA" --user-config-dir "$B/restore-cfg" --dest-dir "$B/restore-src" -a "$archiver" "$B/home.aa" \
+        >/dev/null 2>&1 || die "restore: the $archiver backup failed"
+    archive=$(find "$B/restore-src" -type f -name 'home.*' | head -1)
+    [ -n "$archive" ] || die "restore: no $archiver backup"
+    cp "$archive" "$B/restore-$type.archive"
+    ours="restore $archiver"
+    ref="restore: tar -xf ($type)"
+    CMD[$ours]="SIZE_OF=$B/restore-$type.archive run '$ours' $AA --user-config-dir $B/restore-cfg --dest-dir $B/restore-src -a $archiver --restore $B/home.aa --target $B/out/tree"
+    CMD[$ref]="SIZE_OF=$B/restore-$type.archive run '$ref' tar -xf $archive -C $B/out"
+    alternate "$REPS" "$ours" "$ref"
+    report "restore $type" "$ref" "$ours" "$ref"
+done
+rm -rf "$B/restore-cfg" "$B/restore-src" "$B"/restore-*.archive
 
 if [ "$EXTRAS" != no ]; then
 # ---- 200,000 tiny files: per-file cost and memory growth ------------------------------------

@@ -113,6 +113,15 @@ pub struct Archiver<'e, O: TarOutput> {
     own_file: Option<(u64, u64)>,
     some_files_changed: bool,
     header: Vec<u8>,
+    /// Set for a dry run: receives the members instead of the `file_add` events, and
+    /// regular files' content is not read.
+    listing: Option<&'e dyn Listing>,
+}
+
+/// Receives the members a dry run would store (see [`Archiver::listing`]).
+pub trait Listing {
+    /// `name` would be stored, with `size` bytes of content (0 for all but regular files).
+    fn member(&self, name: &Path, size: u64);
 }
 
 impl<'e, O: TarOutput> Archiver<'e, O> {
@@ -127,6 +136,26 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
             own_file,
             some_files_changed: false,
             header: Vec::with_capacity(4 * BLOCK),
+            listing: None,
+        }
+    }
+
+    /// An archiver for a dry run: it decides every member as [`Archiver::new`]'s does (the
+    /// same walk, the same hard links, the same objects left out), tells `listing` about each
+    /// instead of raising `file_add`, and reads no file content. Problems still go to
+    /// `events`.
+    pub fn listing(out: O, events: &'e dyn BackupEvents, listing: &'e dyn Listing) -> Self {
+        Archiver {
+            listing: Some(listing),
+            ..Archiver::new(out, events, None)
+        }
+    }
+
+    /// Announces a member once its header is written.
+    fn announce(&mut self, name: &Path, size: u64) {
+        match self.listing {
+            Some(listing) => listing.member(name, size),
+            None => self.events.file_add(name),
         }
     }
 
@@ -197,6 +226,12 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
         Ok(())
     }
 
+    /// Writes `blocks`, whole tar blocks made elsewhere (the roots record), as they are.
+    pub fn add_blocks(&mut self, blocks: &[u8]) -> Result<(), ArchiveError> {
+        debug_assert_eq!(blocks.len() % BLOCK, 0);
+        self.write(blocks)
+    }
+
     /// Stores directory `name` (metadata `metadata`) with its GNU tar incremental dumpdir as
     /// the `GNU.dumpdir` pax record (see [`crate::incremental::dumpdir`]).
     pub fn add_directory_with_dumpdir(
@@ -207,7 +242,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
     ) -> Result<(), ArchiveError> {
         let records: [(&str, &[u8]); 1] = [("GNU.dumpdir", dumpdir)];
         self.write_header_with(name, metadata, Kind::Directory, &records)?;
-        self.events.file_add(name);
+        self.announce(name, 0);
         Ok(())
     }
 
@@ -288,7 +323,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
         if let Some(first) = self.stored_link(metadata) {
             let target = first.as_os_str().as_bytes();
             self.write_header(name, metadata, Kind::HardLink { target })?;
-            self.events.file_add(name);
+            self.announce(name, 0);
             return Ok(());
         }
         let (major, minor) = split_dev(metadata.rdev);
@@ -311,7 +346,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
             }
         };
         self.write_header(name, metadata, kind)?;
-        self.events.file_add(name);
+        self.announce(name, 0);
         self.remember_link(metadata, name);
         Ok(())
     }
@@ -330,13 +365,18 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
         if let Some(first) = self.stored_link(&before) {
             let target = first.as_os_str().as_bytes();
             self.write_header(name, &before, Kind::HardLink { target })?;
-            self.events.file_add(name);
+            self.announce(name, 0);
             return Ok(());
         }
 
         let size = before.size;
         self.write_header(name, &before, Kind::Regular { size })?;
-        self.events.file_add(name);
+        self.announce(name, size);
+        if self.listing.is_some() {
+            // A dry run: the member is decided; its content is not needed.
+            self.remember_link(&before, name);
+            return Ok(());
+        }
         let copied = self.copy_content(file.as_fd(), size)?;
         self.pad_block()?;
 

@@ -20,6 +20,8 @@
 //! | `compress` | the codecs, and how the compression strength maps onto them |
 //! | `output` | where the tar stream goes (`TarOutput`), the backup file (`O_DIRECT`) |
 //! | `sys` | the system calls of walk and archiver (rustix), file opening, owner names |
+//! | `verify` | the `verify_v1` capability: a backup decompressed and its tar structure checked |
+//! | `dry_run` | the `dry_run_v1` capability: the backup's own walk into a sink, nothing written |
 //!
 //! This module ties them to the plugin ABI; the backup file is an [`OutputFile`](aa_abi::naming::OutputFile), which keeps
 //! the previous backup until the new one is complete. Another source of entries (an
@@ -43,6 +45,7 @@
 mod archive;
 mod backup;
 mod compress;
+mod dry_run;
 mod header;
 mod incremental;
 mod output;
@@ -50,6 +53,7 @@ mod pax;
 mod pipeline;
 mod restore;
 mod sys;
+mod verify;
 mod walk;
 
 // The public surface: the plugin, and what the integration tests check against. Everything
@@ -60,6 +64,7 @@ pub use crate::walk::MAX_OPEN_DEPTH;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use aa_abi::capability::{ChainArchive, DryRunning, ItemEvents, Totals, Verifying};
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
@@ -67,8 +72,10 @@ use aa_abi::{
 };
 use aa_provider_kit::{backup_root, OwnBackups, Snapshots};
 
+use crate::archive::Archiver;
 use crate::backup::StoreError;
 use crate::compress::Codec;
+use crate::output::TarOutput;
 use crate::walk::Walker;
 
 /// The provider id the host selects this plugin by.
@@ -105,7 +112,7 @@ impl Plugin for TarInternalPlugin {
 }
 
 aa_abi::export_archiver_plugin!(TarInternalPlugin);
-aa_abi::export_capabilities!(TarInternalPlugin: restore_v1);
+aa_abi::export_capabilities!(TarInternalPlugin: restore_v1, verify_v1, dry_run_v1);
 
 /// The `TarInternal` archiver provider.
 pub struct TarInternalProvider {
@@ -121,6 +128,33 @@ impl TarInternalProvider {
     fn snapshots(&self) -> Snapshots {
         Snapshots::new(&self.work_dir)
     }
+}
+
+/// The walk of a full backup of `definition`, whose root `root` exists.
+fn full_walker(definition: &BackupDefinition, root: &Path) -> Result<Walker, ProviderError> {
+    Ok(
+        Walker::new(root, definition.includes(), definition.excludes())
+            .map_err(|e| fatal(root, &e))?
+            .leaving_out(root, OwnBackups::new(definition)),
+    )
+}
+
+/// Stores every object of a full backup's walk, then the end of the archive.
+fn store_full<O: TarOutput>(
+    archiver: &mut Archiver<'_, O>,
+    walker: Walker,
+) -> Result<(), StoreError> {
+    let (steps, walk_thread) = walk::spawn(walker).map_err(StoreError::Archive)?;
+    let stored = archiver.store_steps(steps);
+    // The walk thread stops once its channel is gone (dropped by `store_steps`).
+    // If it died, the archive would silently miss the rest of the tree.
+    if walk_thread.join().is_err() && stored.is_ok() {
+        return Err(StoreError::Archive(io::Error::other(
+            "the directory walk failed unexpectedly",
+        )));
+    }
+    stored?;
+    Ok(archiver.finish()?)
 }
 
 /// A fatal I/O error on a path, with the OS text (e.g. "No space left on device").
@@ -139,28 +173,14 @@ impl ArchiverProvider for TarInternalProvider {
 
         let codec = Codec::new(definition.backup_type, compression_strength)
             .map_err(|e| ProviderError::unsupported_type(e.to_string()))?;
-        let walker = Walker::new(root, definition.includes(), definition.excludes())
-            .map_err(|e| fatal(root, &e))?
-            .leaving_out(root, OwnBackups::new(definition));
+        let walker = full_walker(definition, root)?;
 
         backup::write_backup(
             backup_path(definition, None, None)?,
             overwrite_at_start,
             codec,
             events,
-            |archiver| {
-                let (steps, walk_thread) = walk::spawn(walker).map_err(StoreError::Archive)?;
-                let stored = archiver.store_steps(steps);
-                // The walk thread stops once its channel is gone (dropped by `store_steps`).
-                // If it died, the archive would silently miss the rest of the tree.
-                if walk_thread.join().is_err() && stored.is_ok() {
-                    return Err(StoreError::Archive(io::Error::other(
-                        "the directory walk failed unexpectedly",
-                    )));
-                }
-                stored?;
-                Ok(archiver.finish()?)
-            },
+            |archiver| store_full(archiver, walker),
             || Ok(()),
         )
     }
@@ -184,4 +204,35 @@ impl ArchiverProvider for TarInternalProvider {
     }
 
     aa_provider_kit::snapshot_state_methods!(|self| self.snapshots());
+}
+
+impl Verifying for TarInternalProvider {
+    fn verify(
+        &self,
+        archive: &ChainArchive,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        verify::verify(archive.path(), archive.backup_type, events)
+    }
+}
+
+impl DryRunning for TarInternalProvider {
+    fn dry_run(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        let events = dry_run::DryEvents::new(events);
+        match level {
+            None => {
+                backup_path(definition, None, None)?;
+                dry_run::dry_run_full(definition, &events)?;
+            }
+            Some(level) => {
+                dry_run::dry_run_incremental(&self.work_dir, definition, Some(level), &events)?
+            }
+        }
+        Ok(events.totals())
+    }
 }

@@ -205,6 +205,31 @@ pub trait TarOutput {
     fn commit(&mut self, n: usize) -> io::Result<()>;
 }
 
+/// A tar stream that goes nowhere: a dry run's archiver writes to it, so that it takes the
+/// same decisions as a real backup while nothing is written.
+#[derive(Default)]
+pub struct NullOutput {
+    window: Vec<u8>,
+}
+
+impl TarOutput for NullOutput {
+    fn put(&mut self, _bytes: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn window(&mut self, max: usize) -> io::Result<&mut [u8]> {
+        let len = max.clamp(1, 64 * 1024);
+        if self.window.len() < len {
+            self.window.resize(len, 0);
+        }
+        Ok(&mut self.window[..len])
+    }
+
+    fn commit(&mut self, _n: usize) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,17 @@
 //!    through the same pipeline, and the same closing sequence, as a full backup
 //!    ([`super::store`], `crate::backup`).
 //!
+//! Every level's archive starts with the roots record ([`aa_provider_kit::roots`]), a pax
+//! global header GNU tar and bsdtar skip, and ends, as a full backup does, with tar's two zero
+//! end-of-archive blocks. The roots are the includes the scan found in the tree, normalised
+//! (no trailing `/`; `.` for the root itself), in the order the scan takes them: walked
+//! directories, top-level files whether or not they are stored again, includes met inside an
+//! earlier include's walk, and includes that exist but are excluded (or are the backup's own
+//! files), which a restore then leaves alone as it leaves an `N` entry of a dumpdir. An include
+//! that does not exist (`ENOENT`, `ENOTDIR`) is no root, so a restore deletes what an earlier
+//! level stored there; one that cannot be examined (`EACCES`, say) counts as present, so that
+//! a restore never deletes what may still be there. Collected during the scan: no extra pass.
+//!
 //! Member names are GNU tar's, which a chain needs to continue across providers: an include
 //! `data` gives `data`, `data/sub`, ...; an include of the root itself (`.`) gives a member
 //! `./` and `./a`, ... The backup events name objects relative to the root as the
@@ -50,7 +61,7 @@
 //! in a full backup, the first name of every file with several hard links.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,13 +70,15 @@ use aa_abi::plugin::backup_path;
 use aa_abi::{BackupDefinition, BackupEvents, ProviderError};
 use aa_provider_kit::{backup_root, check_backup_id, Snapshots};
 
-use super::scan::Scan;
+use super::scan::{Scan, Scanned};
 use super::snapshot::{Header, Snapshot, SnapshotWriter, Timestamp};
-use super::store::store_level;
-use super::support::{snapshot_failure, RootRelative};
+use super::store::{store_level, Planned};
+use super::support::{snapshot_failure, RootRelative, RootRelativeListing};
 use super::{Options, Planner};
+use crate::archive::{Archiver, Listing};
 use crate::compress::Codec;
 use crate::fatal;
+use crate::output::NullOutput;
 
 /// The detection options [`NO_CHECK_DEVICE_VAR`](aa_provider_kit::NO_CHECK_DEVICE_VAR) selects.
 pub fn options_from_env() -> Result<Options, ProviderError> {
@@ -74,22 +87,28 @@ pub fn options_from_env() -> Result<Options, ProviderError> {
     })
 }
 
-/// Makes the incremental backup of `definition` at `level` (the next one if `None`) with the
-/// snapshots of the work directory `work_dir`, and returns the backup's path.
-pub fn backup_files_incrementally(
-    work_dir: &Path,
+/// What a level starts from, made before anything is written.
+struct Start {
+    level: u32,
+    root_fd: Arc<OwnedFd>,
+    codec: Codec,
+    previous: Snapshot,
+    options: Options,
+}
+
+/// Checks `definition` and `level` and opens what the level reads: the root and the previous
+/// level's snapshot. Writes nothing.
+fn start(
+    snapshots: &Snapshots,
     definition: &BackupDefinition,
     compression_strength: Option<u32>,
     level: Option<u32>,
-    overwrite_at_start: bool,
-    events: &dyn BackupEvents,
-) -> Result<PathBuf, ProviderError> {
+) -> Result<Start, ProviderError> {
     let id = definition.backup_id.as_str();
     check_backup_id(id)?;
     let options = options_from_env()?;
-    let snapshots = Snapshots::new(work_dir);
     let level = snapshots.resolve_level(id, level)?;
-    let final_path = backup_path(definition, Some(level), None)?;
+    backup_path(definition, Some(level), None)?;
 
     // Without its root the backup would be empty; refuse before touching anything.
     let root = backup_root(definition).map_err(|e| fatal(definition.root(), &e))?;
@@ -107,6 +126,54 @@ pub fn backup_files_incrementally(
         File::open(&path).map_err(|e| fatal(&path, &e))?;
         Snapshot::read(&path).map_err(snapshot_failure)?
     };
+    Ok(Start {
+        level,
+        root_fd,
+        codec,
+        previous,
+        options,
+    })
+}
+
+/// Pass 1: plans every directory into a new snapshot written to `output` (named
+/// `output_path` in messages), with `dump_time` in its header.
+fn scan<W: Write>(
+    start: &mut Start,
+    definition: &BackupDefinition,
+    (output, output_path): (W, &Path),
+    dump_time: Timestamp,
+    events: &dyn BackupEvents,
+) -> Result<Scanned, ProviderError> {
+    let writer = SnapshotWriter::new(output, &Header::new(dump_time))
+        .map_err(|e| snapshot_failure(e.with_path(output_path)))?;
+    let previous = std::mem::replace(&mut start.previous, Snapshot::empty());
+    let mut scan = Scan::new(
+        &start.root_fd,
+        Planner::new(previous, start.options),
+        (writer, output_path),
+        definition,
+        events,
+    );
+    scan.run(definition)?;
+    scan.finish()
+        .map_err(|e| snapshot_failure(e.with_path(output_path)))
+}
+
+/// Makes the incremental backup of `definition` at `level` (the next one if `None`) with the
+/// snapshots of the work directory `work_dir`, and returns the backup's path.
+pub fn backup_files_incrementally(
+    work_dir: &Path,
+    definition: &BackupDefinition,
+    compression_strength: Option<u32>,
+    level: Option<u32>,
+    overwrite_at_start: bool,
+    events: &dyn BackupEvents,
+) -> Result<PathBuf, ProviderError> {
+    let id = definition.backup_id.as_str();
+    let snapshots = Snapshots::new(work_dir);
+    let mut start = start(&snapshots, definition, compression_strength, level)?;
+    let level = start.level;
+    let final_path = backup_path(definition, Some(level), None)?;
     // Taken before the walk: what changes while the backup runs is stored again next time.
     let dump_time = Timestamp::dump_start();
     let events = RootRelative(events);
@@ -114,31 +181,56 @@ pub fn backup_files_incrementally(
     // Pass 1. Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
     let mut working = snapshots.working_file()?;
     let working_path = working.path().to_path_buf();
-    let scan = {
-        let output = BufWriter::new(working.file());
-        let writer = SnapshotWriter::new(output, &Header::new(dump_time))
-            .map_err(|e| snapshot_failure(e.with_path(&working_path)))?;
-        let mut scan = Scan::new(
-            &root_fd,
-            Planner::new(previous, options),
-            (writer, &working_path),
-            definition,
-            &events,
-        );
-        scan.run(definition)?;
-        scan.finish()
-            .map_err(|e| snapshot_failure(e.with_path(&working_path)))?
-    };
+    let output = BufWriter::new(working.file());
+    let scanned = scan(
+        &mut start,
+        definition,
+        (output, &working_path),
+        dump_time,
+        &events,
+    )?;
 
     // Pass 2.
+    let planned = Planned::File(working_path.clone());
     crate::backup::write_backup(
         final_path,
         overwrite_at_start,
-        codec,
+        start.codec,
         &events,
-        |archiver| store_level(archiver, &root_fd, &working_path, scan),
+        |archiver| store_level(archiver, &start.root_fd, &planned, scanned),
         // Only after the archive is in place: a snapshot must never claim content that no
         // stored backup holds.
         || snapshots.install(id, level, working),
     )
+}
+
+/// Lists through `listing` the members the incremental backup of `definition` at `level`
+/// would store now, by the same two passes as [`backup_files_incrementally`], writing
+/// nothing: the new snapshot is planned into memory, the archive into a sink. (An index of
+/// a previous snapshot of more than 128 Ki directories spills, as in a real run, to unnamed
+/// temporary files, which leave nothing behind.)
+pub fn dry_run_incrementally(
+    work_dir: &Path,
+    definition: &BackupDefinition,
+    level: Option<u32>,
+    events: &dyn BackupEvents,
+    listing: &dyn Listing,
+) -> Result<(), ProviderError> {
+    let snapshots = Snapshots::new(work_dir);
+    let mut start = start(&snapshots, definition, None, level)?;
+    let dump_time = Timestamp::dump_start();
+    let events = RootRelative(events);
+    let listing = RootRelativeListing(listing);
+    let mut planned = Vec::new();
+    let scanned = scan(
+        &mut start,
+        definition,
+        (&mut planned, Path::new("(the planned snapshot)")),
+        dump_time,
+        &events,
+    )?;
+    let planned = Planned::Memory(Arc::new(planned));
+    let mut archiver = Archiver::listing(NullOutput::default(), &events, &listing);
+    store_level(&mut archiver, &start.root_fd, &planned, scanned)
+        .map_err(crate::dry_run::dry_run_failure)
 }

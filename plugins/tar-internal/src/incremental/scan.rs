@@ -31,6 +31,18 @@ pub(super) struct Scanned {
     pub(super) renames: Vec<RenameOp>,
     /// Top-level non-directories to store (archive names).
     pub(super) top_files: Vec<Vec<u8>>,
+    /// The level's roots record ([`aa_provider_kit::roots`]): the includes that exist, as
+    /// members name them (`.` for the root itself), in the order they were walked.
+    pub(super) roots: Vec<Vec<u8>>,
+}
+
+/// Whether `error` says that an include does not exist (rather than that it could not be
+/// examined).
+fn is_missing(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(code) if code == libc::ENOENT || code == libc::ENOTDIR
+    )
 }
 
 /// A directory whose subdirectories are being walked.
@@ -57,6 +69,7 @@ pub(super) struct Scan<'a, W: io::Write> {
     includes: HashSet<Vec<u8>>,
     reached: HashSet<Vec<u8>>,
     top_files: Vec<Vec<u8>>,
+    roots: Vec<Vec<u8>>,
     scratch: Vec<u8>,
 }
 
@@ -91,6 +104,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
             },
             reached: HashSet::new(),
             top_files: Vec::new(),
+            roots: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -125,16 +139,6 @@ impl<'a, W: io::Write> Scan<'a, W> {
         includes.sort();
         includes.dedup();
         for include in includes {
-            if self.reached.contains(&include) || self.is_excluded(&include) {
-                continue;
-            }
-            let own_file = self
-                .own
-                .as_ref()
-                .is_some_and(|own| own.is_own_include(definition.root(), as_path(&include)));
-            if own_file {
-                continue;
-            }
             // GNU tar's name for the root itself.
             let name = if include.is_empty() {
                 b".".to_vec()
@@ -148,13 +152,35 @@ impl<'a, W: io::Write> Scan<'a, W> {
                     continue;
                 }
             };
+            if self.reached.contains(&include) {
+                // Listed in the dumpdir of an include above it, and so found.
+                self.roots.push(name);
+                continue;
+            }
+            let own_file = self
+                .own
+                .as_ref()
+                .is_some_and(|own| own.is_own_include(definition.root(), as_path(&include)));
+            if own_file || self.is_excluded(&include) {
+                // Left alone like an excluded name in a dumpdir (`N`): a restore keeps what
+                // an earlier level stored there. Only an include that is gone is no root.
+                if sys::lstat_at(self.root.as_fd(), &path).is_ok() {
+                    self.roots.push(name);
+                }
+                continue;
+            }
             let stat = match sys::lstat_at(self.root.as_fd(), &path) {
                 Ok(stat) => stat,
                 Err(error) => {
+                    if !is_missing(&error) {
+                        // It may well exist: a restore must not delete it for this level.
+                        self.roots.push(name.clone());
+                    }
                     self.report(BackupSubOperation::Stat, &name, &error);
                     continue;
                 }
             };
+            self.roots.push(name.clone());
             if !stat.is_dir() {
                 let (mtime, ctime) = (
                     timestamp(stat.mtime, stat.mtime_nsec),
@@ -314,6 +340,7 @@ impl<'a, W: io::Write> Scan<'a, W> {
         Ok(Scanned {
             renames: self.planner.rename_ops(),
             top_files: self.top_files,
+            roots: self.roots,
         })
     }
 }

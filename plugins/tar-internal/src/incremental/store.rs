@@ -5,7 +5,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -23,23 +23,60 @@ use super::support::{as_path, fs_relative, snapshot_failure};
 use crate::archive::Archiver;
 use crate::backup::StoreError;
 use crate::fatal;
-use crate::pipeline::Stream;
+use crate::output::TarOutput;
 use crate::sys::{self, open_regular, FileType, Opened, Stat};
 use crate::walk::{Object, Step};
 
-fn read_back(path: &Path) -> Result<SnapshotReader<BufReader<File>>, ProviderError> {
-    let file = File::open(path).map_err(|e| fatal(path, &e))?;
-    SnapshotReader::new(BufReader::new(file)).map_err(|e| snapshot_failure(e.with_path(path)))
+/// Where pass 1 left the level's new snapshot: the working file of a real run, or memory
+/// for a dry run (which writes no file).
+#[derive(Clone)]
+pub(super) enum Planned {
+    File(PathBuf),
+    Memory(Arc<Vec<u8>>),
+}
+
+impl Planned {
+    /// The name errors give it.
+    fn path(&self) -> &Path {
+        match self {
+            Planned::File(path) => path,
+            Planned::Memory(_) => Path::new("(the planned snapshot)"),
+        }
+    }
+}
+
+/// Bytes of a shared buffer, readable from another thread.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+type PlannedReader = SnapshotReader<Box<dyn BufRead + Send>>;
+
+fn read_back(planned: &Planned) -> Result<PlannedReader, ProviderError> {
+    let input: Box<dyn BufRead + Send> = match planned {
+        Planned::File(path) => Box::new(BufReader::new(
+            File::open(path).map_err(|e| fatal(path, &e))?,
+        )),
+        Planned::Memory(bytes) => Box::new(io::Cursor::new(Shared(bytes.clone()))),
+    };
+    SnapshotReader::new(input).map_err(|e| snapshot_failure(e.with_path(planned.path())))
 }
 
 /// Writes the members of the level planned in `snapshot`: the directories, then the files.
-pub(super) fn store_level(
-    archiver: &mut Archiver<'_, Stream>,
+pub(super) fn store_level<O: TarOutput>(
+    archiver: &mut Archiver<'_, O>,
     root: &Arc<OwnedFd>,
-    snapshot: &Path,
+    planned: &Planned,
     scanned: Scanned,
 ) -> Result<(), StoreError> {
-    let mut reader = read_back(snapshot).map_err(StoreError::Other)?;
+    let snapshot = planned.path();
+    let mut reader = read_back(planned).map_err(StoreError::Other)?;
+    // First of all, before any member: which top-level entries this level has.
+    archiver.add_blocks(&aa_provider_kit::roots::record_blocks(&scanned.roots))?;
     let mut renames = Some(scanned.renames);
     loop {
         let record = match reader.next_record() {
@@ -68,15 +105,15 @@ pub(super) fn store_level(
     }
     drop(reader);
 
-    let (steps, files_thread) =
-        spawn_files(root.clone(), snapshot.to_path_buf(), scanned.top_files)
-            .map_err(StoreError::Archive)?;
+    let (steps, files_thread) = spawn_files(root.clone(), planned.clone(), scanned.top_files)
+        .map_err(StoreError::Archive)?;
     let stored = archiver.store_steps(steps);
     // The thread stops once its channel is gone (dropped by `store_steps`).
     let listed = files_thread.join();
     stored?;
     match listed {
-        Ok(Ok(())) => Ok(()),
+        // The end-of-archive blocks, as a full backup ends.
+        Ok(Ok(())) => Ok(archiver.finish()?),
         Ok(Err(error)) => Err(StoreError::Other(error)),
         // Without it, the archive would silently miss files.
         Err(_) => Err(StoreError::Other(ProviderError::other(
@@ -95,7 +132,7 @@ const BATCH: usize = 48;
 /// files, then the `Y` entries of every record of `snapshot`, in order.
 fn spawn_files(
     root: Arc<OwnedFd>,
-    snapshot: PathBuf,
+    snapshot: Planned,
     top_files: Vec<Vec<u8>>,
 ) -> io::Result<(Receiver<Vec<Step>>, FilesThread)> {
     // Two batches in flight bound the memory and the open descriptors waiting entries hold.
@@ -126,7 +163,7 @@ fn spawn_files(
                 let record = match reader.next_record() {
                     Ok(Some(record)) => record,
                     Ok(None) => break,
-                    Err(e) => return Err(snapshot_failure(e.with_path(&snapshot))),
+                    Err(e) => return Err(snapshot_failure(e.with_path(snapshot.path()))),
                 };
                 let mut dumped = record
                     .entries

@@ -10,6 +10,7 @@ use std::path::Path;
 use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation, ProviderError};
 
 use super::snapshot::{SnapshotError, Timestamp};
+use crate::archive::Listing;
 use crate::sys;
 
 /// The path of an archive name below the root: `.` is the root itself (the empty path),
@@ -80,6 +81,15 @@ impl BackupEvents for RootRelative<'_> {
     ) {
         self.0
             .backup_operation_error(operation, error, name.map(root_relative), message);
+    }
+}
+
+/// [`RootRelative`] for a dry run's members.
+pub(super) struct RootRelativeListing<'a>(pub(super) &'a dyn Listing);
+
+impl Listing for RootRelativeListing<'_> {
+    fn member(&self, name: &Path, size: u64) {
+        self.0.member(root_relative(name), size);
     }
 }
 
