@@ -233,9 +233,12 @@ fn chains_restore_to_the_tree_of_each_level_for_every_type() {
         let def = BackupDefinition::new("chain", backup_type, &dest, &root)
             .include(["data", "loose", "topdir"]);
         let mut archives = Vec::new();
-        for level in 0..=3u32 {
-            if level > 0 {
-                change_tree(&root, level);
+        for level in 0..=4u32 {
+            match level {
+                0 => {}
+                // A top-level file deleted: only the roots record tells.
+                4 => fs::remove_file(root.join("loose")).unwrap(),
+                _ => change_tree(&root, level),
             }
             archives.push(
                 p.backup_files_incrementally(&def, None, None, false, &NoEvents)
