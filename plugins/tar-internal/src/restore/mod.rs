@@ -9,6 +9,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `decompress` | the backup file to a tar stream, on its own thread, every codec's multi-stream form |
+//! | `bz2` | bzip2 files of many streams decoded on every core |
 //! | `reader` | tar headers: ustar, GNU, pax, long names, dumpdirs, sparse maps |
 //! | `beneath` | the target as a descriptor; paths resolved so they never leave it |
 //! | `extract` | one member onto the disk, with its attributes |
@@ -32,6 +33,7 @@
 //!   (as GNU tar does, whatever put it there).
 
 mod beneath;
+mod bz2;
 mod chain;
 mod decompress;
 mod extract;
