@@ -261,6 +261,38 @@ fn chains_restore_to_the_tree_of_each_level_for_every_type() {
 }
 
 #[test]
+fn large_archives_of_every_type_restore() {
+    // Several MB: bzip2 in parallel pieces, xz in several blocks, chunk boundaries in files.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let (root, dest) = (base.join("src"), base.join("dest"));
+    fs::create_dir_all(root.join("d")).unwrap();
+    fs::create_dir_all(&dest).unwrap();
+    for i in 0..6u64 {
+        fs::write(
+            root.join(format!("d/noise{i}")),
+            aa_tests::noise(1_500_000 + i as usize, i),
+        )
+        .unwrap();
+        fs::write(
+            root.join(format!("d/text{i}")),
+            aa_tests::compressible_text(700_000),
+        )
+        .unwrap();
+    }
+    let p = provider(base);
+    for backup_type in archive_type_cases() {
+        let def = BackupDefinition::new(&format!("big{backup_type:?}"), backup_type, &dest, &root)
+            .include(["d"]);
+        let archive = p.backup_files(&def, None, false, &NoEvents).unwrap();
+        let out = base.join(format!("out{backup_type:?}"));
+        let totals = restore(&p, chain(&[(&archive, backup_type)]), &out);
+        assert_eq!(totals.bytes, 6 * 2_200_000 + 15);
+        assert_trees(&tree(&root), &tree(&out), &format!("{backup_type:?}"));
+    }
+}
+
+#[test]
 fn where_gnu_tar_is_exact_ours_equals_it() {
     // The whole root as the one include: every deletion is in a dumpdir, GNU tar's restore
     // is exact, and ours must be the same, the root's own attributes included.
