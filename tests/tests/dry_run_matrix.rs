@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use aa_tests::chains::{dry_run_members, Builtin, ChainSandbox, TYPES};
-use aa_tests::{gnu_list, noise, record_tree, show, without, TreeBuilder, TreeRecord};
+use aa_tests::{
+    gnu_list, noise, record_tree, show, tree_diff, without, Compare, TreeBuilder, TreeRecord,
+};
 
 /// The destination and the user configuration directory (without the lock directory, which
 /// holds only lock files), to compare before and after a dry run.
@@ -40,9 +42,20 @@ fn dry_run_then_real(c: &ChainSandbox, args: &[&str], level: u32, context: &str)
         out.stdout.contains(file_name),
         "{context}: the dry run names the backup file {file_name}:\n{out}"
     );
+    let after = state(c);
+    let changed: Vec<String> = tree_diff(&before.0, &after.0, Compare { mtime_nanos: true })
+        .into_iter()
+        .map(|d| format!("dest: {d}"))
+        .chain(
+            tree_diff(&before.1, &after.1, Compare { mtime_nanos: true })
+                .into_iter()
+                .map(|d| format!("config: {d}")),
+        )
+        .collect();
     assert!(
-        before == state(c),
-        "{context}: the dry run changed the destination or the state:\n{out}"
+        changed.is_empty(),
+        "{context}: the dry run changed the destination or the state:\n  {}\n{out}",
+        changed.join("\n  ")
     );
 
     c.backup(args);
