@@ -326,8 +326,11 @@ fn tar_external_only_restores_part_of_the_tree() {
     only_restores_part(Builtin::External);
 }
 
-/// A top-level directory renamed between levels: the rename is recorded in no dumpdir (the
-/// backup root has none), so a restore must take it from the roots record.
+/// A top-level directory renamed between levels. No dumpdir can record the rename (the backup
+/// root has none): GNU tar keeps it in its snapshot only, and its level holds `renamed/` with
+/// the unchanged entries marked as not stored, so whatever writes a level must make the
+/// renamed directory restorable from the archives alone, and a restore must end with its
+/// content under the new name and nothing under the old one.
 fn top_level_rename(writer: Builtin) {
     let (base, ext) = TYPES[0];
     let c = ChainSandbox::new("r", &writer.archiver(base), ext);
