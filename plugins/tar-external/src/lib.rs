@@ -30,6 +30,9 @@
 //!   ([`aa_provider_kit::OwnBackups`]), so a backup never stores the earlier ones;
 //! * tar runs on a working copy of the snapshot, and its messages about that copy name the
 //!   user's snapshot file instead (module `snapshot_name`).
+//!
+//! Capabilities: restore (`Restoring`, module `restore`), GNU tar extracting each level, made
+//! safe and exact at the top level around it.
 
 mod classify;
 mod compress;
@@ -37,6 +40,8 @@ mod dump_time;
 mod error;
 mod locate;
 pub mod quoting;
+mod record;
+mod restore;
 mod run;
 mod snapshot_name;
 
@@ -47,6 +52,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use aa_abi::capability::{ItemEvents, RestoreRequest, Restoring, Totals};
 use aa_abi::naming::OutputFile;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
@@ -109,6 +115,7 @@ impl Plugin for TarExternal {
 }
 
 aa_abi::export_archiver_plugin!(TarExternal);
+aa_abi::export_capabilities!(TarExternal: restore_v1);
 
 /// The provider. GNU tar is located on first use and the result cached, so listing providers
 /// works on a system without it.
@@ -251,6 +258,16 @@ impl ArchiverProvider for TarExternalProvider {
     }
 
     aa_provider_kit::snapshot_state_methods!(|self| &self.snapshots);
+}
+
+impl Restoring for TarExternalProvider {
+    fn restore(
+        &self,
+        request: &RestoreRequest,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        restore::restore(self.tar_path()?, request, events)
+    }
 }
 
 /// An include or exclude entry as tar names the member: [`aa_abi::naming::normalise_entry`],

@@ -24,7 +24,7 @@ use crate::quoting::unescape;
 /// How many of tar's last diagnostics are quoted in a failure message.
 const CONTEXT_LINES: usize = 3;
 
-enum Line {
+pub(crate) enum Line {
     Out(Vec<u8>),
     Err(Vec<u8>),
 }
@@ -87,7 +87,11 @@ impl Outcome {
     }
 }
 
-fn forward_lines(source: impl Read, wrap: fn(Vec<u8>) -> Line, sink: mpsc::Sender<Line>) {
+pub(crate) fn forward_lines(
+    source: impl Read,
+    wrap: fn(Vec<u8>) -> Line,
+    sink: mpsc::Sender<Line>,
+) {
     let mut reader = BufReader::new(source);
     loop {
         let mut line = Vec::new();
@@ -104,7 +108,7 @@ fn forward_lines(source: impl Read, wrap: fn(Vec<u8>) -> Line, sink: mpsc::Sende
     }
 }
 
-fn write_names(stdin: impl Write, names: &[Vec<u8>]) -> io::Result<()> {
+pub(crate) fn write_names(stdin: impl Write, names: &[Vec<u8>]) -> io::Result<()> {
     let mut writer = BufWriter::new(stdin);
     for name in names {
         writer.write_all(name)?;
@@ -152,7 +156,7 @@ fn raise(events: &dyn BackupEvents, outcome: &mut Outcome, line: Line) {
 ///
 /// The kernel sends the signal when the *thread* that forked the child ends; [`run_tar`]
 /// spawns and waits for tar on the calling thread, which so outlives it.
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command) {
     let parent = rustix::process::getpid();
     // SAFETY: `pre_exec` runs the closure between fork and exec, where only async-signal-safe
     // calls are allowed: rustix's prctl and getppid are the bare system calls.
