@@ -137,6 +137,7 @@ fn change_tree(root: &Path, level: u32) {
             mv("a/b", "a/bb");
             mv("p", "q");
             fs::remove_dir_all(root.join("topdir")).unwrap();
+            fs::remove_file(root.join("loose")).unwrap();
         }
         _ => {
             fs::remove_dir_all(d.join("q")).unwrap();
@@ -240,6 +241,99 @@ fn only_restores_the_given_paths() {
         tree(&root.join("data")).remove(b"c".as_slice())
     );
     assert_trees(&expected, &got, "only data/c and the deleted topdir");
+}
+
+// ---- the roots record --------------------------------------------------------------------
+
+/// The uncompressed start of `archive`, read with the type's own decompressor.
+fn decompressed(archive: &Path, backup_type: BackupType) -> Vec<u8> {
+    let program = match backup_type {
+        BackupType::Tar => return fs::read(archive).unwrap(),
+        BackupType::TarGz => "gzip",
+        BackupType::TarBz2 => "bzip2",
+        BackupType::TarXz => "xz",
+        _ => "zstd",
+    };
+    let out = Command::new(program)
+        .arg("-dc")
+        .stdin(fs::File::open(archive).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program} -dc {}", archive.display());
+    out.stdout
+}
+
+#[test]
+fn every_level_starts_with_the_roots_record_and_gnu_tar_reads_it_silently() {
+    for backup_type in TYPES {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        let (root, dest) = (base.join("src"), base.join("dest"));
+        fs::create_dir_all(&dest).unwrap();
+        make_tree(&root);
+        let p = provider(base);
+        let def = BackupDefinition::new("roots", backup_type, &dest, &root).include([
+            "data",
+            "loose",
+            "kept",
+            "topdir",
+            "never-there",
+        ]);
+        let level0 = p
+            .backup_files_incrementally(&def, None, None, false, &NoEvents)
+            .unwrap();
+        change_tree(&root, 1);
+        let level1 = p
+            .backup_files_incrementally(&def, None, None, false, &NoEvents)
+            .unwrap();
+        let roots = |archive: &Path| {
+            aa_provider_kit::roots::read_record(&decompressed(archive, backup_type)[..]).unwrap()
+        };
+        let names = |list: &[&str]| list.iter().map(|n| n.as_bytes().to_vec()).collect();
+        assert_eq!(
+            roots(&level0),
+            Some(names(&["data", "kept", "loose", "topdir"])),
+            "{backup_type:?}"
+        );
+        assert_eq!(
+            roots(&level1),
+            Some(names(&["data", "kept"])),
+            "{backup_type:?}"
+        );
+        let out = base.join("gnu");
+        fs::create_dir_all(&out).unwrap();
+        for archive in [&level0, &level1] {
+            let listed = Command::new("tar")
+                .arg("-tvf")
+                .arg(archive)
+                .output()
+                .unwrap();
+            assert!(listed.status.success(), "{backup_type:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&listed.stderr),
+                "",
+                "{backup_type:?}"
+            );
+            assert!(String::from_utf8_lossy(&listed.stdout).contains("data/"));
+            let extracted = Command::new("tar")
+                .args(["-x", "-G", "-f"])
+                .arg(archive)
+                .arg("-C")
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(extracted.status.success(), "{backup_type:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&extracted.stderr),
+                "",
+                "{backup_type:?}"
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(out.join("data/a/f1")).unwrap(),
+            "f1, modified and longer"
+        );
+    }
 }
 
 // ---- hostile archives ---------------------------------------------------------------------
