@@ -34,7 +34,8 @@
 //!   provider in front of GNU tar's archive, which tar writes to its stdout (module `prefix`).
 //!
 //! Capabilities: restore (`Restoring`, module `restore`), GNU tar extracting each level, made
-//! safe and exact at the top level around it.
+//! safe and exact at the top level around it; verify (`Verifying`, module `verify`), the
+//! decompressor's integrity test and GNU tar's listing.
 
 mod classify;
 mod compress;
@@ -47,6 +48,7 @@ mod record;
 mod restore;
 mod run;
 mod snapshot_name;
+mod verify;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -55,7 +57,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use aa_abi::capability::{ItemEvents, RestoreRequest, Restoring, Totals};
+use aa_abi::capability::{ChainArchive, ItemEvents, RestoreRequest, Restoring, Totals, Verifying};
 use aa_abi::naming::OutputFile;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
@@ -118,7 +120,7 @@ impl Plugin for TarExternal {
 }
 
 aa_abi::export_archiver_plugin!(TarExternal);
-aa_abi::export_capabilities!(TarExternal: restore_v1);
+aa_abi::export_capabilities!(TarExternal: restore_v1, verify_v1);
 
 /// The provider. GNU tar is located on first use and the result cached, so listing providers
 /// works on a system without it.
@@ -282,6 +284,16 @@ impl Restoring for TarExternalProvider {
         events: &dyn ItemEvents,
     ) -> Result<Totals, ProviderError> {
         restore::restore(self.tar_path()?, request, events)
+    }
+}
+
+impl Verifying for TarExternalProvider {
+    fn verify(
+        &self,
+        archive: &ChainArchive,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        verify::verify(self.tar_path()?, archive, events)
     }
 }
 

@@ -53,11 +53,11 @@ use crate::run::{die_with_parent, forward_lines, write_names, Line};
 const CONTEXT_LINES: usize = 3;
 
 /// One member of a level's listing.
-struct Listed {
+pub(crate) struct Listed {
     /// As GNU tar prints it (`--quoting-style=escape`), to match its `-v` lines.
-    printed: Vec<u8>,
+    pub printed: Vec<u8>,
     /// The name in the archive.
-    raw: Vec<u8>,
+    pub raw: Vec<u8>,
 }
 
 /// What one level said about the top of the tree.
@@ -112,7 +112,7 @@ fn option_with(option: &str, value: &[u8]) -> OsString {
     OsString::from_vec(bytes)
 }
 
-fn tar_command(tar: &Path) -> Command {
+pub(crate) fn tar_command(tar: &Path) -> Command {
     let mut command = Command::new(tar);
     die_with_parent(&mut command);
     command
@@ -122,7 +122,7 @@ fn tar_command(tar: &Path) -> Command {
     command
 }
 
-fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> ProviderError {
+pub(crate) fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> ProviderError {
     let text = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = text
         .lines()
@@ -137,8 +137,9 @@ fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> ProviderError {
     ))
 }
 
-/// The members of `archive` as GNU tar lists them; an error names the archive.
-fn list(tar: &Path, archive: &Path) -> Result<Vec<Listed>, ProviderError> {
+/// The members of `archive` as GNU tar lists them, and what tar said on stderr (warnings,
+/// when it succeeded); an error names the archive.
+pub(crate) fn list(tar: &Path, archive: &Path) -> Result<(Vec<Listed>, Vec<u8>), ProviderError> {
     let output = tar_command(tar)
         .args(["-t", "--quoting-style=escape", "--force-local"])
         .arg(option_with("--file=", archive.as_os_str().as_bytes()))
@@ -152,7 +153,7 @@ fn list(tar: &Path, archive: &Path) -> Result<Vec<Listed>, ProviderError> {
         };
         return Err(archive_failed(archive, &status, &output.stderr));
     }
-    Ok(output
+    let members = output
         .stdout
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -160,7 +161,8 @@ fn list(tar: &Path, archive: &Path) -> Result<Vec<Listed>, ProviderError> {
             raw: unescape(printed),
             printed: printed.to_vec(),
         })
-        .collect())
+        .collect();
+    Ok((members, output.stderr))
 }
 
 /// The restore of one request.
@@ -245,7 +247,7 @@ impl Restorer<'_> {
     /// Lists, checks and extracts one level.
     fn level(&mut self, archive: &ChainArchive) -> Result<Level, ProviderError> {
         let path = archive.path();
-        let members = list(self.tar, path)?;
+        let (members, _) = list(self.tar, path)?;
         let roots = read_roots(archive)?;
         let mut dirs = HashSet::new();
         let mut refused: Vec<Vec<u8>> = Vec::new();
