@@ -35,10 +35,12 @@
 //!
 //! Capabilities: restore (`Restoring`, module `restore`), GNU tar extracting each level, made
 //! safe and exact at the top level around it; verify (`Verifying`, module `verify`), the
-//! decompressor's integrity test and GNU tar's listing.
+//! decompressor's integrity test and GNU tar's listing; dry run (`DryRunning`, module
+//! `dry_run`), GNU tar as the real run, writing to `/dev/null` on a private snapshot copy.
 
 mod classify;
 mod compress;
+mod dry_run;
 mod dump_time;
 mod error;
 mod locate;
@@ -57,7 +59,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use aa_abi::capability::{ChainArchive, ItemEvents, RestoreRequest, Restoring, Totals, Verifying};
+use aa_abi::capability::{
+    ChainArchive, DryRunning, ItemEvents, RestoreRequest, Restoring, Totals, Verifying,
+};
 use aa_abi::naming::OutputFile;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
@@ -120,7 +124,7 @@ impl Plugin for TarExternal {
 }
 
 aa_abi::export_archiver_plugin!(TarExternal);
-aa_abi::export_capabilities!(TarExternal: restore_v1, verify_v1);
+aa_abi::export_capabilities!(TarExternal: restore_v1, verify_v1, dry_run_v1);
 
 /// The provider. GNU tar is located on first use and the result cached, so listing providers
 /// works on a system without it.
@@ -294,6 +298,17 @@ impl Verifying for TarExternalProvider {
         events: &dyn ItemEvents,
     ) -> Result<Totals, ProviderError> {
         verify::verify(self.tar_path()?, archive, events)
+    }
+}
+
+impl DryRunning for TarExternalProvider {
+    fn dry_run(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        dry_run::dry_run(self.tar_path()?, &self.snapshots, definition, level, events)
     }
 }
 
