@@ -43,6 +43,7 @@ mod compress;
 mod dry_run;
 mod dump_time;
 mod error;
+mod hardlinks;
 mod locate;
 mod prefix;
 pub mod quoting;

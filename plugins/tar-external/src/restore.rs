@@ -10,7 +10,8 @@
 //!   reported as problems and excluded from the extraction (`--anchored --no-wildcards
 //!   --exclude=NAME`, exact names). A symbolic link and a member below it in the same level
 //!   are GNU tar's own to handle: it makes such links last (delayed symlinks), so nothing is
-//!   ever written through them. A directory member whose path is now a symbolic link leading
+//!   ever written through them. Hard links whose target lies through such a link are refused
+//!   too ([`crate::hardlinks`]). A directory member whose path is now a symbolic link leading
 //!   out of the target has that link removed first (the archive says it is a directory now);
 //! * **the top level** (the roots rule of [`aa_provider_kit::roots`]): after level k >= 1,
 //!   every root of level k-1 that level k's record lacks is deleted, beneath the target only
@@ -106,7 +107,7 @@ fn os(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
 }
 
-fn option_with(option: &str, value: &[u8]) -> OsString {
+pub(crate) fn option_with(option: &str, value: &[u8]) -> OsString {
     let mut bytes = option.as_bytes().to_vec();
     bytes.extend_from_slice(value);
     OsString::from_vec(bytes)
@@ -171,6 +172,8 @@ struct Restorer<'a> {
     target: &'a Path,
     root: OwnedFd,
     only: Vec<Vec<u8>>,
+    /// Whether the target may hold links out of it already (see [`crate::hardlinks`]).
+    check_links: bool,
     events: &'a dyn ItemEvents,
     totals: Totals,
 }
@@ -210,12 +213,14 @@ pub fn restore(
         target,
         root,
         only,
+        check_links: request.overwrite,
         events,
         totals: Totals::default(),
     };
     let mut previous: Option<Level> = None;
     for archive in request.archives.iter() {
         let level = restorer.level(archive)?;
+        restorer.check_links = true;
         if let Some(previous) = &previous {
             restorer
                 .remove_vanished_roots(previous, &level)
@@ -298,6 +303,9 @@ impl Restorer<'_> {
             names.insert(member.printed.clone());
             selected.push(rel);
         }
+        if self.check_links {
+            self.refuse_links_out(path, &members, &mut refused)?;
+        }
         for rel in relink {
             beneath::remove_beneath(self.target, os(&rel))
                 .map_err(|e| fatal(&self.target.join(os(&rel)), &e))?;
@@ -323,6 +331,36 @@ impl Restorer<'_> {
             self.extract(path, &refused, &arguments, &names)?;
         }
         Ok(Level { roots, dirs })
+    }
+
+    /// Adds to `refused` (reporting each) the hard links whose target is reached through a
+    /// symbolic link out of the target, or is absolute or has a `..`.
+    fn refuse_links_out(
+        &mut self,
+        archive: &Path,
+        members: &[Listed],
+        refused: &mut Vec<Vec<u8>>,
+    ) -> Result<(), ProviderError> {
+        let names: HashSet<Vec<u8>> = members.iter().map(|m| m.raw.clone()).collect();
+        for (name, link) in crate::hardlinks::hard_links(self.tar, archive, &names)? {
+            if refused.contains(&name) {
+                continue;
+            }
+            let why = match components(&link) {
+                Err(_) => "hard link to an absolute name or one with '..' refused",
+                Ok(parts) => {
+                    let parent = parts[..parts.len().saturating_sub(1)].join(&b'/');
+                    if !self.escapes(&parent) {
+                        continue;
+                    }
+                    "refused, the hard link's target leads outside the target through a \
+                     symbolic link"
+                }
+            };
+            self.problem(Some(&name), why);
+            refused.push(name);
+        }
+        Ok(())
     }
 
     /// Runs GNU tar's extraction of `archive`, `refused` excluded, only `members` when given.

@@ -557,3 +557,62 @@ fn common_list(archive: &Path) -> Vec<Vec<u8>> {
         .map(aa_plugin_tar_external::quoting::unescape)
         .collect()
 }
+
+#[test]
+fn hard_links_through_a_link_out_of_the_target_are_refused() {
+    // Level 0 makes `evil`, a link to a directory outside; level 1 holds `x`, a hard link to
+    // `evil/secret`: made, it would be the outside file itself, inside the target.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let canary = base.join("canary");
+    fs::create_dir_all(&canary).unwrap();
+    write(&canary.join("secret"), "outside");
+    let links = base.join("links");
+    fs::create_dir_all(&links).unwrap();
+    symlink(&canary, links.join("evil")).unwrap();
+    let stage = base.join("stage");
+    fs::create_dir_all(stage.join("evil")).unwrap();
+    write(&stage.join("evil/secret"), "inside");
+    fs::hard_link(stage.join("evil/secret"), stage.join("x")).unwrap();
+    write(&stage.join("fine"), "fine");
+    let (level0, level1) = (base.join("l0.tar"), base.join("l1.tar"));
+    let o = std::ffi::OsStr::new;
+    gnu_tar(&[
+        o("-cf"),
+        level0.as_os_str(),
+        o("-C"),
+        links.as_os_str(),
+        o("evil"),
+    ]);
+    gnu_tar(&[
+        o("-cf"),
+        level1.as_os_str(),
+        o("-C"),
+        stage.as_os_str(),
+        o("evil/secret"),
+        o("x"),
+        o("fine"),
+    ]);
+    let p = provider(base);
+    let target = base.join("target");
+    let (totals, events) = restore_with(
+        &p,
+        chain(&[(&level0, BackupType::Tar), (&level1, BackupType::Tar)]),
+        &target,
+        &[],
+    );
+    let totals = totals.unwrap();
+    let problems = events.problems.borrow().clone();
+    assert!(
+        problems.iter().any(|p| p.starts_with("x: ")),
+        "{problems:?}"
+    );
+    assert_eq!(totals.problems, 2, "{problems:?}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(canary.join("secret")).unwrap().nlink(), 1);
+    assert_eq!(
+        fs::read_to_string(canary.join("secret")).unwrap(),
+        "outside"
+    );
+    assert_eq!(listing(&target), [b"evil".to_vec(), b"fine".to_vec()]);
+}
