@@ -387,6 +387,20 @@ mod tests {
     }
 
     #[test]
+    fn write_errors_on_stdout_name_the_backup() {
+        let archive = Path::new("/dst/b.tar.gz");
+        assert_eq!(
+            name_stdout(b"tar: -: Cannot write: No space left on device", archive),
+            b"tar: /dst/b.tar.gz: Cannot write: No space left on device"
+        );
+        // A member named `-` is left alone.
+        assert_eq!(
+            name_stdout(b"tar: -: Cannot stat: No such file or directory", archive),
+            b"tar: -: Cannot stat: No such file or directory"
+        );
+    }
+
+    #[test]
     fn exit_status_rules() {
         use BackupOperationError as E;
         use BackupSubOperation as Op;
