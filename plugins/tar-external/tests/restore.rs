@@ -616,3 +616,57 @@ fn hard_links_through_a_link_out_of_the_target_are_refused() {
     );
     assert_eq!(listing(&target), [b"evil".to_vec(), b"fine".to_vec()]);
 }
+
+// ---- chains of the Python aa --------------------------------------------------------------
+
+/// GNU tar's own restore of a chain (`-G`, level by level), the reference where it is exact:
+/// these chains delete nothing at the top level.
+fn gnu_restore(archives: &[PathBuf], target: &Path) {
+    fs::create_dir_all(target).unwrap();
+    for archive in archives {
+        gnu_tar(&[
+            "-x".as_ref(),
+            "-G".as_ref(),
+            "-f".as_ref(),
+            archive.as_os_str(),
+            "-C".as_ref(),
+            target.as_os_str(),
+        ]);
+    }
+}
+
+#[test]
+fn python_aa_chains_restore_as_gnu_tar_restores_them() {
+    let fixtures = aa_tests::workspace_dir().join("tests/fixtures");
+    for (dir, names) in [
+        ("python-aa-2.0.6", &["chain.tar.gz", "chain.1.tar.gz"][..]),
+        (
+            "python-aa-2.0.6-restarting",
+            &["rchain.tar.gz", "rchain.1.tar.gz", "rchain.2.tar.gz"][..],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let archives: Vec<PathBuf> = names
+            .iter()
+            .map(|n| fixtures.join(dir).join("dest").join(n))
+            .collect();
+        let gnu = tmp.path().join("gnu");
+        gnu_restore(&archives, &gnu);
+        let ours = tmp.path().join("ours");
+        let typed: Vec<(&Path, BackupType)> = archives
+            .iter()
+            .map(|a| (a.as_path(), BackupType::TarGz))
+            .collect();
+        let totals = restore(&provider(tmp.path()), chain(&typed), &ours);
+        assert!(totals.items > 0, "{dir}: nothing reported restored");
+        assert_trees(&tree(&gnu), &tree(&ours), dir);
+        if dir == "python-aa-2.0.6" {
+            assert_eq!(fs::read(ours.join("a.txt")).unwrap(), b"second version\n");
+            assert_eq!(fs::read(ours.join("dir1/new.txt")).unwrap(), b"new\n");
+            assert!(ours.join("dir2").is_dir() && !ours.join("dir2/c.txt").exists());
+        } else {
+            assert_eq!(fs::read(ours.join("a.txt")).unwrap(), b"two\n");
+            assert_eq!(fs::read(ours.join("dir/c.txt")).unwrap(), b"three\n");
+        }
+    }
+}
