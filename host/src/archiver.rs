@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use aa_abi::capability::Capabilities;
 use aa_abi::host::Provider;
 use aa_abi::{BackupType, ProviderIdentification};
 
@@ -26,6 +27,9 @@ pub struct ArchiverProviderInfo {
     pub identification: ProviderIdentification,
     /// The library the provider comes from.
     pub library: PathBuf,
+    /// What the plugin can do beyond ABI 1.0 (restore, verify, dry run), checked when it was
+    /// loaded: the application chooses a provider for those actions without creating any.
+    pub capabilities: Capabilities,
 }
 
 impl ServiceIdentification for ArchiverService {
@@ -47,6 +51,7 @@ impl ArchiverServiceComponent {
             let info = ArchiverProviderInfo {
                 identification: plugin.identification.clone(),
                 library: plugin.path.clone(),
+                capabilities: library.capabilities(),
             };
             let registered = accessor.register_service::<ArchiverService>(
                 &plugin.identification.provider_id,

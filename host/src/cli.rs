@@ -36,7 +36,8 @@ const EXIT_STATUS: [(&str, &str); 4] = [
         "An error or a warning was shown, even one --quiet hid: about an archive (a broken \
          .aa file, an include name that does not exist, a failed backup or hook, a busy \
          archive) or about the run (no archive given, no configured archive found); or \
-         --user-config-file names a missing file.",
+         --user-config-file names a missing file. --restore: not everything was restored; \
+         --verify: a backup is damaged or missing, or (--compare) the source differs.",
     ),
     (
         "2",
@@ -75,8 +76,10 @@ fn after_long_help() -> String {
     version,
     about = "AutoArchive: creates backups described by archive specification files (.aa files), \
              optionally incremental, with GNU tar or the built-in archiver.",
-    override_usage = "aa [options] [command] [AA_SPEC ...]",
+    override_usage = "aa [options] [command] [AA_SPEC ...]\n       aa --restore AA_SPEC --target DIR [--level N] [--keeping-id ID] [--only PATH]... [--overwrite]\n       aa --verify AA_SPEC [--keeping-id ID] [--compare]\n       aa --dry-run [-i] [-l N] AA_SPEC ...",
     infer_long_args = true,
+    group = clap::ArgGroup::new("command").multiple(false),
+    group = clap::ArgGroup::new("chain_command").args(["restore", "verify"]).multiple(false),
     args_override_self = true,
     after_help = format!(
         "Archivers: {ARCHIVERS}\nExit status: 0 when no error or warning was shown, 1 when one \
@@ -92,16 +95,81 @@ pub struct Cli {
     pub specs: Vec<String>,
 
     /// Show configured and orphaned archives.
-    #[arg(long, help_heading = "Commands", conflicts_with_all = ["purge", "list_providers"])]
+    #[arg(long, help_heading = "Commands", group = "command")]
     pub list: bool,
 
     /// Purge the stored data of an orphaned archive.
-    #[arg(long, help_heading = "Commands", conflicts_with = "list_providers")]
+    #[arg(long, help_heading = "Commands", group = "command")]
     pub purge: bool,
 
-    /// List the loaded archiver providers with their library, backup types and features.
-    #[arg(long, help_heading = "Commands")]
+    /// List the loaded archiver providers with their library, backup types, features and
+    /// capabilities (restore, verify, dry run).
+    #[arg(long, help_heading = "Commands", group = "command")]
     pub list_providers: bool,
+
+    /// Restore the current chain of AA_SPEC's backups (level 0 and every increment, or up to
+    /// --level) into --target DIR, exactly as the tree was at the last level.
+    #[arg(
+        long,
+        help_heading = "Commands",
+        group = "command",
+        requires = "target",
+        conflicts_with = "all"
+    )]
+    pub restore: bool,
+
+    /// Check every backup of AA_SPEC's current chain (compression checksums, tar structure)
+    /// and that the chain is complete; exit status 1 on any problem.
+    #[arg(long, help_heading = "Commands", group = "command", conflicts_with_all = ["all", "level"])]
+    pub verify: bool,
+
+    /// Show what the backup would do (level, backup file, kept backups renamed or removed,
+    /// every member with its size) without writing anything or running any command.
+    #[arg(long, help_heading = "Commands", group = "command")]
+    pub dry_run: bool,
+
+    /// With --restore: the directory to restore into; created if missing (its parent must
+    /// exist); refused when not empty unless --overwrite is given.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "restore",
+        help_heading = "Restore and verify options"
+    )]
+    pub target: Option<PathBuf>,
+
+    /// With --restore or --verify: the kept chain (aa, ab, ...) instead of the current one.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "chain_command",
+        help_heading = "Restore and verify options"
+    )]
+    pub keeping_id: Option<String>,
+
+    /// With --restore: restore only PATH (relative to the archive's path) and what is below
+    /// it (repeatable).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "restore",
+        help_heading = "Restore and verify options"
+    )]
+    pub only: Vec<PathBuf>,
+
+    /// With --restore: restore into a target that is not empty, replacing what the backups
+    /// hold.
+    #[arg(
+        long,
+        requires = "restore",
+        help_heading = "Restore and verify options"
+    )]
+    pub overwrite: bool,
+
+    /// With --verify: also restore the chain into a temporary directory and list how it
+    /// differs from the source tree now (content, type, mode, mtime, missing, new).
+    #[arg(long, requires = "verify", help_heading = "Restore and verify options")]
+    pub compare: bool,
 
     /// Archiver type: tar, targz, tarbz2, tarxz, tarzst, tar_internal, targz_internal,
     /// tarbz2_internal, ... (default: targz).
@@ -131,7 +199,7 @@ pub struct Cli {
     pub incremental: bool,
 
     /// Backup level to create; everything stored about higher levels is erased (default: the
-    /// next level).
+    /// next level). With --restore: the last level to restore (default: the current level).
     #[arg(
         short = 'l',
         long,
@@ -399,6 +467,9 @@ pub enum Command {
     List,
     Purge,
     ListProviders,
+    Restore,
+    Verify,
+    DryRun,
 }
 
 impl Cli {
@@ -409,6 +480,12 @@ impl Cli {
             Command::List
         } else if self.purge {
             Command::Purge
+        } else if self.restore {
+            Command::Restore
+        } else if self.verify {
+            Command::Verify
+        } else if self.dry_run {
+            Command::DryRun
         } else {
             Command::Create
         }

@@ -10,7 +10,7 @@
 //! `plugin_loader`, `service` and `archiver` (the providers), `storage` (the realms), `lock` (one run per
 //! archive), `interrupt` (signals: cleanups before exit), `report` (what the application tells
 //! the user, through a sink), `ui` (the terminal's sink, with the status line), `paths`, and
-//! `app`, the three actions, which know no terminal and no plugin.
+//! `app`, the actions, which know no terminal and no plugin.
 mod app;
 mod archiver;
 mod cli;
@@ -71,6 +71,15 @@ pub fn run(cli: Cli) -> ExitCode {
     // Listing providers is our addition and needs no state: it leaves the directories alone.
     let storage = if cli.command() == Command::ListProviders {
         None
+    } else if cli.command() == Command::DryRun {
+        // A dry run writes nothing, not even the directories a first run creates.
+        match Storage::open_read_only(&config.user_config_dir()) {
+            Ok(storage) => Some(storage),
+            Err(e) => {
+                report.error(&format!("Unable to open the storage: {e}"));
+                return ExitCode::from(EXIT_ISSUES);
+            }
+        }
     } else {
         match prepare_state(&report, &config) {
             Some(storage) => Some(storage),
@@ -117,6 +126,27 @@ pub fn run(cli: Cli) -> ExitCode {
                     );
                     false
                 }
+                Command::Restore | Command::Verify => match one_spec(&report, &selected, command) {
+                    Some(spec) if command == Command::Restore => {
+                        match restore_options(&report, &cli) {
+                            Some(options) => app::restore::run(&app, spec, &options),
+                            None => false,
+                        }
+                    }
+                    Some(spec) => {
+                        app::verify::run(&app, spec, cli.keeping_id.as_deref(), cli.compare)
+                    }
+                    None => false,
+                },
+                Command::DryRun if selected.is_empty() && !all => {
+                    report.error(
+                        "No archive specification given. Pass the name or path of an archive \
+                         specification file as an argument, or use --all to process every \
+                         configured archive.",
+                    );
+                    false
+                }
+                Command::DryRun => app::dry_run::run(&app, &selected),
                 Command::List => app::list::run(&app, &selected),
                 Command::Purge => app::purge::run(&app, &selected),
                 _ => app::create::run(&app, &selected),
@@ -130,6 +160,58 @@ pub fn run(cli: Cli) -> ExitCode {
     } else {
         ExitCode::from(EXIT_ISSUES)
     }
+}
+
+/// The one archive `--restore` and `--verify` work on; `None` after an error.
+fn one_spec<'s>(
+    report: &Report,
+    selected: &'s [app::SpecRef],
+    command: Command,
+) -> Option<&'s app::SpecRef> {
+    let option = if command == Command::Restore {
+        "--restore"
+    } else {
+        "--verify"
+    };
+    match selected {
+        [one] => Some(one),
+        [] => {
+            report.error(&format!(
+                "{option} needs the archive specification (AA_SPEC) of the archive."
+            ));
+            None
+        }
+        _ => {
+            report.error(&format!(
+                "{option} works on one archive; {} were given.",
+                selected.len()
+            ));
+            None
+        }
+    }
+}
+
+/// `--restore`'s options from the command line; `None` after an error naming the option.
+fn restore_options(report: &Report, cli: &Cli) -> Option<app::restore::RestoreOptions> {
+    let level = match cli.level.map(u32::try_from) {
+        None => None,
+        Some(Ok(level)) => Some(level),
+        Some(Err(_)) => {
+            report.error(&format!(
+                "--level {}: a level is 0 or more.",
+                cli.level.unwrap_or_default()
+            ));
+            return None;
+        }
+    };
+    let target = cli.target.as_deref().map(paths::expand_tilde)?;
+    Some(app::restore::RestoreOptions {
+        target,
+        level,
+        keeping_id: cli.keeping_id.clone(),
+        only: cli.only.clone(),
+        overwrite: cli.overwrite,
+    })
 }
 
 /// Creates the user configuration, archive specifications and storage directories as the
@@ -218,6 +300,15 @@ fn list_providers(report: &Report, services: &ServiceAccessor) -> bool {
             };
             report.output(&format!("  {}: {features}", t.backup_type));
         }
+        let capabilities = info.capabilities.names();
+        report.output(&format!(
+            "  capabilities: {}",
+            if capabilities.is_empty() {
+                "- (backups only)".to_string()
+            } else {
+                capabilities.join(", ")
+            }
+        ));
     }
     true
 }

@@ -193,6 +193,30 @@ impl Report {
     }
 }
 
+/// `n` and `noun`, plural unless `n` is 1: `1 member`, `3 members`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `bytes` for people: `812 B`, `5.6 MB` (decimal units, as `du --si`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The label as the original shows it: a path keeps its file name and a shortened directory.
 fn label_token(label: &str) -> String {
     match label.rfind('/') {
@@ -282,6 +306,13 @@ mod tests {
         assert_eq!(label_token("/tmp/py1/specs/p.aa"), "/tmp/~pecs/p.aa");
         assert_eq!(label_token("specs/p.aa"), "specs/p.aa");
         assert_eq!(label_token("/p.aa"), "//p.aa".replacen("//", "/", 1));
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(812), "812 B");
+        assert_eq!(human_bytes(5_600_000), "5.6 MB");
+        assert_eq!(human_bytes(999_999), "1.0 MB");
     }
 
     #[test]

@@ -125,9 +125,28 @@ impl Storage {
     /// (the flag tells whether it was created). A realm that cannot be read is remembered as
     /// broken: only the archive it belongs to fails.
     pub fn open(user_config_dir: &Path) -> Result<(Storage, bool), StorageError> {
+        Storage::open_with(user_config_dir, true)
+    }
+
+    /// [`Storage::open`] for a run that writes nothing (a dry run): a missing storage
+    /// directory is an empty storage, not created.
+    pub fn open_read_only(user_config_dir: &Path) -> Result<Storage, StorageError> {
+        Storage::open_with(user_config_dir, false).map(|(storage, _)| storage)
+    }
+
+    fn open_with(user_config_dir: &Path, create: bool) -> Result<(Storage, bool), StorageError> {
         let dir = user_config_dir.join(STORAGE_SUBDIR);
         let mut created = false;
         if !dir.exists() {
+            if !create {
+                return Ok((
+                    Storage {
+                        dir,
+                        realms: RefCell::new(BTreeMap::new()),
+                    },
+                    false,
+                ));
+            }
             fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
             created = true;
         }

@@ -20,6 +20,8 @@ struct Listed {
     description: Option<String>,
     /// (backup type, features) in printed order; `-` becomes no features.
     types: Vec<(String, Vec<String>)>,
+    /// The capabilities line's names; `- (backups only)` becomes none.
+    capabilities: Vec<String>,
 }
 
 fn parse_listing(stdout: &str) -> Vec<Listed> {
@@ -35,6 +37,11 @@ fn parse_listing(stdout: &str) -> Vec<Listed> {
             let value = value.trim();
             if key == "description" {
                 current.description = Some(value.to_string());
+            } else if key == "capabilities" {
+                current.capabilities = match value {
+                    "- (backups only)" => Vec::new(),
+                    _ => value.split(',').map(|c| c.trim().to_string()).collect(),
+                };
             } else {
                 let features = match value {
                     "-" => Vec::new(),
@@ -51,6 +58,7 @@ fn parse_listing(stdout: &str) -> Vec<Listed> {
                 library: PathBuf::from(library.trim()),
                 description: None,
                 types: Vec::new(),
+                capabilities: Vec::new(),
             });
         }
     }
@@ -306,6 +314,8 @@ fn hello_plugin_is_listed_and_makes_restorable_backups() {
     assert_eq!(hello.library, plugins.join("libaa_hello_provider.so"));
     assert!(hello.description.is_some(), "{hello:?}");
     assert_eq!(hello.types, [("Tar".to_string(), vec![])], "{out}");
+    // Built on ABI 1.0 alone: no capability beyond backups.
+    assert!(hello.capabilities.is_empty(), "{out}");
     find(&listing, "TarInternal");
 
     let out = sb

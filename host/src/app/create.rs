@@ -102,17 +102,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     let info = LevelInfo::compute(app, &ctx)?;
     ctx.report_unsupported_options(report);
 
-    let root = settings.spec.path();
-    check_root(root)?;
-    check_destination(&ctx.destination()?)?;
-    let (includes, warnings) = spec::expand_wildcards(root, settings.spec.include_files());
-    warnings.iter().for_each(|w| report.warning(w));
-    let (excludes, warnings) = spec::expand_wildcards(root, settings.spec.exclude_files());
-    warnings.iter().for_each(|w| report.warning(w));
-    let definition =
-        BackupDefinition::new(settings.name(), ctx.backup_type(), ctx.destination()?, root)
-            .include(includes)
-            .exclude(excludes);
+    let definition = backup_definition(report, &ctx)?;
     partials::remove_abandoned(&definition);
     if aa_provider_kit::relative_destination(&definition).is_some() {
         // Every provider leaves them out (see `aa_provider_kit::OwnBackups`); say so once.
@@ -227,6 +217,28 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         made_but("its level state was not saved", e);
     }
     Ok(backup)
+}
+
+/// What the provider is asked to back up: the root and the destination checked, the include
+/// and exclude entries with their wildcards expanded (each problem a warning). Shared with the
+/// dry run, so that it lists what this run would store.
+pub fn backup_definition(
+    report: &Report,
+    ctx: &ArchiveContext<'_, '_>,
+) -> Result<BackupDefinition, Failure> {
+    let settings = ctx.settings;
+    let root = settings.spec.path();
+    check_root(root)?;
+    check_destination(&ctx.destination()?)?;
+    let (includes, warnings) = spec::expand_wildcards(root, settings.spec.include_files());
+    warnings.iter().for_each(|w| report.warning(w));
+    let (excludes, warnings) = spec::expand_wildcards(root, settings.spec.exclude_files());
+    warnings.iter().for_each(|w| report.warning(w));
+    Ok(
+        BackupDefinition::new(settings.name(), ctx.backup_type(), ctx.destination()?, root)
+            .include(includes)
+            .exclude(excludes),
+    )
 }
 
 /// Finishes or undoes the keeping of old backups of a run that was stopped (see

@@ -78,6 +78,21 @@ pub struct Keeping<'a> {
     held: Vec<Held>,
     /// Remove kept backups from this number on, on commit.
     remove_from: Option<i64>,
+    /// A dry run: renames are planned ([`Keeping::changes`]), never done.
+    dry: bool,
+}
+
+/// What keeping would do to one backup file, as a dry run shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// The oldest kept backup, beyond the number to keep.
+    Remove(PathBuf),
+    /// A kept backup beyond the number, removed with `remove-obsolete-backups`.
+    RemoveObsolete(PathBuf),
 }
 
 impl<'a> Keeping<'a> {
@@ -98,7 +113,14 @@ impl<'a> Keeping<'a> {
             journal: None,
             held: Vec::new(),
             remove_from: None,
+            dry: false,
         }
+    }
+
+    /// This keeping for a dry run: [`Keeping::keep`] plans the renames without doing any.
+    pub fn dry_run(mut self) -> Keeping<'a> {
+        self.dry = true;
+        self
     }
 
     /// Keeps the existing backup (or, incremental, the levels from `from_level` up) before it
@@ -127,13 +149,17 @@ impl<'a> Keeping<'a> {
         };
         if exists {
             if number > 0 {
-                self.report.info("Keeping already existing backups.");
+                self.report.info(if self.dry {
+                    "The backup would keep already existing backups."
+                } else {
+                    "Keeping already existing backups."
+                });
                 let shifted = if self.incremental {
                     self.shift_incremental(number, from_level, None)
                 } else {
                     self.shift(number, None)
                 }
-                .and_then(|()| self.rename_all());
+                .and_then(|()| if self.dry { Ok(()) } else { self.rename_all() });
                 if let Err(e) = shifted {
                     self.rollback();
                     return Err(Failure::Keeping(format!(
@@ -303,6 +329,52 @@ impl<'a> Keeping<'a> {
             }
         }
         Ok(levels)
+    }
+
+    /// What [`Keeping::keep`] planned, and what [`Keeping::commit`] would then remove, in
+    /// order; from the same plan a real run carries out.
+    pub fn changes(&self) -> Result<Vec<Change>, Failure> {
+        let unknown = || Failure::Option("unknown backup type".into());
+        let mut changes = Vec::new();
+        for p in &self.plan {
+            let from = self.path(p.from.as_deref(), p.level).ok_or_else(unknown)?;
+            if p.hold {
+                changes.push(Change::Remove(from));
+            } else {
+                let to = self.path(Some(&p.to), p.level).ok_or_else(unknown)?;
+                changes.push(Change::Rename { from, to });
+            }
+        }
+        // Renames only go to keeping IDs below the number, so the kept backups from it on are
+        // the same before and after them.
+        let Some(from) = self.remove_from else {
+            return Ok(changes);
+        };
+        for n in from..KEEPING_ID_COUNT {
+            let id = keeping_id(n);
+            let levels: Vec<Option<u32>> = if self.incremental {
+                match self.first_existing_level(0, Some(&id))? {
+                    Some(first) => self
+                        .existing_levels(first, Some(&id))?
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
+                    None => Vec::new(),
+                }
+            } else if self
+                .provider
+                .does_backup_exist(self.definition, None, Some(&id))?
+            {
+                vec![None]
+            } else {
+                Vec::new()
+            };
+            for level in levels {
+                let path = self.path(Some(&id), level).ok_or_else(unknown)?;
+                changes.push(Change::RemoveObsolete(path));
+            }
+        }
+        Ok(changes)
     }
 
     /// The new backup exists: removes the backups moved aside and, with

@@ -70,12 +70,27 @@ impl LevelInfo {
     /// the storage (with an error message) when restarting was switched on for an existing
     /// chain.
     pub fn compute(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<LevelInfo, Failure> {
+        LevelInfo::work_out(app, ctx, false)
+    }
+
+    /// [`LevelInfo::compute`] for a dry run: the same levels, but a missing restart variable
+    /// is only said to be repaired, not saved.
+    pub fn plan(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<LevelInfo, Failure> {
+        LevelInfo::work_out(app, ctx, true)
+    }
+
+    fn work_out(
+        app: &App<'_>,
+        ctx: &ArchiveContext<'_, '_>,
+        dry: bool,
+    ) -> Result<LevelInfo, Failure> {
         if !ctx.supports(Opt::Incremental) {
             return Ok(LevelInfo::default());
         }
         let realm = Realm {
             app,
             name: ctx.settings.name(),
+            dry,
         };
         let max = ctx.provider.get_max_backup_level(ctx.settings.name())?;
         let restart_level = realm.restart_level(ctx, max)?;
@@ -107,6 +122,8 @@ impl LevelInfo {
 struct Realm<'r, 'a> {
     app: &'r App<'a>,
     name: &'r str,
+    /// A dry run: repairs are announced, never saved.
+    dry: bool,
 }
 
 impl Realm<'_, '_> {
@@ -115,7 +132,25 @@ impl Realm<'_, '_> {
     }
 
     fn save(&self, var: &str, value: impl std::fmt::Display) -> Result<(), Failure> {
+        if self.dry {
+            return Ok(());
+        }
         Ok(self.app.storage.save(self.name, var, value)?)
+    }
+
+    /// A repair of the stored state: an error (a warning if `warning`) in a real run, a
+    /// notice of what the run would do in a dry run.
+    fn repair(&self, message: &str, warning: bool) {
+        let report = self.app.report;
+        if self.dry {
+            report.info(&format!(
+                "The backup would repair its level state: {message}"
+            ));
+        } else if warning {
+            report.warning(message);
+        } else {
+            report.error(message);
+        }
     }
 
     fn int(&self, var: &str) -> Result<Option<i64>, Failure> {
@@ -131,7 +166,7 @@ impl Realm<'_, '_> {
         if let Some(v) = self.int(var)? {
             return Ok(v);
         }
-        self.app.report.error(message);
+        self.repair(message, false);
         self.save(var, 0)?;
         Ok(0)
     }
@@ -140,7 +175,7 @@ impl Realm<'_, '_> {
         if let Some(d) = self.date(var)? {
             return Ok(d);
         }
-        self.app.report.error(message);
+        self.repair(message, false);
         self.save(var, format_date(today))?;
         Ok(today)
     }
@@ -151,9 +186,10 @@ impl Realm<'_, '_> {
         if let Some(size) = self.int(&var)? {
             return Ok(size);
         }
-        self.app.report.warning(&format!(
-            "Unable to obtain size of the level {level} backup file."
-        ));
+        self.repair(
+            &format!("Unable to obtain size of the level {level} backup file."),
+            true,
+        );
         self.save(&var, 0)?;
         Ok(0)
     }
@@ -246,6 +282,7 @@ pub fn save_level_info(
     let realm = Realm {
         app,
         name: ctx.settings.name(),
+        dry: false,
     };
     if reason != RestartReason::NoRestart {
         let count = realm.int(vars::RESTART_COUNT)?.unwrap_or(0);

@@ -1,13 +1,17 @@
-//! The archiving application: the three user actions (create backups, list archives, purge
-//! orphaned data) on top of the configuration, the archive specifications, the storage and the
-//! archiver service.
+//! The archiving application: the user actions (create backups, list archives, purge
+//! orphaned data, and ours: restore, verify, dry run) on top of the configuration, the archive
+//! specifications, the storage and the archiver service.
 //!
 //! The modules follow the original's split: [`archive`] resolves one archive's options and
 //! provider, [`levels`] decides the backup level (incremental levels and their automatic
 //! restarting), [`keeping`] renames old backups out of the way (with [`journal`], which lets an
 //! interrupted keeping be undone or finished), [`partials`] removes abandoned partial backup
-//! files, [`commands`] runs the user's
-//! hooks, and [`create`], [`list`] and [`purge`] are the actions. Every problem with one archive
+//! files, [`commands`] runs the user's hooks, and [`create`], [`list`] and [`purge`] are the
+//! original's actions. Ours reach providers through their capabilities: [`chain`] finds the
+//! backup files of a chain, [`capable`] chooses the provider that has the capability, and
+//! [`restore`], [`verify`] (with [`compare`]) and [`dry_run`] are the actions; the dry run plans
+//! with the real run's code ([`levels`], [`keeping`]) in a mode that writes nothing. Every
+//! problem with one archive
 //! is reported on its own line, prefixed with the archive, and the run goes on with the next;
 //! the [`Failure`] cases say what failed.
 //!
@@ -17,16 +21,22 @@
 //! memory), so they run through the same ABI layer as a plugin's provider.
 
 pub mod archive;
+pub mod capable;
+pub mod chain;
 pub mod commands;
+pub mod compare;
 pub mod create;
+pub mod dry_run;
 pub mod journal;
 pub mod keeping;
 pub mod levels;
 pub mod list;
 pub mod partials;
 pub mod purge;
+pub mod restore;
 #[cfg(test)]
 mod testing;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

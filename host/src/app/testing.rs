@@ -245,6 +245,7 @@ impl Sandbox {
                 ArchiverProviderInfo {
                     identification: FakeArchiver::identification(),
                     library: PathBuf::new(),
+                    capabilities: aa_abi::capability::Capabilities::none(),
                 },
                 Box::new(move |_| {
                     Ok(Rc::new(Provider::in_process(

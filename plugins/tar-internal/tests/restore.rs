@@ -233,9 +233,12 @@ fn chains_restore_to_the_tree_of_each_level_for_every_type() {
         let def = BackupDefinition::new("chain", backup_type, &dest, &root)
             .include(["data", "loose", "topdir"]);
         let mut archives = Vec::new();
-        for level in 0..=3u32 {
-            if level > 0 {
-                change_tree(&root, level);
+        for level in 0..=4u32 {
+            match level {
+                0 => {}
+                // A top-level file deleted: only the roots record tells.
+                4 => fs::remove_file(root.join("loose")).unwrap(),
+                _ => change_tree(&root, level),
             }
             archives.push(
                 p.backup_files_incrementally(&def, None, None, false, &NoEvents)
@@ -254,6 +257,38 @@ fn chains_restore_to_the_tree_of_each_level_for_every_type() {
                 &format!("{backup_type:?} level {level}"),
             );
         }
+    }
+}
+
+#[test]
+fn large_archives_of_every_type_restore() {
+    // Several MB: bzip2 in parallel pieces, xz in several blocks, chunk boundaries in files.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let (root, dest) = (base.join("src"), base.join("dest"));
+    fs::create_dir_all(root.join("d")).unwrap();
+    fs::create_dir_all(&dest).unwrap();
+    for i in 0..6u64 {
+        fs::write(
+            root.join(format!("d/noise{i}")),
+            aa_tests::noise(1_500_000 + i as usize, i),
+        )
+        .unwrap();
+        fs::write(
+            root.join(format!("d/text{i}")),
+            aa_tests::compressible_text(700_000),
+        )
+        .unwrap();
+    }
+    let p = provider(base);
+    for backup_type in archive_type_cases() {
+        let def = BackupDefinition::new(&format!("big{backup_type:?}"), backup_type, &dest, &root)
+            .include(["d"]);
+        let archive = p.backup_files(&def, None, false, &NoEvents).unwrap();
+        let out = base.join(format!("out{backup_type:?}"));
+        let totals = restore(&p, chain(&[(&archive, backup_type)]), &out);
+        assert_eq!(totals.bytes, 6 * 2_200_000 + 15);
+        assert_trees(&tree(&root), &tree(&out), &format!("{backup_type:?}"));
     }
 }
 
@@ -468,8 +503,41 @@ fn gnu_tar_chains_restore_in_both_formats() {
     }
 }
 
+#[test]
+fn the_plugin_exports_restore_and_it_works_across_the_boundary() {
+    let library =
+        aa_abi::host::PluginLibrary::load(&aa_tests::builtin_plugin("aa_plugin_tar_internal"))
+            .unwrap();
+    assert!(library.capabilities().names().contains(&"restore_v1"));
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin = library.create_provider(&tmp.path().join("work")).unwrap();
+    let dest = workspace_dir().join("tests/fixtures/python-aa-2.0.6/dest");
+    let (l0, l1) = (dest.join("chain.tar.gz"), dest.join("chain.1.tar.gz"));
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let request = RestoreRequest {
+        archives: chain(&[(&l0, BackupType::TarGz), (&l1, BackupType::TarGz)]).into(),
+        target: PathBytes::new(&out),
+        only: Vec::<PathBytes>::new().into(),
+        overwrite: false,
+    };
+    let events = Events::default();
+    let totals = plugin
+        .restore(&request, &events)
+        .expect("the capability")
+        .unwrap();
+    assert_eq!(totals.problems, 0);
+    assert_eq!(totals.items, events.items.borrow().len() as u64);
+    assert_eq!(fs::read(out.join("a.txt")).unwrap(), b"second version\n");
+    assert!(!out.join("dir2/c.txt").exists());
+    // A type the provider lacks is refused before any work.
+    let mut wrong = request.clone();
+    wrong.archives = chain(&[(&l0, BackupType(99))]).into();
+    assert!(plugin.restore(&wrong, &events).unwrap().is_err());
+}
+
 /// A file of `len` bytes with data only at the given offsets (holes elsewhere).
-fn sparse_file(path: &Path, len: u64, data_at: &[u64]) {
+pub(crate) fn sparse_file(path: &Path, len: u64, data_at: &[u64]) {
     let f = fs::File::create(path).unwrap();
     f.set_len(len).unwrap();
     for &at in data_at {

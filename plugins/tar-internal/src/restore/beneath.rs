@@ -1,6 +1,6 @@
 //! The restore target as a directory descriptor, and the paths under it resolved so that
 //! nothing outside it is ever written, followed or deleted (the kit's
-//! [`beneath`](aa_provider_kit::beneath) does the resolving).
+//! [`beneath`] does the resolving).
 //!
 //! Members come in directory order, so the parent directory of the last member is kept open:
 //! most members need no path resolution at all. Anything that may move or remove a directory

@@ -3,7 +3,7 @@
 //! straight from (no copy between the decoder's buffer and the file).
 //!
 //! Every codec reads all the streams a file holds, as their tools do: gzip members, bzip2
-//! streams (TarInternal writes one per 900 kB chunk), xz streams (decoded with liblzma's
+//! streams (TarInternal writes one per 900 kB chunk, decoded in parallel, see `bz2`), xz streams (decoded with liblzma's
 //! multithreaded decoder, which decodes the independent blocks `xz -T` and TarInternal write
 //! in parallel) and zstd frames.
 
@@ -48,43 +48,64 @@ fn decoder(file: File, backup_type: BackupType) -> io::Result<Box<dyn Read + Sen
     })
 }
 
+/// Reads `reader` to its end into chunks for the consumer, then an error if it failed.
+fn pump(
+    mut reader: Box<dyn Read + Send>,
+    tx: &SyncSender<io::Result<Vec<u8>>>,
+    recycled: &Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = recycled.try_recv().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        let mut filled = 0;
+        let result = loop {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        let end = filled == 0 || result.is_err();
+        if filled > 0 && tx.send(Ok(buf)).is_err() {
+            return;
+        }
+        if let Err(e) = result {
+            let _ = tx.send(Err(e));
+        }
+        if end {
+            return;
+        }
+    }
+}
+
 impl Stream {
     /// Starts decompressing `file` (opened by the caller, so that it can name it in errors).
     pub fn spawn(file: File, backup_type: BackupType) -> io::Result<Stream> {
-        let mut reader = decoder(file, backup_type)?;
         let (tx, chunks) = sync_channel::<io::Result<Vec<u8>>>(AHEAD);
         let (spent, recycled) = sync_channel::<Vec<u8>>(AHEAD + 2);
-        let thread = std::thread::Builder::new()
-            .name("aa-restore-decompress".into())
-            .spawn(move || loop {
-                let mut buf = recycled.try_recv().unwrap_or_default();
-                buf.resize(CHUNK, 0);
-                let mut filled = 0;
-                let result = loop {
-                    match reader.read(&mut buf[filled..]) {
-                        Ok(0) => break Ok(()),
-                        Ok(n) => {
-                            filled += n;
-                            if filled == buf.len() {
-                                break Ok(());
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                buf.truncate(filled);
-                let end = filled == 0 || result.is_err();
-                if filled > 0 && tx.send(Ok(buf)).is_err() {
-                    return;
-                }
-                if let Err(e) = result {
-                    let _ = tx.send(Err(e));
-                }
-                if end {
-                    return;
-                }
-            })?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let thread = if backup_type == BackupType::TarBz2 && cores > 1 {
+            std::thread::Builder::new()
+                .name("aa-restore-decompress".into())
+                .spawn(move || {
+                    super::bz2::produce(file, &tx, cores, super::bz2::LIMITS, |rest| {
+                        let decoder = bzip2::read::MultiBzDecoder::new(rest);
+                        pump(Box::new(decoder), &tx, &recycled);
+                    })
+                })?
+        } else {
+            let reader = decoder(file, backup_type)?;
+            std::thread::Builder::new()
+                .name("aa-restore-decompress".into())
+                .spawn(move || pump(reader, &tx, &recycled))?
+        };
         Ok(Stream {
             chunks,
             spent,

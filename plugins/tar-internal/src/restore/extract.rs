@@ -438,7 +438,13 @@ fn write_data(reader: &mut Reader<'_>, fd: &OwnedFd, m: &Member) -> io::Result<u
                     "sparse member shorter than its map",
                 ));
             }
-            pwrite_all(fd.as_fd(), chunk, offset + done)?;
+            let at = offset.checked_add(done).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "sparse region beyond any file size",
+                )
+            })?;
+            pwrite_all(fd.as_fd(), chunk, at)?;
             done += chunk.len() as u64;
         }
     }

@@ -442,7 +442,7 @@ fn number(f: &[u8]) -> Option<u64> {
         }
         let mut v: u64 = u64::from(f[0] & 0x7f);
         for &b in &f[1..] {
-            v = v.checked_mul(256)? + u64::from(b);
+            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
         }
         return Some(v);
     }
@@ -479,7 +479,7 @@ fn pax_time(value: &[u8]) -> Option<(i64, u32)> {
     }
     let nanos: u32 = digits.parse().ok()?;
     if text.starts_with('-') && nanos > 0 {
-        Some((secs - 1, 1_000_000_000 - nanos))
+        Some((secs.checked_sub(1)?, 1_000_000_000 - nanos))
     } else {
         Some((secs, nanos))
     }
