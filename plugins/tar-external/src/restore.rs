@@ -23,7 +23,9 @@
 //!   extracted at all (GNU tar would extract everything). Deletions by the roots rule stay
 //!   within the paths. Unlike `TarInternal`, renames are not followed back through earlier
 //!   levels: a path selected under its final name restores only what the levels stored under
-//!   that name.
+//!   that name (GNU tar records renames in the dumpdir of a level's first directory, which a
+//!   selection below it does not extract). For the same reason a selected path below the top
+//!   level that a later level deletes is kept (its parent's dumpdir is not applied).
 //!
 //! Restored members are the `-v` lines that name a listed member (GNU tar prints its
 //! "Deleting" notices there too), reported when tar has ended, with their sizes read back
