@@ -55,14 +55,7 @@ pub fn hard_links(
 /// `hrw-r--r-- 0/0 0 2026-12-02 20:38 NAME link to TARGET`: the name is what follows the five
 /// fields; a name holding " link to " itself is told apart by being a listed member.
 fn parse_line(line: &[u8], names: &HashSet<Vec<u8>>) -> Option<HardLink> {
-    let mut rest = line;
-    for _ in 0..5 {
-        let start = rest.iter().position(|&b| b != b' ')?;
-        rest = &rest[start..];
-        let end = rest.iter().position(|&b| b == b' ')?;
-        rest = &rest[end..];
-    }
-    let rest = rest.strip_prefix(b" ")?;
+    let rest = crate::dumpdirs::member_name(line)?;
     let mut from = 0;
     while let Some(at) = rest[from..]
         .windows(LINK_TO.len())

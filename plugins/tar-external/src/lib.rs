@@ -42,6 +42,7 @@ mod classify;
 mod compress;
 mod dry_run;
 mod dump_time;
+mod dumpdirs;
 mod error;
 mod hardlinks;
 mod locate;

@@ -24,8 +24,9 @@
 //!   within the paths. Unlike `TarInternal`, renames are not followed back through earlier
 //!   levels: a path selected under its final name restores only what the levels stored under
 //!   that name (GNU tar records renames in the dumpdir of a level's first directory, which a
-//!   selection below it does not extract). For the same reason a selected path below the top
-//!   level that a later level deletes is kept (its parent's dumpdir is not applied).
+//!   selection below it does not extract). A selected path that a later level deletes below
+//!   the top is deleted by the dumpdir of its nearest directory ([`crate::dumpdirs`]), which
+//!   GNU tar does not apply when it extracts only the selection.
 //!
 //! Restored members are the `-v` lines that name a listed member (GNU tar prints its
 //! "Deleting" notices there too), reported when tar has ended, with their sizes read back
@@ -176,6 +177,8 @@ struct Restorer<'a> {
     only: Vec<Vec<u8>>,
     /// Whether the target may hold links out of it already (see [`crate::hardlinks`]).
     check_links: bool,
+    /// Whether the level being applied is not the first.
+    later: bool,
     events: &'a dyn ItemEvents,
     totals: Totals,
 }
@@ -216,6 +219,7 @@ pub fn restore(
         root,
         only,
         check_links: request.overwrite,
+        later: false,
         events,
         totals: Totals::default(),
     };
@@ -223,6 +227,7 @@ pub fn restore(
     for archive in request.archives.iter() {
         let level = restorer.level(archive)?;
         restorer.check_links = true;
+        restorer.later = true;
         if let Some(previous) = &previous {
             restorer
                 .remove_vanished_roots(previous, &level)
@@ -332,7 +337,49 @@ impl Restorer<'_> {
                 .collect();
             self.extract(path, &refused, &arguments, &names)?;
         }
+        if !self.only.is_empty() && self.later {
+            self.remove_vanished_selections(path, &selected)?;
+        }
         Ok(Level { roots, dirs })
+    }
+
+    /// After a level k >= 1 restored with `only`: each selected path this level holds no
+    /// member within is deleted when the dumpdir of its nearest directory member (below the
+    /// top, which the roots rule covers) lacks the entry leading to it.
+    fn remove_vanished_selections(
+        &mut self,
+        archive: &Path,
+        selected: &[Vec<u8>],
+    ) -> Result<(), ProviderError> {
+        let untouched: Vec<Vec<u8>> = self
+            .only
+            .iter()
+            .filter(|p| !selected.iter().any(|s| within(s, p)))
+            .cloned()
+            .collect();
+        if untouched.is_empty() {
+            return Ok(());
+        }
+        let dumps = crate::dumpdirs::dumpdirs(self.tar, archive)?;
+        for path in untouched {
+            let nearest = ancestors(&path)
+                .chain(std::iter::once(&path[..0]))
+                .find_map(|a| dumps.get(a).map(|entries| (a, entries)));
+            let Some((dir, entries)) = nearest else {
+                continue;
+            };
+            let below = if dir.is_empty() {
+                &path[..]
+            } else {
+                &path[dir.len() + 1..]
+            };
+            let entry = below.split(|&b| b == b'/').next().unwrap_or_default();
+            if !entries.contains(entry) {
+                self.remove(&path)
+                    .map_err(|e| fatal(&self.target.join(os(&path)), &e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds to `refused` (reporting each) the hard links whose target is reached through a

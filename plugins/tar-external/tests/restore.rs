@@ -208,19 +208,42 @@ fn only_restores_the_given_paths() {
     let mut archives = vec![p
         .backup_files_incrementally(&def, None, None, false, &NoEvents)
         .unwrap()];
-    change_tree(&root, 1);
-    archives.push(
-        p.backup_files_incrementally(&def, None, None, false, &NoEvents)
-            .unwrap(),
-    );
+    for level in 1..=2 {
+        change_tree(&root, level);
+        archives.push(
+            p.backup_files_incrementally(&def, None, None, false, &NoEvents)
+                .unwrap(),
+        );
+    }
     let refs: Vec<(&Path, BackupType)> = archives
         .iter()
         .map(|a| (a.as_path(), BackupType::TarGz))
         .collect();
+    // `data/gone` (deleted at level 2) and `data/gone/inner/i`: the level holds no member of
+    // them, only the dumpdir of `data` tells they are gone.
+    let gone = base.join("gone");
+    let (totals, events) = restore_with(
+        &p,
+        chain(&refs),
+        &gone,
+        &["data/gone", "data/gone/inner/i", "data/c"],
+    );
+    totals.unwrap();
+    assert_eq!(*events.problems.borrow(), Vec::<String>::new());
+    assert!(!gone.join("data/gone").exists());
+    assert!(gone.join("data/c").is_dir());
+    let at_level_1 = base.join("at-level-1");
+    let (totals, _) = restore_with(&p, chain(&refs[..2]), &at_level_1, &["data/gone"]);
+    totals.unwrap();
+    assert_eq!(
+        fs::read_to_string(at_level_1.join("data/gone/inner/i")).unwrap(),
+        "i"
+    );
+
     let out = base.join("out");
     // Not `data/a`: its `b`, renamed at level 1, is one a selection under the final name
     // misses (renames are recorded in the dumpdir of `data`, which is not extracted).
-    let (totals, events) = restore_with(&p, chain(&refs), &out, &["data/c", "topdir"]);
+    let (totals, events) = restore_with(&p, chain(&refs[..2]), &out, &["data/c", "topdir"]);
     let totals = totals.unwrap();
     assert_eq!(*events.problems.borrow(), Vec::<String>::new());
     assert!(totals.items > 0);
