@@ -37,6 +37,11 @@ fn compressor(backup_type: BackupType) -> Option<Compressor> {
     })
 }
 
+/// The plain compressor program of `backup_type` (`gzip`, ...), `None` for a plain tar.
+pub fn program(backup_type: BackupType) -> Option<&'static str> {
+    compressor(backup_type).map(|c| c.program)
+}
+
 /// The parallel programs that can replace `backup_type`'s compressor, best first, with the
 /// arguments that make them parallel.
 fn parallel(backup_type: BackupType) -> &'static [(&'static str, &'static str)] {

@@ -29,24 +29,41 @@
 //! * the archive's own backup files are excluded when the destination lies inside the root
 //!   ([`aa_provider_kit::OwnBackups`]), so a backup never stores the earlier ones;
 //! * tar runs on a working copy of the snapshot, and its messages about that copy name the
-//!   user's snapshot file instead (module `snapshot_name`).
+//!   user's snapshot file instead (module `snapshot_name`);
+//! * every incremental archive starts with the roots record of the kit, written by this
+//!   provider in front of GNU tar's archive, which tar writes to its stdout (module `prefix`).
+//!
+//! Capabilities: restore (`Restoring`, module `restore`), GNU tar extracting each level, made
+//! safe and exact at the top level around it; verify (`Verifying`, module `verify`), the
+//! decompressor's integrity test and GNU tar's listing; dry run (`DryRunning`, module
+//! `dry_run`), GNU tar as the real run, writing to `/dev/null` on a private snapshot copy.
 
 mod classify;
 mod compress;
+mod dry_run;
 mod dump_time;
+mod dumpdirs;
 mod error;
+mod hardlinks;
 mod locate;
+mod prefix;
 pub mod quoting;
+mod record;
+mod restore;
 mod run;
 mod snapshot_name;
+mod verify;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use aa_abi::capability::{
+    ChainArchive, DryRunning, ItemEvents, RestoreRequest, Restoring, Totals, Verifying,
+};
 use aa_abi::naming::OutputFile;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
@@ -109,6 +126,7 @@ impl Plugin for TarExternal {
 }
 
 aa_abi::export_archiver_plugin!(TarExternal);
+aa_abi::export_capabilities!(TarExternal: restore_v1, verify_v1, dry_run_v1);
 
 /// The provider. GNU tar is located on first use and the result cached, so listing providers
 /// works on a system without it.
@@ -158,7 +176,18 @@ impl TarExternalProvider {
         let file = output
             .create()
             .map_err(|e| Error::io(output.final_path(), e))?;
-        let file_operand = run::archive_through_fd(file.as_raw_fd());
+        let in_file = |e| Error::io(output.final_path(), e);
+        let tar_fd = OwnedFd::from(file.try_clone().map_err(in_file)?);
+        // An incremental archive starts with the roots record, which tar must not truncate
+        // away: tar then writes to its stdout, the file after the record (module `prefix`).
+        let on_stdout = snapshot.is_some();
+        let file_operand = if on_stdout {
+            let roots = prefix::existing_roots(definition.root(), &include_names(definition));
+            prefix::write_record(&file, definition.backup_type, &roots).map_err(in_file)?;
+            PathBuf::from("-")
+        } else {
+            run::archive_through_fd(tar_fd.as_raw_fd())
+        };
         // tar resolves relative paths against its own working directory; pin them down.
         let archive =
             std::path::absolute(output.path()).map_err(|e| Error::io(output.path(), e))?;
@@ -182,7 +211,8 @@ impl TarExternalProvider {
                 args,
                 names: include_names(definition),
                 archive: output.final_path(),
-                archive_fd: Some(file.as_raw_fd()),
+                archive_fd: Some(tar_fd),
+                archive_on_stdout: on_stdout,
             },
             events,
         )?;
@@ -251,6 +281,37 @@ impl ArchiverProvider for TarExternalProvider {
     }
 
     aa_provider_kit::snapshot_state_methods!(|self| &self.snapshots);
+}
+
+impl Restoring for TarExternalProvider {
+    fn restore(
+        &self,
+        request: &RestoreRequest,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        restore::restore(self.tar_path()?, request, events)
+    }
+}
+
+impl Verifying for TarExternalProvider {
+    fn verify(
+        &self,
+        archive: &ChainArchive,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        verify::verify(self.tar_path()?, archive, events)
+    }
+}
+
+impl DryRunning for TarExternalProvider {
+    fn dry_run(
+        &self,
+        definition: &BackupDefinition,
+        level: Option<u32>,
+        events: &dyn ItemEvents,
+    ) -> Result<Totals, ProviderError> {
+        dry_run::dry_run(self.tar_path()?, &self.snapshots, definition, level, events)
+    }
 }
 
 /// An include or exclude entry as tar names the member: [`aa_abi::naming::normalise_entry`],
@@ -324,7 +385,7 @@ fn own_backups(definition: &BackupDefinition, archive: &Path) -> Vec<Vec<u8>> {
 
 /// The complete tar command line (without the program name). `archive` is the backup file
 /// being written; `file_operand` is what tar is told to write (`/dev/fd/N` for that file
-/// already open, see `run::archive_through_fd`).
+/// already open, see `run::archive_through_fd`, or `-` for it as tar's stdout).
 pub fn tar_arguments(
     definition: &BackupDefinition,
     compression_strength: Option<u32>,

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use crate::quoting::unescape;
 /// How many of tar's last diagnostics are quoted in a failure message.
 const CONTEXT_LINES: usize = 3;
 
-enum Line {
+pub(crate) enum Line {
     Out(Vec<u8>),
     Err(Vec<u8>),
 }
@@ -37,9 +38,17 @@ pub struct TarRun<'a> {
     pub names: Vec<Vec<u8>>,
     /// The archive being written, for messages.
     pub archive: &'a Path,
-    /// The open archive file, which tar writes through (`--file=/dev/fd/N`, see
-    /// [`archive_through_fd`]); `None` when tar is given a path.
-    pub archive_fd: Option<std::os::fd::RawFd>,
+    /// What tar writes the archive to (`--file=/dev/fd/N`, see [`archive_through_fd`]): the
+    /// open backup file or a pipe into it. Closed here as soon as tar has it, so a pipe ends
+    /// when tar and its compressor do. `None` when tar is given a path.
+    pub archive_fd: Option<OwnedFd>,
+    /// Whether `archive_fd` is given to tar as its stdout (`--file=-`, the caller's operand)
+    /// rather than as `/dev/fd/N`. tar then writes from the descriptor's offset on, keeping
+    /// what the file holds before it (the roots record, module `prefix`), where `/dev/fd/N`
+    /// would be opened with `O_TRUNC`; and, unlike with a pipe as `/dev/fd/N`, its compressor
+    /// writes there directly, without zeros padding the last record (which bzip2 and xz
+    /// reject after a stream). The member list then comes through `--index-file`.
+    pub archive_on_stdout: bool,
 }
 
 /// The `--file` operand that makes tar write the already open `fd`. tar never opens the
@@ -87,7 +96,11 @@ impl Outcome {
     }
 }
 
-fn forward_lines(source: impl Read, wrap: fn(Vec<u8>) -> Line, sink: mpsc::Sender<Line>) {
+pub(crate) fn forward_lines(
+    source: impl Read,
+    wrap: fn(Vec<u8>) -> Line,
+    sink: mpsc::Sender<Line>,
+) {
     let mut reader = BufReader::new(source);
     loop {
         let mut line = Vec::new();
@@ -104,7 +117,7 @@ fn forward_lines(source: impl Read, wrap: fn(Vec<u8>) -> Line, sink: mpsc::Sende
     }
 }
 
-fn write_names(stdin: impl Write, names: &[Vec<u8>]) -> io::Result<()> {
+pub(crate) fn write_names(stdin: impl Write, names: &[Vec<u8>]) -> io::Result<()> {
     let mut writer = BufWriter::new(stdin);
     for name in names {
         writer.write_all(name)?;
@@ -152,7 +165,7 @@ fn raise(events: &dyn BackupEvents, outcome: &mut Outcome, line: Line) {
 ///
 /// The kernel sends the signal when the *thread* that forked the child ends; [`run_tar`]
 /// spawns and waits for tar on the calling thread, which so outlives it.
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command) {
     let parent = rustix::process::getpid();
     // SAFETY: `pre_exec` runs the closure between fork and exec, where only async-signal-safe
     // calls are allowed: rustix's prctl and getppid are the bare system calls.
@@ -183,16 +196,49 @@ fn replace_bytes(text: &[u8], from: &Path, to: &Path) -> Vec<u8> {
     out
 }
 
+/// `text` with the archive named where tar calls it `-` (its stdout) in a write error.
+fn name_stdout(text: &[u8], archive: &Path) -> Vec<u8> {
+    let Some(rest) = text.strip_prefix(b"tar: -: ") else {
+        return text.to_vec();
+    };
+    if !(rest.starts_with(b"Cannot write") || rest.starts_with(b"Wrote only")) {
+        return text.to_vec();
+    }
+    let mut out = b"tar: ".to_vec();
+    out.extend_from_slice(archive.as_os_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(rest);
+    out
+}
+
 /// Runs tar to completion, raising events for its output. Succeeds when tar produced a usable
 /// archive: exit status 0, 1 (some files changed while read) or 2 after non-fatal file errors
 /// that were reported as events (the original's rule).
 pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> {
     let mut command = Command::new(run.tar);
     die_with_parent(&mut command);
-    if let Some(fd) = run.archive_fd {
-        inherit_fd(&mut command, fd);
+    // Where the member list comes from: tar's stdout, or a pipe given as its index file.
+    let mut index = None;
+    let mut through_fd = None;
+    match run.archive_fd {
+        Some(fd) if run.archive_on_stdout => {
+            let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::spawn(run.tar, e.into()))?;
+            inherit_fd(&mut command, write.as_raw_fd());
+            command
+                .arg(format!("--index-file=/dev/fd/{}", write.as_raw_fd()))
+                .stdout(Stdio::from(fd));
+            index = Some((read, write));
+        }
+        Some(fd) => {
+            inherit_fd(&mut command, fd.as_raw_fd());
+            through_fd = Some((archive_through_fd(fd.as_raw_fd()), fd));
+            command.stdout(Stdio::piped());
+        }
+        None => {
+            command.stdout(Stdio::piped());
+        }
     }
-    let through_fd = run.archive_fd.map(archive_through_fd);
     let mut child = command
         // tar prefixes its messages with argv[0]; keep it "tar" whatever the binary's path.
         .arg0("tar")
@@ -202,15 +248,30 @@ pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> 
         .env("LC_ALL", "C")
         .env_remove("TAR_OPTIONS")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::spawn(run.tar, e))?;
-    let (stdin, stdout, stderr) =
-        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-            (Some(i), Some(o), Some(e)) => (i, o, e),
-            _ => unreachable!("all three streams were requested as pipes"),
-        };
+    // tar has its own copies now; the member list ends when tar's index file is closed.
+    drop(command);
+    let through_fd = through_fd.map(|(path, _fd)| path);
+    let index = index.map(|(read, _write)| std::fs::File::from(read));
+    let (stdin, stdout, stderr) = match (
+        child.stdin.take(),
+        index.map_or_else(
+            || {
+                child
+                    .stdout
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn Read + Send>)
+            },
+            |i| Some(Box::new(i) as Box<dyn Read + Send>),
+        ),
+        child.stderr.take(),
+    ) {
+        (Some(i), Some(o), Some(e)) => (i, o, e),
+        _ => unreachable!("all three streams were requested as pipes"),
+    };
+    let on_stdout = run.archive_on_stdout;
 
     let mut outcome = Outcome::default();
     let names = &run.names;
@@ -225,6 +286,7 @@ pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> 
                 (Some(fd_path), Line::Err(text)) => {
                     Line::Err(replace_bytes(&text, fd_path, run.archive))
                 }
+                (None, Line::Err(text)) if on_stdout => Line::Err(name_stdout(&text, run.archive)),
                 (_, line) => line,
             };
             raise(events, &mut outcome, line);
@@ -297,6 +359,7 @@ mod tests {
                 names: names.iter().map(|n| n.to_vec()).collect(),
                 archive: Path::new("/dst/b.tar"),
                 archive_fd: None,
+                archive_on_stdout: false,
             },
             &events,
         );
@@ -321,6 +384,20 @@ mod tests {
             ]
         );
         assert!(events.errors().is_empty());
+    }
+
+    #[test]
+    fn write_errors_on_stdout_name_the_backup() {
+        let archive = Path::new("/dst/b.tar.gz");
+        assert_eq!(
+            name_stdout(b"tar: -: Cannot write: No space left on device", archive),
+            b"tar: /dst/b.tar.gz: Cannot write: No space left on device"
+        );
+        // A member named `-` is left alone.
+        assert_eq!(
+            name_stdout(b"tar: -: Cannot stat: No such file or directory", archive),
+            b"tar: -: Cannot stat: No such file or directory"
+        );
     }
 
     #[test]
