@@ -43,6 +43,24 @@ pub fn components(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
         .collect())
 }
 
+/// The proper ancestors of a clean relative path (one [`components`] joined with `/`),
+/// nearest first; the empty path (the target itself) is not among them.
+pub fn ancestors(rel: &[u8]) -> impl Iterator<Item = &[u8]> {
+    rel.iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &b)| b == b'/')
+        .map(move |(i, _)| &rel[..i])
+}
+
+/// Whether the clean relative path `rel` is `path` or below it; everything is within the empty
+/// path (the target itself).
+pub fn within(rel: &[u8], path: &[u8]) -> bool {
+    path.is_empty()
+        || rel == path
+        || (rel.len() > path.len() && rel.starts_with(path) && rel[path.len()] == b'/')
+}
+
 fn c_name(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
@@ -209,6 +227,17 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn ancestors_and_within() {
+        assert_eq!(ancestors(b"a/b/c").collect::<Vec<_>>(), [&b"a/b"[..], b"a"]);
+        assert_eq!(ancestors(b"a").count(), 0);
+        assert!(within(b"a/b", b"a"));
+        assert!(within(b"a", b"a"));
+        assert!(!within(b"ab", b"a"));
+        assert!(!within(b"a", b"a/b"));
+        assert!(within(b"x", b""));
+    }
 
     #[test]
     fn removal_stays_in_the_target() {

@@ -45,8 +45,9 @@ use std::thread;
 
 use aa_abi::capability::{ChainArchive, ItemEvents, RestoreRequest, Totals};
 use aa_abi::ProviderError;
-use aa_provider_kit::beneath::{self, components};
+use aa_provider_kit::beneath::{self, ancestors, components, within};
 use aa_provider_kit::fatal;
+use aa_provider_kit::roots::LevelTops;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::quoting::{split_fields, unescape};
@@ -62,48 +63,6 @@ pub(crate) struct Listed {
     pub printed: Vec<u8>,
     /// The name in the archive.
     pub raw: Vec<u8>,
-}
-
-/// What one level said about the top of the tree.
-struct Level {
-    roots: Option<Vec<Vec<u8>>>,
-    /// Every directory member (clean names).
-    dirs: HashSet<Vec<u8>>,
-}
-
-impl Level {
-    /// The roots: from the record, else the top-most directory members.
-    fn roots(&self) -> Vec<Vec<u8>> {
-        if let Some(roots) = &self.roots {
-            return roots
-                .iter()
-                .filter_map(|r| components(r).ok().map(|c| c.join(&b'/')))
-                .filter(|r| !r.is_empty())
-                .collect();
-        }
-        self.dirs
-            .iter()
-            .filter(|d| !d.is_empty())
-            .filter(|d| !ancestors(d).any(|a| self.dirs.contains(a)))
-            .cloned()
-            .collect()
-    }
-}
-
-/// The proper ancestors of a clean relative path, nearest first (the empty path excluded).
-fn ancestors(rel: &[u8]) -> impl Iterator<Item = &[u8]> {
-    rel.iter()
-        .enumerate()
-        .rev()
-        .filter(|&(_, &b)| b == b'/')
-        .map(move |(i, _)| &rel[..i])
-}
-
-/// Whether the clean relative path `rel` is `path` or below it.
-fn within(rel: &[u8], path: &[u8]) -> bool {
-    path.is_empty()
-        || rel == path
-        || (rel.len() > path.len() && rel.starts_with(path) && rel[path.len()] == b'/')
 }
 
 fn os(bytes: &[u8]) -> &Path {
@@ -223,7 +182,7 @@ pub fn restore(
         events,
         totals: Totals::default(),
     };
-    let mut previous: Option<Level> = None;
+    let mut previous: Option<LevelTops> = None;
     for archive in request.archives.iter() {
         let level = restorer.level(archive)?;
         restorer.check_links = true;
@@ -257,7 +216,7 @@ impl Restorer<'_> {
     }
 
     /// Lists, checks and extracts one level.
-    fn level(&mut self, archive: &ChainArchive) -> Result<Level, ProviderError> {
+    fn level(&mut self, archive: &ChainArchive) -> Result<LevelTops, ProviderError> {
         let path = archive.path();
         let (members, _) = list(self.tar, path)?;
         let roots = read_roots(archive)?;
@@ -340,7 +299,7 @@ impl Restorer<'_> {
         if !self.only.is_empty() && self.later {
             self.remove_vanished_selections(path, &selected)?;
         }
-        Ok(Level { roots, dirs })
+        Ok(LevelTops::new(roots, dirs))
     }
 
     /// After a level k >= 1 restored with `only`: each selected path this level holds no
@@ -556,14 +515,10 @@ impl Restorer<'_> {
     }
 
     /// The roots rule between two consecutive levels (see the module documentation).
-    fn remove_vanished_roots(&mut self, previous: &Level, level: &Level) -> io::Result<()> {
-        let now: HashSet<Vec<u8>> = level.roots().into_iter().collect();
-        for root in previous.roots() {
-            let gone = match &level.roots {
-                Some(_) => !now.contains(&root),
-                None => !level.dirs.contains(&root) && self.is_dir(&root),
-            };
-            if !gone {
+    fn remove_vanished_roots(&mut self, previous: &LevelTops, level: &LevelTops) -> io::Result<()> {
+        for dropped in level.dropped(previous) {
+            let root = dropped.root;
+            if dropped.only_if_directory && !self.is_dir(&root) {
                 continue;
             }
             if self.selected(&root) {
@@ -641,14 +596,5 @@ mod tests {
             stderr_line(b"tar: Unexpected EOF in archive"),
             Diagnostic::Problem(None, "Unexpected EOF in archive".to_string())
         );
-    }
-
-    #[test]
-    fn ancestors_and_within() {
-        assert_eq!(ancestors(b"a/b/c").collect::<Vec<_>>(), [&b"a/b"[..], b"a"]);
-        assert!(within(b"a/b", b"a"));
-        assert!(within(b"a", b"a"));
-        assert!(!within(b"ab", b"a"));
-        assert!(within(b"x", b""));
     }
 }
