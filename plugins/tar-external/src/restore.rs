@@ -33,13 +33,12 @@
 //! from the target (0 for anything but a regular file).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
@@ -50,9 +49,10 @@ use aa_provider_kit::fatal;
 use aa_provider_kit::roots::LevelTops;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use crate::option_with;
 use crate::quoting::{split_fields, unescape};
 use crate::record::read_roots;
-use crate::run::{die_with_parent, forward_lines, write_names, Line};
+use crate::run::{forward_lines, tar_command, write_names, Line};
 
 /// How many of tar's last diagnostics are quoted in a failure message.
 const CONTEXT_LINES: usize = 3;
@@ -67,22 +67,6 @@ pub(crate) struct Listed {
 
 fn os(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
-}
-
-pub(crate) fn option_with(option: &str, value: &[u8]) -> OsString {
-    let mut bytes = option.as_bytes().to_vec();
-    bytes.extend_from_slice(value);
-    OsString::from_vec(bytes)
-}
-
-pub(crate) fn tar_command(tar: &Path) -> Command {
-    let mut command = Command::new(tar);
-    die_with_parent(&mut command);
-    command
-        .arg0("tar")
-        .env("LC_ALL", "C")
-        .env_remove("TAR_OPTIONS");
-    command
 }
 
 pub(crate) fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> ProviderError {
@@ -100,15 +84,37 @@ pub(crate) fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> Provi
     ))
 }
 
-/// The members of `archive` as GNU tar lists them, and what tar said on stderr (warnings,
-/// when it succeeded); an error names the archive.
-pub(crate) fn list(tar: &Path, archive: &Path) -> Result<(Vec<Listed>, Vec<u8>), ProviderError> {
-    let output = tar_command(tar)
-        .args(["-t", "--quoting-style=escape", "--force-local"])
+/// Runs `tar -t OPTIONS --quoting-style=escape --force-local --file=ARCHIVE` to its end,
+/// whatever its exit status; an error only when tar cannot be run.
+fn run_listing(tar: &Path, archive: &Path, options: &[&str]) -> Result<Output, ProviderError> {
+    tar_command(tar)
+        .arg("-t")
+        .args(options)
+        .args(["--quoting-style=escape", "--force-local"])
         .arg(option_with("--file=", archive.as_os_str().as_bytes()))
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| ProviderError::from_io(format!("cannot run GNU tar {}", tar.display()), &e))?;
+        .map_err(|e| ProviderError::from_io(format!("cannot run GNU tar {}", tar.display()), &e))
+}
+
+/// GNU tar's listing of `archive` with `options` (as [`run_listing`] runs it): its stdout;
+/// an error naming the archive unless tar succeeded.
+pub(crate) fn listing(
+    tar: &Path,
+    archive: &Path,
+    options: &[&str],
+) -> Result<Vec<u8>, ProviderError> {
+    let output = run_listing(tar, archive, options)?;
+    if !output.status.success() {
+        return Err(archive_failed(archive, "listing", &output.stderr));
+    }
+    Ok(output.stdout)
+}
+
+/// The members of `archive` as GNU tar lists them, and what tar said on stderr (warnings,
+/// when it succeeded); an error names the archive.
+pub(crate) fn list(tar: &Path, archive: &Path) -> Result<(Vec<Listed>, Vec<u8>), ProviderError> {
+    let output = run_listing(tar, archive, &[])?;
     if !output.status.success() {
         let status = match output.status.code() {
             Some(code) => format!("exit status {code}"),
