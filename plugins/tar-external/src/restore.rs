@@ -161,23 +161,7 @@ pub fn restore(
         Mode::empty(),
     )
     .map_err(|e| fatal(target, &e.into()))?;
-    let mut only = Vec::new();
-    for path in request.only() {
-        match components(path.as_os_str().as_bytes()) {
-            // The backup root: everything.
-            Ok(parts) if parts.is_empty() => {
-                only.clear();
-                break;
-            }
-            Ok(parts) => only.push(parts.join(&b'/')),
-            Err(message) => {
-                return Err(ProviderError::invalid_value(format!(
-                    "--only {}: {message}",
-                    path.display()
-                )))
-            }
-        }
-    }
+    let only = beneath::only_paths(request.only())?;
     let mut restorer = Restorer {
         tar,
         target,

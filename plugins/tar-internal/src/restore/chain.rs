@@ -82,23 +82,7 @@ fn archive_error(archive: &ChainArchive, e: &io::Error) -> ProviderError {
 /// Restores `request`; see the module documentation.
 pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Totals, ProviderError> {
     let target = Target::open(request.target()).map_err(|e| fatal(request.target(), &e))?;
-    let mut only = Vec::new();
-    for path in request.only() {
-        match components(path.as_os_str().as_bytes()) {
-            Ok(parts) if parts.is_empty() => {
-                // The backup root: everything.
-                only.clear();
-                break;
-            }
-            Ok(parts) => only.push(parts.join(&b'/')),
-            Err(message) => {
-                return Err(ProviderError::invalid_value(format!(
-                    "--only {}: {message}",
-                    path.display()
-                )))
-            }
-        }
-    }
+    let only = aa_provider_kit::beneath::only_paths(request.only())?;
     let mut restorer = Restorer {
         target,
         root_user: rustix::process::geteuid().is_root(),
