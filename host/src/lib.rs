@@ -111,7 +111,7 @@ pub fn run(cli: Cli) -> ExitCode {
             let selected = app.selected_specs(&cli.specs);
             let all = config.flag(Opt::All);
             match command {
-                Command::Create if selected.is_empty() && !all => {
+                Command::Create | Command::DryRun if selected.is_empty() && !all => {
                     report.error(
                         "No archive specification given. Pass the name or path of an archive \
                          specification file as an argument, or use --all to process every \
@@ -138,14 +138,6 @@ pub fn run(cli: Cli) -> ExitCode {
                     }
                     None => false,
                 },
-                Command::DryRun if selected.is_empty() && !all => {
-                    report.error(
-                        "No archive specification given. Pass the name or path of an archive \
-                         specification file as an argument, or use --all to process every \
-                         configured archive.",
-                    );
-                    false
-                }
                 Command::DryRun => app::dry_run::run(&app, &selected),
                 Command::List => app::list::run(&app, &selected),
                 Command::Purge => app::purge::run(&app, &selected),

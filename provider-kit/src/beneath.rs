@@ -43,6 +43,47 @@ pub fn components(name: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
         .collect())
 }
 
+/// The proper ancestors of a clean relative path (one [`components`] joined with `/`),
+/// nearest first; the empty path (the target itself) is not among them.
+pub fn ancestors(rel: &[u8]) -> impl Iterator<Item = &[u8]> {
+    rel.iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &b)| b == b'/')
+        .map(move |(i, _)| &rel[..i])
+}
+
+/// Whether the clean relative path `rel` is `path` or below it; everything is within the empty
+/// path (the target itself).
+pub fn within(rel: &[u8], path: &[u8]) -> bool {
+    path.is_empty()
+        || rel == path
+        || (rel.len() > path.len() && rel.starts_with(path) && rel[path.len()] == b'/')
+}
+
+/// The paths a restore request's `only` names (`request.only()`), as clean relative names:
+/// empty for everything (no path given, or one naming the backup root itself). A path that
+/// is absolute or has a `..` is an invalid-value error naming it.
+pub fn only_paths<'a>(
+    only: impl IntoIterator<Item = &'a Path>,
+) -> Result<Vec<Vec<u8>>, aa_abi::ProviderError> {
+    let mut paths = Vec::new();
+    for path in only {
+        match components(path.as_os_str().as_bytes()) {
+            // The backup root: everything.
+            Ok(parts) if parts.is_empty() => return Ok(Vec::new()),
+            Ok(parts) => paths.push(parts.join(&b'/')),
+            Err(message) => {
+                return Err(aa_abi::ProviderError::invalid_value(format!(
+                    "--only {}: {message}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok(paths)
+}
+
 fn c_name(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
@@ -209,6 +250,32 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn ancestors_and_within() {
+        assert_eq!(ancestors(b"a/b/c").collect::<Vec<_>>(), [&b"a/b"[..], b"a"]);
+        assert_eq!(ancestors(b"a").count(), 0);
+        assert!(within(b"a/b", b"a"));
+        assert!(within(b"a", b"a"));
+        assert!(!within(b"ab", b"a"));
+        assert!(!within(b"a", b"a/b"));
+        assert!(within(b"x", b""));
+    }
+
+    #[test]
+    fn only_paths_are_clean_and_the_root_is_everything() {
+        let paths = |names: &[&str]| only_paths(names.iter().map(Path::new));
+        assert_eq!(paths(&["a/", "./b/c"]).unwrap(), [&b"a"[..], b"b/c"]);
+        assert!(paths(&[]).unwrap().is_empty());
+        assert!(paths(&["a", "."]).unwrap().is_empty());
+        let error = paths(&["a", "../x"]).unwrap_err();
+        assert!(
+            error.message().contains("--only ../x"),
+            "{}",
+            error.message()
+        );
+        assert!(paths(&["/abs"]).is_err());
+    }
 
     #[test]
     fn removal_stays_in_the_target() {

@@ -23,6 +23,8 @@
 //!   need and no dumpdir holds.
 //! * [`beneath`]: file system operations confined to a restore target (`openat2` with
 //!   `RESOLVE_BENEATH`), such as [`beneath::remove_beneath`].
+//! * [`CountedItems`]: item events counted into the [`Totals`](aa_abi::capability::Totals) a
+//!   capability call returns.
 //! * [`recording`]: a [`BackupEvents`](aa_abi::BackupEvents) that records what a provider
 //!   reports, for provider tests.
 
@@ -34,6 +36,7 @@ pub mod recording;
 pub mod snapshot_file;
 
 mod clock;
+mod counted;
 mod device;
 mod increments;
 mod layout;
@@ -43,6 +46,7 @@ pub mod roots;
 mod working;
 
 pub use clock::dump_start_time;
+pub use counted::CountedItems;
 pub use device::{check_device_from_env, NO_CHECK_DEVICE_VAR};
 pub use increments::{does_any_backup_level_exist, remove_backup_increments};
 pub use layout::{check_backup_id, Snapshots};

@@ -15,7 +15,10 @@
 //! Encoding: the roots follow the tag, each after one space, with `%`, bytes below `!` and
 //! bytes from DEL up written `%XX`, so the value is plain ASCII on one line.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
+
+use crate::beneath::{ancestors, components};
 
 /// The tag that makes a `comment` a roots record, and its version.
 pub const TAG: &str = "aa-roots/1";
@@ -176,6 +179,80 @@ fn octal(field: &[u8]) -> Option<u64> {
     u64::from_str_radix(text, 8).ok()
 }
 
+/// What one level of a chain says about the top of the tree, for the restore rule: after
+/// level k >= 1, the roots of level k-1 that level k drops are deleted.
+///
+/// Both providers apply the rule the same way; they differ only in how they learn a level's
+/// record and directory members (TarInternal reads them while it extracts, TarExternal from
+/// GNU tar's listing), so the rule lives here.
+#[derive(Debug, Default)]
+pub struct LevelTops {
+    /// The roots record, if the archive has one.
+    record: Option<Vec<Vec<u8>>>,
+    /// Every directory member, as clean relative names (see [`crate::beneath::components`]).
+    dirs: HashSet<Vec<u8>>,
+}
+
+/// A root of the previous level that a level drops.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dropped {
+    /// The root, a clean relative name, never empty.
+    pub root: Vec<u8>,
+    /// Whether it is dropped only if it is a directory in the target: the level has no record,
+    /// so a vanished directory shows as a missing directory member, while a file root cannot
+    /// be told from an unchanged one (kept: a documented limitation).
+    pub only_if_directory: bool,
+}
+
+impl LevelTops {
+    /// A level with roots record `record` (what [`read_record`] or [`parse_pax_data`] found)
+    /// and directory members `dirs` (clean relative names).
+    pub fn new(record: Option<Vec<Vec<u8>>>, dirs: HashSet<Vec<u8>>) -> Self {
+        LevelTops { record, dirs }
+    }
+
+    /// The level's roots, as clean relative names: from the record (names that are not
+    /// relative, or name the backup root itself, left out), else its top-most directory
+    /// members.
+    pub fn roots(&self) -> Vec<Vec<u8>> {
+        if let Some(roots) = &self.record {
+            return roots
+                .iter()
+                .filter_map(|r| components(r).ok().map(|c| c.join(&b'/')))
+                .filter(|r| !r.is_empty())
+                .collect();
+        }
+        self.dirs
+            .iter()
+            .filter(|d| !d.is_empty())
+            .filter(|d| !ancestors(d).any(|a| self.dirs.contains(a)))
+            .cloned()
+            .collect()
+    }
+
+    /// The roots of `previous` (the level before this one) that this level drops, in the
+    /// order of `previous.roots()`: with a record, those it lacks; without one, those it has
+    /// no directory member of, if they are directories ([`Dropped::only_if_directory`]).
+    pub fn dropped(&self, previous: &LevelTops) -> Vec<Dropped> {
+        let now: HashSet<Vec<u8>> = match self.record {
+            Some(_) => self.roots().into_iter().collect(),
+            None => HashSet::new(),
+        };
+        previous
+            .roots()
+            .into_iter()
+            .filter(|root| match self.record {
+                Some(_) => !now.contains(root),
+                None => !self.dirs.contains(root),
+            })
+            .map(|root| Dropped {
+                root,
+                only_if_directory: self.record.is_none(),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +266,73 @@ mod tests {
             vec![0xff, b'x'],
             b"deep/er".to_vec(),
         ]
+    }
+
+    fn names(names: &[&str]) -> Vec<Vec<u8>> {
+        names.iter().map(|n| n.as_bytes().to_vec()).collect()
+    }
+
+    fn sorted(mut names: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn roots_come_from_the_record_else_the_top_most_directories() {
+        let recorded = LevelTops::new(
+            Some(names(&["a", "./b/", "c/d", "", ".", "/abs", "x/../y"])),
+            names(&["zz"]).into_iter().collect(),
+        );
+        assert_eq!(recorded.roots(), names(&["a", "b", "c/d"]));
+        let unrecorded = LevelTops::new(
+            None,
+            names(&["", "a", "a/b", "c/d", "c/d/e"])
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(sorted(unrecorded.roots()), names(&["a", "c/d"]));
+    }
+
+    #[test]
+    fn dropped_roots_follow_the_record_or_the_directories() {
+        let dirs = |n: &[&str]| names(n).into_iter().collect::<HashSet<_>>();
+        let previous = LevelTops::new(Some(names(&["a", "b", "f"])), dirs(&["a"]));
+        let with_record = LevelTops::new(Some(names(&["b"])), dirs(&[]));
+        let dropped = with_record.dropped(&previous);
+        assert_eq!(
+            dropped,
+            [
+                Dropped {
+                    root: b"a".to_vec(),
+                    only_if_directory: false
+                },
+                Dropped {
+                    root: b"f".to_vec(),
+                    only_if_directory: false
+                },
+            ]
+        );
+        // Without a record: a root with a directory member stays, the others go if they are
+        // directories.
+        let without = LevelTops::new(None, dirs(&["b", "b/c"]));
+        let dropped = without.dropped(&previous);
+        assert_eq!(
+            dropped,
+            [
+                Dropped {
+                    root: b"a".to_vec(),
+                    only_if_directory: true
+                },
+                Dropped {
+                    root: b"f".to_vec(),
+                    only_if_directory: true
+                },
+            ]
+        );
+        // Nothing dropped between equal levels.
+        assert!(previous.dropped(&previous).is_empty());
+        let unrecorded = LevelTops::new(None, dirs(&["a"]));
+        assert!(unrecorded.dropped(&unrecorded).is_empty());
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! destination nor the provider's state changes. The `--verbose` member lines are the members
 //! the real run would store; sizes are read from the tree (0 for directories and links).
 
-use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +11,9 @@ use aa_abi::capability::{ItemEvents, Totals};
 use aa_abi::plugin::backup_path;
 use aa_abi::ProviderError;
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError, BackupSubOperation};
-use aa_provider_kit::{backup_root, check_backup_id, check_device_from_env, fatal, Snapshots};
+use aa_provider_kit::{
+    backup_root, check_backup_id, check_device_from_env, fatal, CountedItems, Snapshots,
+};
 
 use crate::error::Error;
 use crate::run::{run_tar, TarRun};
@@ -22,8 +23,7 @@ use crate::{compress, include_names, locate, tar_arguments, Listed};
 /// Backup events as dry-run items and problems.
 struct Items<'a> {
     root: &'a Path,
-    events: &'a dyn ItemEvents,
-    totals: Cell<Totals>,
+    items: CountedItems<'a>,
 }
 
 impl BackupEvents for Items<'_> {
@@ -32,11 +32,7 @@ impl BackupEvents for Items<'_> {
             .ok()
             .filter(fs::Metadata::is_file)
             .map_or(0, |m| m.len());
-        let mut totals = self.totals.get();
-        totals.items += 1;
-        totals.bytes += size;
-        self.totals.set(totals);
-        self.events.item(name, size);
+        self.items.item(name, size);
     }
 
     fn backup_operation_error(
@@ -46,14 +42,11 @@ impl BackupEvents for Items<'_> {
         name: Option<&Path>,
         message: Option<&str>,
     ) {
-        let mut totals = self.totals.get();
-        totals.problems += 1;
-        self.totals.set(totals);
         let text = match message {
             Some(message) => format!("{operation:?}: {error:?}: {message}"),
             None => format!("{operation:?}: {error:?}"),
         };
-        self.events.problem(name, &text);
+        self.items.problem(name, &text);
     }
 }
 
@@ -68,13 +61,12 @@ pub fn dry_run(
     let root = backup_root(definition).map_err(|e| fatal(definition.root(), &e))?;
     let items = Items {
         root,
-        events,
-        totals: Cell::new(Totals::default()),
+        items: CountedItems::new(events),
     };
     let Some(level) = level else {
         let archive = backup_path(definition, None, None)?;
         run(tar, definition, &archive, None, &items)?;
-        return Ok(items.totals.get());
+        return Ok(items.items.totals());
     };
     let id = definition.backup_id.as_str();
     check_backup_id(id)?;
@@ -100,7 +92,7 @@ pub fn dry_run(
         &names.events(&items),
     )
     .map_err(|e| names.error(e))?;
-    Ok(items.totals.get())
+    Ok(items.items.totals())
 }
 
 fn run(

@@ -8,39 +8,30 @@
 //! renames away) that path itself, only this tells.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use aa_abi::ProviderError;
 use aa_provider_kit::beneath::components;
 
 use crate::quoting::unescape;
-use crate::restore::{archive_failed, option_with, tar_command};
+use crate::restore::listing;
 
 /// Directory member (clean name) -> the names its dumpdir lists.
 pub type Dumpdirs = HashMap<Vec<u8>, HashSet<Vec<u8>>>;
 
 /// The dumpdirs of every directory member of `archive`.
 pub fn dumpdirs(tar: &Path, archive: &Path) -> Result<Dumpdirs, ProviderError> {
-    let output = tar_command(tar)
-        .args([
-            "-t",
+    let stdout = listing(
+        tar,
+        archive,
+        &[
             "--verbose",
             "--verbose",
             "--listed-incremental=/dev/null",
             "--numeric-owner",
-            "--quoting-style=escape",
-            "--force-local",
-        ])
-        .arg(option_with("--file=", archive.as_os_str().as_bytes()))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ProviderError::from_io(format!("cannot run GNU tar {}", tar.display()), &e))?;
-    if !output.status.success() {
-        return Err(archive_failed(archive, "listing", &output.stderr));
-    }
-    Ok(parse(&output.stdout))
+        ],
+    )?;
+    Ok(parse(&stdout))
 }
 
 fn parse(listing: &[u8]) -> Dumpdirs {

@@ -9,14 +9,12 @@
 //! in a target restored over.
 
 use std::collections::HashSet;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use aa_abi::ProviderError;
 
 use crate::quoting::unescape;
-use crate::restore::{archive_failed, option_with, tar_command};
+use crate::restore::listing;
 
 const LINK_TO: &[u8] = b" link to ";
 
@@ -29,23 +27,8 @@ pub fn hard_links(
     archive: &Path,
     names: &HashSet<Vec<u8>>,
 ) -> Result<Vec<HardLink>, ProviderError> {
-    let output = tar_command(tar)
-        .args([
-            "-t",
-            "--verbose",
-            "--numeric-owner",
-            "--quoting-style=escape",
-            "--force-local",
-        ])
-        .arg(option_with("--file=", archive.as_os_str().as_bytes()))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ProviderError::from_io(format!("cannot run GNU tar {}", tar.display()), &e))?;
-    if !output.status.success() {
-        return Err(archive_failed(archive, "listing", &output.stderr));
-    }
-    Ok(output
-        .stdout
+    let stdout = listing(tar, archive, &["--verbose", "--numeric-owner"])?;
+    Ok(stdout
         .split(|&b| b == b'\n')
         .filter(|line| line.first() == Some(&b'h'))
         .filter_map(|line| parse_line(line, names))

@@ -338,7 +338,8 @@ pub fn include_names(definition: &BackupDefinition) -> Vec<Vec<u8>> {
     normalised(definition.includes())
 }
 
-fn option_with(option: &str, value: &[u8]) -> OsString {
+/// `option` and `value` as one argument (`--file=NAME`), the value's bytes as they are.
+pub(crate) fn option_with(option: &str, value: &[u8]) -> OsString {
     let mut bytes = option.as_bytes().to_vec();
     bytes.extend_from_slice(value);
     OsString::from_vec(bytes)

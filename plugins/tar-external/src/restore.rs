@@ -33,25 +33,26 @@
 //! from the target (0 for anything but a regular file).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
 use aa_abi::capability::{ChainArchive, ItemEvents, RestoreRequest, Totals};
 use aa_abi::ProviderError;
-use aa_provider_kit::beneath::{self, components};
+use aa_provider_kit::beneath::{self, ancestors, components, within};
 use aa_provider_kit::fatal;
+use aa_provider_kit::roots::LevelTops;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use crate::option_with;
 use crate::quoting::{split_fields, unescape};
 use crate::record::read_roots;
-use crate::run::{die_with_parent, forward_lines, write_names, Line};
+use crate::run::{forward_lines, tar_command, write_names, Line};
 
 /// How many of tar's last diagnostics are quoted in a failure message.
 const CONTEXT_LINES: usize = 3;
@@ -64,66 +65,8 @@ pub(crate) struct Listed {
     pub raw: Vec<u8>,
 }
 
-/// What one level said about the top of the tree.
-struct Level {
-    roots: Option<Vec<Vec<u8>>>,
-    /// Every directory member (clean names).
-    dirs: HashSet<Vec<u8>>,
-}
-
-impl Level {
-    /// The roots: from the record, else the top-most directory members.
-    fn roots(&self) -> Vec<Vec<u8>> {
-        if let Some(roots) = &self.roots {
-            return roots
-                .iter()
-                .filter_map(|r| components(r).ok().map(|c| c.join(&b'/')))
-                .filter(|r| !r.is_empty())
-                .collect();
-        }
-        self.dirs
-            .iter()
-            .filter(|d| !d.is_empty())
-            .filter(|d| !ancestors(d).any(|a| self.dirs.contains(a)))
-            .cloned()
-            .collect()
-    }
-}
-
-/// The proper ancestors of a clean relative path, nearest first (the empty path excluded).
-fn ancestors(rel: &[u8]) -> impl Iterator<Item = &[u8]> {
-    rel.iter()
-        .enumerate()
-        .rev()
-        .filter(|&(_, &b)| b == b'/')
-        .map(move |(i, _)| &rel[..i])
-}
-
-/// Whether the clean relative path `rel` is `path` or below it.
-fn within(rel: &[u8], path: &[u8]) -> bool {
-    path.is_empty()
-        || rel == path
-        || (rel.len() > path.len() && rel.starts_with(path) && rel[path.len()] == b'/')
-}
-
 fn os(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
-}
-
-pub(crate) fn option_with(option: &str, value: &[u8]) -> OsString {
-    let mut bytes = option.as_bytes().to_vec();
-    bytes.extend_from_slice(value);
-    OsString::from_vec(bytes)
-}
-
-pub(crate) fn tar_command(tar: &Path) -> Command {
-    let mut command = Command::new(tar);
-    die_with_parent(&mut command);
-    command
-        .arg0("tar")
-        .env("LC_ALL", "C")
-        .env_remove("TAR_OPTIONS");
-    command
 }
 
 pub(crate) fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> ProviderError {
@@ -141,15 +84,37 @@ pub(crate) fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> Provi
     ))
 }
 
-/// The members of `archive` as GNU tar lists them, and what tar said on stderr (warnings,
-/// when it succeeded); an error names the archive.
-pub(crate) fn list(tar: &Path, archive: &Path) -> Result<(Vec<Listed>, Vec<u8>), ProviderError> {
-    let output = tar_command(tar)
-        .args(["-t", "--quoting-style=escape", "--force-local"])
+/// Runs `tar -t OPTIONS --quoting-style=escape --force-local --file=ARCHIVE` to its end,
+/// whatever its exit status; an error only when tar cannot be run.
+fn run_listing(tar: &Path, archive: &Path, options: &[&str]) -> Result<Output, ProviderError> {
+    tar_command(tar)
+        .arg("-t")
+        .args(options)
+        .args(["--quoting-style=escape", "--force-local"])
         .arg(option_with("--file=", archive.as_os_str().as_bytes()))
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| ProviderError::from_io(format!("cannot run GNU tar {}", tar.display()), &e))?;
+        .map_err(|e| ProviderError::from_io(format!("cannot run GNU tar {}", tar.display()), &e))
+}
+
+/// GNU tar's listing of `archive` with `options` (as [`run_listing`] runs it): its stdout;
+/// an error naming the archive unless tar succeeded.
+pub(crate) fn listing(
+    tar: &Path,
+    archive: &Path,
+    options: &[&str],
+) -> Result<Vec<u8>, ProviderError> {
+    let output = run_listing(tar, archive, options)?;
+    if !output.status.success() {
+        return Err(archive_failed(archive, "listing", &output.stderr));
+    }
+    Ok(output.stdout)
+}
+
+/// The members of `archive` as GNU tar lists them, and what tar said on stderr (warnings,
+/// when it succeeded); an error names the archive.
+pub(crate) fn list(tar: &Path, archive: &Path) -> Result<(Vec<Listed>, Vec<u8>), ProviderError> {
+    let output = run_listing(tar, archive, &[])?;
     if !output.status.success() {
         let status = match output.status.code() {
             Some(code) => format!("exit status {code}"),
@@ -196,23 +161,7 @@ pub fn restore(
         Mode::empty(),
     )
     .map_err(|e| fatal(target, &e.into()))?;
-    let mut only = Vec::new();
-    for path in request.only() {
-        match components(path.as_os_str().as_bytes()) {
-            // The backup root: everything.
-            Ok(parts) if parts.is_empty() => {
-                only.clear();
-                break;
-            }
-            Ok(parts) => only.push(parts.join(&b'/')),
-            Err(message) => {
-                return Err(ProviderError::invalid_value(format!(
-                    "--only {}: {message}",
-                    path.display()
-                )))
-            }
-        }
-    }
+    let only = beneath::only_paths(request.only())?;
     let mut restorer = Restorer {
         tar,
         target,
@@ -223,7 +172,7 @@ pub fn restore(
         events,
         totals: Totals::default(),
     };
-    let mut previous: Option<Level> = None;
+    let mut previous: Option<LevelTops> = None;
     for archive in request.archives.iter() {
         let level = restorer.level(archive)?;
         restorer.check_links = true;
@@ -257,7 +206,7 @@ impl Restorer<'_> {
     }
 
     /// Lists, checks and extracts one level.
-    fn level(&mut self, archive: &ChainArchive) -> Result<Level, ProviderError> {
+    fn level(&mut self, archive: &ChainArchive) -> Result<LevelTops, ProviderError> {
         let path = archive.path();
         let (members, _) = list(self.tar, path)?;
         let roots = read_roots(archive)?;
@@ -340,7 +289,7 @@ impl Restorer<'_> {
         if !self.only.is_empty() && self.later {
             self.remove_vanished_selections(path, &selected)?;
         }
-        Ok(Level { roots, dirs })
+        Ok(LevelTops::new(roots, dirs))
     }
 
     /// After a level k >= 1 restored with `only`: each selected path this level holds no
@@ -556,14 +505,10 @@ impl Restorer<'_> {
     }
 
     /// The roots rule between two consecutive levels (see the module documentation).
-    fn remove_vanished_roots(&mut self, previous: &Level, level: &Level) -> io::Result<()> {
-        let now: HashSet<Vec<u8>> = level.roots().into_iter().collect();
-        for root in previous.roots() {
-            let gone = match &level.roots {
-                Some(_) => !now.contains(&root),
-                None => !level.dirs.contains(&root) && self.is_dir(&root),
-            };
-            if !gone {
+    fn remove_vanished_roots(&mut self, previous: &LevelTops, level: &LevelTops) -> io::Result<()> {
+        for dropped in level.dropped(previous) {
+            let root = dropped.root;
+            if dropped.only_if_directory && !self.is_dir(&root) {
                 continue;
             }
             if self.selected(&root) {
@@ -641,14 +586,5 @@ mod tests {
             stderr_line(b"tar: Unexpected EOF in archive"),
             Diagnostic::Problem(None, "Unexpected EOF in archive".to_string())
         );
-    }
-
-    #[test]
-    fn ancestors_and_within() {
-        assert_eq!(ancestors(b"a/b/c").collect::<Vec<_>>(), [&b"a/b"[..], b"a"]);
-        assert!(within(b"a/b", b"a"));
-        assert!(within(b"a", b"a"));
-        assert!(!within(b"ab", b"a"));
-        assert!(within(b"x", b""));
     }
 }

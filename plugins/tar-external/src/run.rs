@@ -211,12 +211,26 @@ fn name_stdout(text: &[u8], archive: &Path) -> Vec<u8> {
     out
 }
 
+/// A command running the GNU tar at `tar` as every run here needs it: it dies with this
+/// process, and its messages can be parsed.
+pub(crate) fn tar_command(tar: &Path) -> Command {
+    let mut command = Command::new(tar);
+    die_with_parent(&mut command);
+    command
+        // tar prefixes its messages with argv[0]; keep it "tar" whatever the binary's path.
+        .arg0("tar")
+        // English messages for the parser. TAR_OPTIONS could add options that change the archive
+        // or the output format, so the command line here is the whole truth.
+        .env("LC_ALL", "C")
+        .env_remove("TAR_OPTIONS");
+    command
+}
+
 /// Runs tar to completion, raising events for its output. Succeeds when tar produced a usable
 /// archive: exit status 0, 1 (some files changed while read) or 2 after non-fatal file errors
 /// that were reported as events (the original's rule).
 pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> {
-    let mut command = Command::new(run.tar);
-    die_with_parent(&mut command);
+    let mut command = tar_command(run.tar);
     // Where the member list comes from: tar's stdout, or a pipe given as its index file.
     let mut index = None;
     let mut through_fd = None;
@@ -240,13 +254,7 @@ pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> 
         }
     }
     let mut child = command
-        // tar prefixes its messages with argv[0]; keep it "tar" whatever the binary's path.
-        .arg0("tar")
         .args(&run.args)
-        // English messages for the parser. TAR_OPTIONS could add options that change the archive
-        // or the output format, so the command line here is the whole truth.
-        .env("LC_ALL", "C")
-        .env_remove("TAR_OPTIONS")
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

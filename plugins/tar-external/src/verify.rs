@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use aa_abi::capability::{ChainArchive, ItemEvents, Totals};
 use aa_abi::ProviderError;
-use aa_provider_kit::fatal;
+use aa_provider_kit::{fatal, CountedItems};
 
 use crate::record::decompressor;
 use crate::restore::{archive_failed, list};
@@ -29,12 +29,11 @@ pub fn verify(
     if !String::from_utf8_lossy(&stderr).trim().is_empty() {
         return Err(archive_failed(path, "warnings", &stderr));
     }
-    let mut totals = Totals::default();
+    let counted = CountedItems::new(events);
     for member in &members {
-        totals.items += 1;
-        events.item(Path::new(std::ffi::OsStr::from_bytes(&member.raw)), 0);
+        counted.item(Path::new(std::ffi::OsStr::from_bytes(&member.raw)), 0);
     }
-    Ok(totals)
+    Ok(counted.totals())
 }
 
 /// Runs `program -t` on the file (as stdin, so no name is taken for an option).

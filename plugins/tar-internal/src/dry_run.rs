@@ -13,7 +13,6 @@
 //! Problems the real run would report (unreadable, vanished or ignored objects) are reported
 //! as problems; a renamed directory, which a real run only mentions, is not one.
 
-use std::cell::Cell;
 use std::path::Path;
 
 use aa_abi::capability::{ItemEvents, Totals};
@@ -25,34 +24,28 @@ use crate::archive::{Archiver, Listing};
 use crate::backup::StoreError;
 use crate::fatal;
 use crate::output::NullOutput;
-use aa_provider_kit::backup_root;
+use aa_provider_kit::{backup_root, CountedItems};
 
 /// Presents a dry run's members and problems to the capability's item events, counting them.
 pub struct DryEvents<'a> {
-    items: &'a dyn ItemEvents,
-    totals: Cell<Totals>,
+    items: CountedItems<'a>,
 }
 
 impl<'a> DryEvents<'a> {
     pub fn new(items: &'a dyn ItemEvents) -> Self {
         DryEvents {
-            items,
-            totals: Cell::new(Totals::default()),
+            items: CountedItems::new(items),
         }
     }
 
     pub fn totals(&self) -> Totals {
-        self.totals.get()
+        self.items.totals()
     }
 }
 
 impl Listing for DryEvents<'_> {
     fn member(&self, name: &Path, size: u64) {
         self.items.item(name, size);
-        let mut totals = self.totals.get();
-        totals.items += 1;
-        totals.bytes += size;
-        self.totals.set(totals);
     }
 }
 
@@ -83,9 +76,6 @@ impl BackupEvents for DryEvents<'_> {
             ),
         };
         self.items.problem(name, &text);
-        let mut totals = self.totals.get();
-        totals.problems += 1;
-        self.totals.set(totals);
     }
 }
 

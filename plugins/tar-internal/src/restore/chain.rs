@@ -34,6 +34,7 @@ use aa_abi::ProviderError;
 use aa_provider_kit::beneath::components;
 use aa_provider_kit::dumpdir::{self, Code, Item};
 use aa_provider_kit::fatal;
+use aa_provider_kit::roots::LevelTops;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::beneath::{c_name, list, remove_at, split, Target};
@@ -61,42 +62,6 @@ pub struct Restorer<'e> {
     totals: Totals,
 }
 
-/// What one level said about the top of the tree.
-struct Level {
-    /// The roots record, if the archive has one.
-    roots: Option<Vec<Vec<u8>>>,
-    /// Every directory member (clean names).
-    dirs: HashSet<Vec<u8>>,
-}
-
-impl Level {
-    /// The roots: from the record, else the top-most directory members.
-    fn roots(&self) -> Vec<Vec<u8>> {
-        if let Some(roots) = &self.roots {
-            return roots
-                .iter()
-                .filter_map(|r| components(r).ok().map(|c| c.join(&b'/')))
-                .filter(|r| !r.is_empty())
-                .collect();
-        }
-        self.dirs
-            .iter()
-            .filter(|d| !d.is_empty())
-            .filter(|d| !ancestors(d).any(|a| self.dirs.contains(a)))
-            .cloned()
-            .collect()
-    }
-}
-
-/// The proper ancestors of a clean relative path, nearest first (the empty path excluded).
-fn ancestors(rel: &[u8]) -> impl Iterator<Item = &[u8]> {
-    rel.iter()
-        .enumerate()
-        .rev()
-        .filter(|&(_, &b)| b == b'/')
-        .map(move |(i, _)| &rel[..i])
-}
-
 /// The umask, read without changing it (setting it is process-wide, and the host has other
 /// threads).
 fn current_umask() -> u32 {
@@ -117,23 +82,7 @@ fn archive_error(archive: &ChainArchive, e: &io::Error) -> ProviderError {
 /// Restores `request`; see the module documentation.
 pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Totals, ProviderError> {
     let target = Target::open(request.target()).map_err(|e| fatal(request.target(), &e))?;
-    let mut only = Vec::new();
-    for path in request.only() {
-        match components(path.as_os_str().as_bytes()) {
-            Ok(parts) if parts.is_empty() => {
-                // The backup root: everything.
-                only.clear();
-                break;
-            }
-            Ok(parts) => only.push(parts.join(&b'/')),
-            Err(message) => {
-                return Err(ProviderError::invalid_value(format!(
-                    "--only {}: {message}",
-                    path.display()
-                )))
-            }
-        }
-    }
+    let only = aa_provider_kit::beneath::only_paths(request.only())?;
     let mut restorer = Restorer {
         target,
         root_user: rustix::process::geteuid().is_root(),
@@ -158,7 +107,7 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
         }
         select::per_level(&only, &renames)
     };
-    let mut previous: Option<Level> = None;
+    let mut previous: Option<LevelTops> = None;
     for (index, (archive, selection)) in archives.iter().zip(selections).enumerate() {
         restorer.previous_only = std::mem::replace(&mut restorer.only, selection);
         let level = restorer.level(archive, index == 0)?;
@@ -195,7 +144,7 @@ impl Restorer<'_> {
     }
 
     /// Applies one archive of the chain.
-    fn level(&mut self, archive: &ChainArchive, first: bool) -> Result<Level, ProviderError> {
+    fn level(&mut self, archive: &ChainArchive, first: bool) -> Result<LevelTops, ProviderError> {
         let file = File::open(archive.path()).map_err(|e| archive_error(archive, &e))?;
         let mut stream =
             Stream::spawn(file, archive.backup_type).map_err(|e| archive_error(archive, &e))?;
@@ -222,7 +171,7 @@ impl Restorer<'_> {
         stream.drain().map_err(|e| archive_error(archive, &e))?;
         self.links_into_selection(archive)?;
         self.finish_dirs().map_err(|e| fatal(&target_path, &e))?;
-        Ok(Level { roots, dirs })
+        Ok(LevelTops::new(roots, dirs))
     }
 
     /// Reports a member's outcome: a refused member is a problem, an error ends the restore.
@@ -400,14 +349,10 @@ impl Restorer<'_> {
     }
 
     /// The roots rule between two consecutive levels (see the module documentation).
-    fn remove_vanished_roots(&mut self, previous: &Level, level: &Level) -> io::Result<()> {
-        let now: HashSet<Vec<u8>> = level.roots().into_iter().collect();
-        for root in previous.roots() {
-            let gone = match &level.roots {
-                Some(_) => !now.contains(&root),
-                None => !level.dirs.contains(&root) && self.is_dir(&root),
-            };
-            if !gone {
+    fn remove_vanished_roots(&mut self, previous: &LevelTops, level: &LevelTops) -> io::Result<()> {
+        for dropped in level.dropped(previous) {
+            let root = dropped.root;
+            if dropped.only_if_directory && !self.is_dir(&root) {
                 continue;
             }
             if self.selected(&root) {

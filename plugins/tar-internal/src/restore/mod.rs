@@ -37,6 +37,7 @@ mod bz2;
 mod chain;
 mod decompress;
 mod extract;
+pub(crate) mod fields;
 mod links;
 mod reader;
 mod renames;

@@ -8,8 +8,7 @@
 use std::io;
 
 use super::decompress::Stream;
-
-const BLOCK: usize = 512;
+use super::fields::{check_sum, field, number, pax_records, BLOCK};
 
 /// What a member is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +171,9 @@ impl<'s> Reader<'s> {
                 // drain.
                 return Ok(None);
             }
-            check_sum(&header).map_err(|e| damaged(at, e))?;
+            let stored =
+                number(&header[148..156]).ok_or_else(|| damaged(at, "bad checksum field"))?;
+            check_sum(&header, stored).map_err(|_| damaged(at, "header checksum mismatch"))?;
             let size = number(&header[124..136]).ok_or_else(|| damaged(at, "bad size field"))?;
             match header[156] {
                 b'x' => parse_pax(&self.meta_data(size)?, &mut ext, at)?,
@@ -395,65 +396,6 @@ fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
-/// A NUL-terminated (or full) header field.
-fn field(f: &[u8]) -> &[u8] {
-    match f.iter().position(|&b| b == 0) {
-        Some(end) => &f[..end],
-        None => f,
-    }
-}
-
-fn check_sum(h: &[u8; BLOCK]) -> Result<(), &'static str> {
-    let stored = number(&h[148..156]).ok_or("bad checksum field")?;
-    let unsigned: u64 = h
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u64::from(b)
-            }
-        })
-        .sum();
-    let signed: i64 = h
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                i64::from(b as i8)
-            }
-        })
-        .sum();
-    if stored == unsigned || stored as i64 == signed {
-        Ok(())
-    } else {
-        Err("header checksum mismatch")
-    }
-}
-
-/// An octal field (spaces and NULs around it), or GNU's base-256 for large values.
-fn number(f: &[u8]) -> Option<u64> {
-    if f.first().is_some_and(|&b| b & 0x80 != 0) {
-        if f[0] == 0xff {
-            return None;
-        }
-        let mut v: u64 = u64::from(f[0] & 0x7f);
-        for &b in &f[1..] {
-            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
-        }
-        return Some(v);
-    }
-    let text = std::str::from_utf8(f).ok()?;
-    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    if text.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(text, 8).ok()
-}
-
 /// A time field, which GNU tar may write in negative base-256.
 fn signed_number(f: &[u8]) -> Option<i64> {
     if f.first() == Some(&0xff) {
@@ -487,21 +429,8 @@ fn pax_time(value: &[u8]) -> Option<(i64, u32)> {
 
 fn parse_pax(data: &[u8], ext: &mut Extended, at: u64) -> io::Result<()> {
     let bad = || damaged(at, "bad pax extended header");
-    let mut rest = data;
-    while !rest.is_empty() {
-        let space = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&rest[..space])
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(bad)?;
-        if len <= space + 1 || len > rest.len() {
-            return Err(bad());
-        }
-        let record = &rest[space + 1..len];
-        rest = &rest[len..];
-        let record = record.strip_suffix(b"\n").ok_or_else(bad)?;
-        let eq = record.iter().position(|&b| b == b'=').ok_or_else(bad)?;
-        let (key, value) = (&record[..eq], &record[eq + 1..]);
+    for record in pax_records(data) {
+        let (key, value) = record.map_err(|_| bad())?;
         let num = || {
             std::str::from_utf8(value)
                 .ok()
@@ -544,11 +473,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_in_every_encoding() {
-        assert_eq!(number(b"0000644\0"), Some(0o644));
-        assert_eq!(number(b"   12 \0"), Some(0o12));
-        assert_eq!(number(b"\0\0\0\0"), Some(0));
-        assert_eq!(number(&[0x80, 0, 0, 1, 0]), Some(256));
+    fn times_in_every_encoding() {
         assert_eq!(signed_number(&[0xff, 0xff, 0xff, 0xfe]), Some(-2));
         assert_eq!(pax_time(b"5.25"), Some((5, 250_000_000)));
         assert_eq!(pax_time(b"-1.25"), Some((-2, 750_000_000)));

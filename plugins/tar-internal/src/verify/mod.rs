@@ -33,6 +33,7 @@ use std::rc::Rc;
 
 use aa_abi::capability::{ItemEvents, Totals};
 use aa_abi::{BackupType, ProviderError};
+use aa_provider_kit::CountedItems;
 use bzip2::read::MultiBzDecoder;
 use flate2::read::MultiGzDecoder;
 
@@ -89,12 +90,9 @@ pub fn verify(
         }
     };
     let mut input = BufReader::with_capacity(256 * 1024, decoder);
-    let mut totals = Totals::default();
+    let counted = CountedItems::new(events);
     let walked = structure::walk(&mut input, |member| {
-        let name = display_name(member.name);
-        events.item(&name, member.size);
-        totals.items += 1;
-        totals.bytes += member.size;
+        counted.item(&display_name(member.name), member.size);
     });
     match walked {
         Ok(Ending::Marker) => {}
@@ -103,8 +101,7 @@ pub fn verify(
                 Ending::LoneZeroBlock => "ends with one zero block instead of two",
                 _ => "ends without tar's end-of-archive blocks (cut at a member boundary?)",
             };
-            events.problem(Some(path), message);
-            totals.problems += 1;
+            counted.problem(Some(path), message);
         }
         Err(mut fault) => {
             // Damaged compressed data usually breaks the tar structure before the decoder
@@ -117,7 +114,7 @@ pub fn verify(
             return Err(damaged(path, format, read.get(), &fault));
         }
     }
-    Ok(totals)
+    Ok(counted.totals())
 }
 
 /// A member name as the backup events name objects: relative to the root (`./a` is `a`, the

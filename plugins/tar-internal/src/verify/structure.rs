@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 
-const BLOCK: usize = 512;
+use crate::restore::fields::{check_sum, field, number, octal, pax_records, BLOCK};
 
 /// The largest metadata member (pax header, GNU long name) read into memory; a larger size
 /// is damage, not an archive any tar writes.
@@ -221,7 +221,7 @@ pub fn walk<R: Read>(input: &mut R, mut each: impl FnMut(Member<'_>)) -> Result<
                     what: Problem::Structure(what),
                 })?;
             }
-            b'L' => next.path = Some(until_nul(&blocks.scratch).to_vec()),
+            b'L' => next.path = Some(field(&blocks.scratch).to_vec()),
             // Global records, long link targets, volume labels: nothing to report.
             b'g' | b'K' | b'V' => {}
             kind => {
@@ -256,39 +256,14 @@ struct Header {
 
 fn parse_header(h: &[u8; BLOCK]) -> Result<Header, String> {
     let stored = octal(&h[148..156]).ok_or("a header with an unreadable checksum field")?;
-    let unsigned: u64 = h
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u64::from(b)
-            }
-        })
-        .sum();
-    // Some old tars summed signed bytes; GNU tar accepts both.
-    let signed: i64 = h
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                i64::from(b as i8)
-            }
-        })
-        .sum();
-    if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
-        return Err(format!(
-            "a damaged header: checksum {stored:o} recorded, {unsigned:o} computed"
-        ));
-    }
+    check_sum(h, stored).map_err(|computed| {
+        format!("a damaged header: checksum {stored:o} recorded, {computed:o} computed")
+    })?;
     let size = number(&h[124..136]).ok_or("a header with an unreadable size field")?;
     let kind = h[156];
-    let mut name = until_nul(&h[..100]).to_vec();
+    let mut name = field(&h[..100]).to_vec();
     if &h[257..263] == b"ustar\0" && h[345] != 0 {
-        let mut full = until_nul(&h[345..500]).to_vec();
+        let mut full = field(&h[345..500]).to_vec();
         full.push(b'/');
         full.extend_from_slice(&name);
         name = full;
@@ -306,57 +281,18 @@ fn parse_header(h: &[u8; BLOCK]) -> Result<Header, String> {
     })
 }
 
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    &bytes[..end]
-}
-
-/// An octal field (NUL or space terminated, maybe empty), or GNU's base-256 form.
-fn number(field: &[u8]) -> Option<u64> {
-    if field[0] & 0x80 != 0 {
-        if field[0] & 0x40 != 0 {
-            return None; // negative
-        }
-        let mut value: u64 = u64::from(field[0] & 0x3f);
-        for &b in &field[1..] {
-            value = value.checked_mul(256)?.checked_add(u64::from(b))?;
-        }
-        return Some(value);
-    }
-    octal(field)
-}
-
-fn octal(field: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(field).ok()?;
-    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    if text.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(text, 8).ok()
-}
-
 /// The records of a pax `x` header that change how the next member is read and named.
-fn pax_overrides(mut data: &[u8]) -> Result<Next, String> {
+fn pax_overrides(data: &[u8]) -> Result<Next, String> {
     let mut next = Next::default();
     let bad = || "a damaged pax extended header".to_string();
     let mut sparse_name = None;
-    while !data.is_empty() {
-        // Trailing NULs pad some writers' records.
-        if data.iter().all(|&b| b == 0) {
-            break;
-        }
-        let space = data.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&data[..space])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)?;
-        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return Err(bad());
-        }
-        let record = &data[space + 1..len - 1];
-        data = &data[len..];
-        let equals = record.iter().position(|&b| b == b'=').ok_or_else(bad)?;
-        let (key, value) = (&record[..equals], &record[equals + 1..]);
+    // Trailing NULs pad some writers' records.
+    let end = data
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    for record in pax_records(&data[..end]) {
+        let (key, value) = record.map_err(|_| bad())?;
         let number = || {
             std::str::from_utf8(value)
                 .ok()
