@@ -55,7 +55,6 @@ mod snapshot_name;
 mod verify;
 
 use std::ffi::{OsStr, OsString};
-use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -136,10 +135,10 @@ pub struct TarExternalProvider {
 }
 
 impl TarExternalProvider {
-    /// Creates the provider, making `<work_dir>/snapshots` for incremental backups.
+    /// Creates the provider. `<work_dir>/snapshots` is made by the first incremental backup
+    /// (the original made it here, on every run; a dry run or a restore must write nothing).
     pub fn new(work_dir: &Path) -> Result<TarExternalProvider, Error> {
         let snapshots = Snapshots::new(work_dir);
-        fs::create_dir_all(snapshots.dir()).map_err(|e| Error::io(snapshots.dir(), e))?;
         Ok(TarExternalProvider {
             snapshots,
             tar: OnceLock::new(),
