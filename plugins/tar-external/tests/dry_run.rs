@@ -65,6 +65,8 @@ fn dry_run_lists_what_the_next_real_run_stores() {
     fs::write(root.join("d/sub/b"), "bb").unwrap();
     fs::write(root.join("top"), "top").unwrap();
     std::os::unix::fs::symlink("a", root.join("d/link")).unwrap();
+    // The host makes the work directory; the provider makes `snapshots/` in it when needed.
+    fs::create_dir_all(&work).unwrap();
     let p = TarExternal::create(&work).unwrap();
     let def = BackupDefinition::new("dry", BackupType::TarGz, &dest, &root).include(["d", "top"]);
     let watched = [dest.clone(), work.clone()];
