@@ -128,6 +128,19 @@ fn make_tree(root: &Path) {
 fn change_tree(root: &Path, level: u32) {
     let d = root.join("data");
     let mv = |from: &str, to: &str| fs::rename(d.join(from), d.join(to)).unwrap();
+    // Directories are "deleted" by moving them out of the tree, so that their inodes stay in
+    // use: a directory made later with a freed inode number is a rename to GNU tar's snapshot,
+    // which would make the chain depend on the file system's inode allocation.
+    let graveyard = root.with_file_name(format!("graveyard-{level}"));
+    fs::create_dir_all(&graveyard).unwrap();
+    let remove_dir_all = |dir: PathBuf| {
+        let name = dir
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('/', "_");
+        fs::rename(&dir, graveyard.join(name)).unwrap();
+    };
     match level {
         1 => {
             write(&d.join("new-file"), "new");
@@ -136,12 +149,12 @@ fn change_tree(root: &Path, level: u32) {
             mv("top", "top-renamed");
             mv("a/b", "a/bb");
             mv("p", "q");
-            fs::remove_dir_all(root.join("topdir")).unwrap();
+            remove_dir_all(root.join("topdir"));
             fs::remove_file(root.join("loose")).unwrap();
         }
         _ => {
-            fs::remove_dir_all(d.join("q")).unwrap();
-            fs::remove_dir_all(d.join("gone")).unwrap();
+            remove_dir_all(d.join("q"));
+            remove_dir_all(d.join("gone"));
             fs::create_dir_all(d.join("fresh/deeper")).unwrap();
             write(&d.join("fresh/deeper/one"), "one");
             mv("a/bb", "a/bbb");
