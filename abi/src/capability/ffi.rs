@@ -29,13 +29,13 @@ pub struct CapabilityHeader {
 /// The signature of every capability symbol.
 pub type CapabilityEntry = extern "C" fn() -> CapabilityHeader;
 
-/// Receives the members a capability call handles ([`super::ItemEvents`] across the boundary).
+/// Receives the members a capability call handles ([`crate::capability::ItemEvents`] across the boundary).
 #[sabi_trait]
 pub trait ItemEventsFfi {
-    /// See [`super::ItemEvents::item`].
+    /// See [`crate::capability::ItemEvents::item`].
     fn item(&self, name: RSlice<'_, u8>, size: u64);
 
-    /// See [`super::ItemEvents::problem`].
+    /// See [`crate::capability::ItemEvents::problem`].
     #[sabi(last_prefix_field)]
     fn problem(&self, name: ROption<RSlice<'_, u8>>, message: RStr<'_>);
 }
