@@ -223,6 +223,19 @@ fn make_tree(root: &Path) {
 fn change_tree(root: &Path, level: u32) {
     let d = root.join("data");
     let mv = |from: &str, to: &str| fs::rename(d.join(from), d.join(to)).unwrap();
+    // Directories are "deleted" by moving them out of the tree, so that their inodes stay in
+    // use: a directory made later with a freed inode number is a rename to GNU tar's snapshot,
+    // which would make the GNU tar levels depend on the file system's inode allocation.
+    let graveyard = root.with_file_name(format!("graveyard-{level}"));
+    fs::create_dir_all(&graveyard).unwrap();
+    let remove_dir_all = |dir: PathBuf| {
+        let name = dir
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('/', "_");
+        fs::rename(&dir, graveyard.join(name)).unwrap();
+    };
     match level {
         1 => {
             write(&d.join("new-file"), "new");
@@ -242,7 +255,7 @@ fn change_tree(root: &Path, level: u32) {
             fs::remove_file(d.join("will-be-dir")).unwrap();
             fs::create_dir(d.join("will-be-dir")).unwrap();
             write(&d.join("will-be-dir/inside"), "inside");
-            fs::remove_dir_all(d.join("z")).unwrap();
+            remove_dir_all(d.join("z"));
             write(&d.join("z"), "z is a file now");
             fs::create_dir(d.join(os(b"new dir \xfe"))).unwrap();
             write(&d.join(os(b"new dir \xfe/n")), "n");
@@ -251,8 +264,8 @@ fn change_tree(root: &Path, level: u32) {
             write(&root.join("loose"), "the top-level file, changed");
         }
         2 => {
-            fs::remove_dir_all(d.join("q")).unwrap();
-            fs::remove_dir_all(d.join("gone-dir")).unwrap();
+            remove_dir_all(d.join("q"));
+            remove_dir_all(d.join("gone-dir"));
             fs::remove_dir(d.join("new-empty")).unwrap();
             mv("new-file", "new-file-renamed");
             write(&d.join("a/bb/f2"), "f2 modified");
