@@ -79,6 +79,7 @@ pub fn dry_run(
     let shown = snapshots.path(id, level.saturating_sub(1), None);
     if level > 0 {
         fs::copy(&shown, &working).map_err(|e| fatal(&shown, &e))?;
+        crate::vanished_tops::drop_in_place(&working, root)?;
     }
     let names = SnapshotName::new(&working, shown);
     run(

@@ -52,6 +52,7 @@ mod record;
 mod restore;
 mod run;
 mod snapshot_name;
+mod vanished_tops;
 mod verify;
 
 use std::ffi::{OsStr, OsString};
@@ -255,6 +256,7 @@ impl ArchiverProvider for TarExternalProvider {
         // Dropped (and so deleted) on any failure below: stored snapshots stay as they were.
         let check_device = check_device_from_env()?;
         let working = self.snapshots.working_copy(id, level)?;
+        let working = vanished_tops::drop_from(&self.snapshots, working, definition.root())?;
         // What tar reads is a copy of the previous level's snapshot; at level 0 it makes one.
         let shown = self.snapshots.path(id, level.saturating_sub(1), None);
         let names = SnapshotName::new(working.path(), shown);

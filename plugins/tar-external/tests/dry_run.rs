@@ -61,6 +61,9 @@ fn dry_run_lists_what_the_next_real_run_stores() {
     let (root, dest, work) = (base.join("src"), base.join("dest"), base.join("work"));
     fs::create_dir_all(root.join("d/sub")).unwrap();
     fs::create_dir_all(&dest).unwrap();
+    // The provider makes only `work/snapshots` (with its first incremental backup): the work
+    // directory itself must exist to be watched.
+    fs::create_dir_all(&work).unwrap();
     fs::write(root.join("d/a"), "aaaa").unwrap();
     fs::write(root.join("d/sub/b"), "bb").unwrap();
     fs::write(root.join("top"), "top").unwrap();

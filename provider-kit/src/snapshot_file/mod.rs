@@ -37,6 +37,7 @@
 
 mod error;
 mod read;
+mod vanished;
 mod write;
 
 #[cfg(test)]
@@ -44,6 +45,7 @@ mod tests;
 
 pub use error::SnapshotError;
 pub use read::SnapshotReader;
+pub use vanished::drop_vanished_tops;
 pub use write::{encode_header, encode_record, SnapshotWriter};
 
 use crate::dumpdir::Entry;

@@ -156,7 +156,7 @@ fn merge(dir: &Path, runs: Vec<File>) -> io::Result<Index> {
 
 /// A file that disappears when closed: unnamed where the file system allows it, else removed
 /// right after it is created.
-fn temporary_file(dir: &Path) -> io::Result<File> {
+pub(super) fn temporary_file(dir: &Path) -> io::Result<File> {
     let unnamed = OpenOptions::new()
         .read(true)
         .write(true)

@@ -124,7 +124,7 @@ fn start(
         let path = snapshots.path(id, level - 1, None);
         // A missing file is an I/O error like any other, not a fault at some byte.
         File::open(&path).map_err(|e| fatal(&path, &e))?;
-        Snapshot::read(&path).map_err(snapshot_failure)?
+        Snapshot::read_under(&path, root).map_err(snapshot_failure)?
     };
     Ok(Start {
         level,

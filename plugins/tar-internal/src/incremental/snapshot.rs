@@ -15,9 +15,10 @@ use std::collections::hash_map::DefaultHasher;
 use std::fmt;
 use std::fs::File;
 use std::hash::Hasher;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use aa_provider_kit::snapshot_file::drop_vanished_tops;
 #[cfg(test)]
 pub use aa_provider_kit::snapshot_file::{encode_header, encode_record};
 pub use aa_provider_kit::snapshot_file::{
@@ -74,11 +75,38 @@ impl Snapshot {
     /// spills to unnamed temporary files next to it (see [`super::index`]).
     pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
         let file = File::open(path).map_err(|err| SnapshotError::io(err, 0).with_path(path))?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut snapshot = Snapshot::from_reader_in(file, dir, index::MEMORY_ENTRIES)
+        let mut snapshot = Snapshot::from_reader_in(file, index_dir(path), index::MEMORY_ENTRIES)
+            .map_err(|err| err.with_path(path))?;
+        snapshot.path = Some(path.to_path_buf());
+        Ok(snapshot)
+    }
+
+    /// [`Snapshot::read`] without the records of the top directories (those without a
+    /// recorded parent) that are no longer directories under `root`, nor anything recorded
+    /// below them ([`drop_vanished_tops`]): a top directory renamed since is then new, and
+    /// stored in full. GNU tar would take it for a rename, but with no dumpdir above it to
+    /// record that rename (nothing describes the backup root), a restore would lose its
+    /// unchanged files. The filtered copy is an unnamed temporary file next to `path`.
+    pub fn read_under(path: &Path, root: &Path) -> Result<Snapshot, SnapshotError> {
+        let dir = index_dir(path);
+        let mut file = File::open(path).map_err(|err| SnapshotError::io(err, 0).with_path(path))?;
+        let mut filtered =
+            index::temporary_file(dir).map_err(|err| SnapshotError::io(err, 0).with_path(dir))?;
+        let dropped = drop_vanished_tops(&mut file, BufWriter::new(&mut filtered), root)
+            .map_err(|err| err.with_path(path))?;
+        if dropped.is_empty() {
+            return Snapshot::read(path);
+        }
+        for name in &dropped {
+            log::debug!(
+                "{}: top directory gone, its snapshot records dropped",
+                String::from_utf8_lossy(name)
+            );
+        }
+        filtered
+            .seek(SeekFrom::Start(0))
+            .map_err(|err| SnapshotError::io(err, 0).with_path(dir))?;
+        let mut snapshot = Snapshot::from_reader_in(filtered, dir, index::MEMORY_ENTRIES)
             .map_err(|err| err.with_path(path))?;
         snapshot.path = Some(path.to_path_buf());
         Ok(snapshot)
@@ -210,6 +238,14 @@ impl Snapshot {
             // It was valid when indexed.
             Ok(None) | Err(_) => Err(with_path(SnapshotError::changed(offset, Some(number)))),
         }
+    }
+}
+
+/// Where the temporary files of the snapshot at `path` go: its own directory.
+fn index_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 
