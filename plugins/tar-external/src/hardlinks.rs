@@ -38,7 +38,7 @@ pub fn hard_links(
 /// `hrw-r--r-- 0/0 0 2026-12-02 20:38 NAME link to TARGET`: the name is what follows the five
 /// fields; a name holding " link to " itself is told apart by being a listed member.
 fn parse_line(line: &[u8], names: &HashSet<Vec<u8>>) -> Option<HardLink> {
-    let rest = crate::dumpdirs::member_name(line)?;
+    let rest = member_name(line)?;
     let mut from = 0;
     while let Some(at) = rest[from..]
         .windows(LINK_TO.len())
@@ -52,6 +52,18 @@ fn parse_line(line: &[u8], names: &HashSet<Vec<u8>>) -> Option<HardLink> {
         from = at + 1;
     }
     None
+}
+
+/// The name in a verbose listing line: what follows its five fields.
+fn member_name(line: &[u8]) -> Option<&[u8]> {
+    let mut rest = line;
+    for _ in 0..5 {
+        let start = rest.iter().position(|&b| b != b' ')?;
+        rest = &rest[start..];
+        let end = rest.iter().position(|&b| b == b' ')?;
+        rest = &rest[end..];
+    }
+    rest.strip_prefix(b" ")
 }
 
 #[cfg(test)]

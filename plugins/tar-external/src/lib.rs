@@ -42,7 +42,6 @@ mod classify;
 mod compress;
 mod dry_run;
 mod dump_time;
-mod dumpdirs;
 mod error;
 mod hardlinks;
 mod locate;

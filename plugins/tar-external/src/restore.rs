@@ -18,15 +18,12 @@
 //!   ([`aa_provider_kit::beneath::remove_beneath`]). Without records, a root of level k-1 that
 //!   is a directory in the target and has no directory member (a listed name ending in `/`)
 //!   in level k is deleted; a file root is kept (it cannot be told from an unchanged one);
-//! * **`only`**: the members of a level within the given paths are passed to GNU tar as member
-//!   names (it extracts what is below a directory name); a level holding none of them is not
-//!   extracted at all (GNU tar would extract everything). Deletions by the roots rule stay
-//!   within the paths. Unlike `TarInternal`, renames are not followed back through earlier
-//!   levels: a path selected under its final name restores only what the levels stored under
-//!   that name (GNU tar records renames in the dumpdir of a level's first directory, which a
-//!   selection below it does not extract). A selected path that a later level deletes below
-//!   the top is deleted by the dumpdir of its nearest directory ([`crate::dumpdirs`]), which
-//!   GNU tar does not apply when it extracts only the selection.
+//! * **`only`**: GNU tar keeps a level's renames in the dumpdir of its first directory, which
+//!   extracting only a selection would skip, so the whole chain is restored into a private
+//!   directory inside the target (`.aa-restore-PID-STAMP`, mode 0700, same file system) and the
+//!   selected paths are then moved into place, the directories leading to them made with the
+//!   chain's modes and times, the rest removed ([`restore_only`]). Exact like `TarInternal`'s
+//!   per-level selection, at the price of restoring everything once.
 //!
 //! Restored members are the `-v` lines that name a listed member (GNU tar prints its
 //! "Deleting" notices there too), reported when tar has ended, with their sizes read back
@@ -139,7 +136,6 @@ struct Restorer<'a> {
     tar: &'a Path,
     target: &'a Path,
     root: OwnedFd,
-    only: Vec<Vec<u8>>,
     /// Whether the target may hold links out of it already (see [`crate::hardlinks`]).
     check_links: bool,
     /// Whether the level being applied is not the first.
@@ -155,18 +151,19 @@ pub fn restore(
     events: &dyn ItemEvents,
 ) -> Result<Totals, ProviderError> {
     let target = request.target();
+    if !request.only.is_empty() {
+        return restore_only(tar, request, events);
+    }
     let root = rustix::fs::open(
         target,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| fatal(target, &e.into()))?;
-    let only = beneath::only_paths(request.only())?;
     let mut restorer = Restorer {
         tar,
         target,
         root,
-        only,
         check_links: request.overwrite,
         later: false,
         events,
@@ -187,14 +184,140 @@ pub fn restore(
     Ok(restorer.totals)
 }
 
+/// `--only`: GNU tar keeps a level's renames in the dumpdir of its first directory, which a
+/// selection would not extract, so content stored under a directory's old name before a later
+/// rename would be missed. The whole chain is restored into a private directory inside the
+/// target (same file system) instead, then the selected paths are moved into place and the
+/// rest removed.
+fn restore_only(
+    tar: &Path,
+    request: &RestoreRequest,
+    events: &dyn ItemEvents,
+) -> Result<Totals, ProviderError> {
+    use std::os::unix::fs::DirBuilderExt;
+
+    let target = request.target();
+    let only = beneath::only_paths(request.only())?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let private_name = format!(".aa-restore-{}-{stamp:x}", std::process::id());
+    let private = target.join(&private_name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| fatal(&private, &e))?;
+    let whole = RestoreRequest {
+        archives: request.archives.clone(),
+        target: private.as_path().into(),
+        only: Default::default(),
+        overwrite: false,
+    };
+    let selected = Selected {
+        only: &only,
+        events,
+    };
+    let result = restore(tar, &whole, &selected).and_then(|mut totals| {
+        totals.items = selected_items(&private, &only);
+        move_selected(&private, target, &only).map_err(|e| fatal(target, &e))?;
+        Ok(totals)
+    });
+    let removed = beneath::remove_beneath(target, Path::new(&private_name));
+    let totals = result?;
+    removed.map_err(|e| fatal(&private, &e))?;
+    Ok(totals)
+}
+
+/// Passes on the items within `only` and every problem.
+struct Selected<'a> {
+    only: &'a [Vec<u8>],
+    events: &'a dyn ItemEvents,
+}
+
+impl ItemEvents for Selected<'_> {
+    fn item(&self, name: &Path, size: u64) {
+        let rel = name.as_os_str().as_bytes();
+        if self.only.iter().any(|p| within(rel, p)) {
+            self.events.item(name, size);
+        }
+    }
+
+    fn problem(&self, name: Option<&Path>, message: &str) {
+        self.events.problem(name, message);
+    }
+}
+
+/// How many entries the selected paths hold in the private restore.
+fn selected_items(private: &Path, only: &[Vec<u8>]) -> u64 {
+    fn count(path: &Path) -> u64 {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                1 + std::fs::read_dir(path)
+                    .map(|entries| entries.flatten().map(|e| count(&e.path())).sum())
+                    .unwrap_or(0)
+            }
+            Ok(_) => 1,
+            Err(_) => 0,
+        }
+    }
+    only.iter().map(|p| count(&private.join(os(p)))).sum()
+}
+
+/// Moves each selected path of `private` to the same place in `target`, making the
+/// directories leading to it as the chain has them (mode and time copied once it is in).
+fn move_selected(private: &Path, target: &Path, only: &[Vec<u8>]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut parents: Vec<Vec<u8>> = Vec::new();
+    for path in only {
+        let from = private.join(os(path));
+        if std::fs::symlink_metadata(&from).is_err() {
+            continue;
+        }
+        for parent in ancestors(path).collect::<Vec<_>>().into_iter().rev() {
+            let dir = target.join(os(parent));
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(io::Error::other(format!(
+                        "{}: not a directory, cannot restore {} below it",
+                        dir.display(),
+                        String::from_utf8_lossy(path)
+                    )))
+                }
+                Err(_) => {
+                    std::fs::create_dir(&dir)?;
+                    parents.push(parent.to_vec());
+                }
+            }
+        }
+        let to = target.join(os(path));
+        if std::fs::symlink_metadata(&to).is_ok() {
+            beneath::remove_beneath(target, os(path))?;
+        }
+        std::fs::rename(&from, &to)?;
+    }
+    // Deepest first, so that setting a directory's time is not undone by making its children.
+    parents.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for parent in parents {
+        let meta = std::fs::symlink_metadata(private.join(os(&parent)))?;
+        let dir = target.join(os(&parent));
+        std::fs::set_permissions(
+            &dir,
+            std::fs::Permissions::from_mode(meta.permissions().mode()),
+        )?;
+        let times = std::fs::FileTimes::new()
+            .set_accessed(meta.accessed()?)
+            .set_modified(meta.modified()?);
+        std::fs::File::open(&dir)?.set_times(times)?;
+    }
+    Ok(())
+}
+
 impl Restorer<'_> {
     fn problem(&mut self, name: Option<&[u8]>, message: &str) {
         self.totals.problems += 1;
         self.events.problem(name.map(os), message);
-    }
-
-    fn selected(&self, rel: &[u8]) -> bool {
-        self.only.is_empty() || self.only.iter().any(|p| within(rel, p))
     }
 
     /// Whether opening the directory `rel` beneath the target would leave it.
@@ -250,10 +373,16 @@ impl Restorer<'_> {
                 refused.push(member.raw.clone());
                 continue;
             }
-            if !self.selected(&rel) {
-                continue;
-            }
             if is_dir && !rel.is_empty() && self.escapes(&rel) {
+                relink.push(rel.clone());
+            } else if self.later
+                && !rel.is_empty()
+                && self.stat(&rel).is_some()
+                && self.is_dir(&rel) != is_dir
+            {
+                // Replaced by an entry of the other kind at this level: below the top the
+                // parent's dumpdir deletes the old one, at the top nothing does, and GNU tar
+                // would fail with "File exists" or "Not a directory".
                 relink.push(rel.clone());
             }
             names.insert(member.printed.clone());
@@ -266,69 +395,8 @@ impl Restorer<'_> {
             beneath::remove_beneath(self.target, os(&rel))
                 .map_err(|e| fatal(&self.target.join(os(&rel)), &e))?;
         }
-        if self.only.is_empty() {
-            self.extract(path, &refused, &[], &names)?;
-        } else if !selected.is_empty() {
-            // The top-most selected members: GNU tar extracts what is below each.
-            let chosen: HashSet<&[u8]> = selected.iter().map(Vec::as_slice).collect();
-            let arguments: Vec<Vec<u8>> = members
-                .iter()
-                .filter(|m| names.contains(&m.printed))
-                .filter(|m| match components(&m.raw) {
-                    Ok(parts) => {
-                        let rel = parts.join(&b'/');
-                        let top = !ancestors(&rel).any(|a| chosen.contains(a));
-                        top
-                    }
-                    Err(_) => false,
-                })
-                .map(|m| m.raw.clone())
-                .collect();
-            self.extract(path, &refused, &arguments, &names)?;
-        }
-        if !self.only.is_empty() && self.later {
-            self.remove_vanished_selections(path, &selected)?;
-        }
+        self.extract(path, &refused, &[], &names)?;
         Ok(LevelTops::new(roots, dirs))
-    }
-
-    /// After a level k >= 1 restored with `only`: each selected path this level holds no
-    /// member within is deleted when the dumpdir of its nearest directory member (below the
-    /// top, which the roots rule covers) lacks the entry leading to it.
-    fn remove_vanished_selections(
-        &mut self,
-        archive: &Path,
-        selected: &[Vec<u8>],
-    ) -> Result<(), ProviderError> {
-        let untouched: Vec<Vec<u8>> = self
-            .only
-            .iter()
-            .filter(|p| !selected.iter().any(|s| within(s, p)))
-            .cloned()
-            .collect();
-        if untouched.is_empty() {
-            return Ok(());
-        }
-        let dumps = crate::dumpdirs::dumpdirs(self.tar, archive)?;
-        for path in untouched {
-            let nearest = ancestors(&path)
-                .chain(std::iter::once(&path[..0]))
-                .find_map(|a| dumps.get(a).map(|entries| (a, entries)));
-            let Some((dir, entries)) = nearest else {
-                continue;
-            };
-            let below = if dir.is_empty() {
-                &path[..]
-            } else {
-                &path[dir.len() + 1..]
-            };
-            let entry = below.split(|&b| b == b'/').next().unwrap_or_default();
-            if !entries.contains(entry) {
-                self.remove(&path)
-                    .map_err(|e| fatal(&self.target.join(os(&path)), &e))?;
-            }
-        }
-        Ok(())
     }
 
     /// Adds to `refused` (reporting each) the hard links whose target is reached through a
@@ -511,13 +579,7 @@ impl Restorer<'_> {
             if dropped.only_if_directory && !self.is_dir(&root) {
                 continue;
             }
-            if self.selected(&root) {
-                self.remove(&root)?;
-            } else {
-                for path in self.only.iter().filter(|p| within(p, &root)) {
-                    self.remove(path)?;
-                }
-            }
+            self.remove(&root)?;
         }
         Ok(())
     }

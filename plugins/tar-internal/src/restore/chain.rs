@@ -200,6 +200,25 @@ impl Restorer<'_> {
         }
     }
 
+    /// From level 1 on, an entry of the other kind (a directory where a non-directory goes,
+    /// or the reverse) was replaced in the source at this level: below the top, the parent's
+    /// dumpdir has deleted it already; at the top nothing has, so it is removed here, beneath
+    /// the target. Level 0 keeps the overwrite rules of [`super::extract`].
+    fn clear_replaced(
+        &mut self,
+        rel: &[u8],
+        directory: bool,
+    ) -> Result<(), Result<Refused, io::Error>> {
+        let relative = Path::new(std::ffi::OsStr::from_bytes(rel));
+        let Ok(meta) = std::fs::symlink_metadata(self.target.path.join(relative)) else {
+            return Ok(());
+        };
+        if meta.is_dir() != directory {
+            aa_provider_kit::beneath::remove_beneath(&self.target.path, relative).map_err(Err)?;
+        }
+        Ok(())
+    }
+
     fn member(
         &mut self,
         reader: &mut Reader<'_>,
@@ -219,8 +238,12 @@ impl Restorer<'_> {
                 };
                 self.renames(&items);
                 if !first {
+                    self.clear_replaced(rel, true)?;
                     self.purge(rel, &items)?;
                 }
+            }
+            if !first {
+                self.clear_replaced(rel, true)?;
             }
             self.directory(m, rel, selected)?;
             if selected {
@@ -244,6 +267,9 @@ impl Restorer<'_> {
         }
         if let Kind::Unsupported(b'V') = m.kind {
             return Ok(());
+        }
+        if !first {
+            self.clear_replaced(rel, false)?;
         }
         let size = self.extract(reader, m, rel)?;
         self.totals.bytes += size;
