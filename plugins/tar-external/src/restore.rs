@@ -49,7 +49,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use crate::option_with;
 use crate::quoting::{split_fields, unescape};
 use crate::record::read_roots;
-use crate::run::{forward_lines, tar_command, write_names, Line};
+use crate::run::{forward_lines, tar_command, Line};
 
 /// How many of tar's last diagnostics are quoted in a failure message.
 const CONTEXT_LINES: usize = 3;
@@ -395,7 +395,7 @@ impl Restorer<'_> {
             beneath::remove_beneath(self.target, os(&rel))
                 .map_err(|e| fatal(&self.target.join(os(&rel)), &e))?;
         }
-        self.extract(path, &refused, &[], &names)?;
+        self.extract(path, &refused, &names)?;
         Ok(LevelTops::new(roots, dirs))
     }
 
@@ -429,12 +429,11 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// Runs GNU tar's extraction of `archive`, `refused` excluded, only `members` when given.
+    /// Runs GNU tar's extraction of `archive`, `refused` excluded.
     fn extract(
         &mut self,
         archive: &Path,
         refused: &[Vec<u8>],
-        members: &[Vec<u8>],
         names: &HashSet<Vec<u8>>,
     ) -> Result<(), ProviderError> {
         let mut command = tar_command(self.tar);
@@ -462,22 +461,14 @@ impl Restorer<'_> {
                 "--directory=",
                 self.target.as_os_str().as_bytes(),
             ));
-        if !members.is_empty() {
-            command.args(["--null", "--verbatim-files-from", "--no-unquote", "-T", "-"]);
-        }
         let mut child = command
-            .stdin(if members.is_empty() {
-                Stdio::null()
-            } else {
-                Stdio::piped()
-            })
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
                 ProviderError::from_io(format!("cannot run GNU tar {}", self.tar.display()), &e)
             })?;
-        let stdin = child.stdin.take();
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             unreachable!("both output streams were requested as pipes")
         };
@@ -487,10 +478,6 @@ impl Restorer<'_> {
         // Raised once tar is done: it prints a name before it writes the member.
         let mut restored: Vec<Vec<u8>> = Vec::new();
         thread::scope(|scope| {
-            if let Some(stdin) = stdin {
-                // A failed write means tar stopped reading; its status says why.
-                scope.spawn(move || write_names(stdin, members));
-            }
             let (tx, rx) = mpsc::channel();
             let tx_err = tx.clone();
             scope.spawn(move || forward_lines(stdout, Line::Out, tx));

@@ -231,6 +231,9 @@ impl Restorer<'_> {
             if !selected && !self.leads_to_selection(rel) {
                 return Ok(());
             }
+            if !first {
+                self.clear_replaced(rel, true)?;
+            }
             if let Some(bytes) = &m.dumpdir {
                 let items = match dumpdir::parse(bytes) {
                     Ok(items) => items,
@@ -238,12 +241,8 @@ impl Restorer<'_> {
                 };
                 self.renames(&items);
                 if !first {
-                    self.clear_replaced(rel, true)?;
                     self.purge(rel, &items)?;
                 }
-            }
-            if !first {
-                self.clear_replaced(rel, true)?;
             }
             self.directory(m, rel, selected)?;
             if selected {
