@@ -504,6 +504,81 @@ fn gnu_tar_chains_restore_in_both_formats() {
 }
 
 #[test]
+fn a_file_listed_as_unchanged_but_in_no_earlier_level_is_reported_missing() {
+    // Level 1 lists `data/kept` and `data/lost` as unchanged (`N`); `data/lost` was cut out
+    // of level 0 afterwards, as an unreadable file or an edited archive leaves it.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let root = base.join("src");
+    fs::create_dir_all(root.join("data")).unwrap();
+    write(&root.join("data/kept"), "kept");
+    write(&root.join("data/lost"), "lost");
+    let snar = base.join("chain.snar");
+    let mut archives = Vec::new();
+    for level in 0..2u32 {
+        if level == 1 {
+            write(&root.join("data/new"), "new at level 1");
+        }
+        aa_tests::settle_timestamps();
+        let archive = base.join(format!("l{level}.tar"));
+        let o = Command::new("tar")
+            .args(["--format=posix", "--sort=name"])
+            .arg(format!("--listed-incremental={}", snar.display()))
+            .arg("-cf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&root)
+            .arg("data")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        archives.push(archive);
+    }
+    let o = Command::new("tar")
+        .arg("--delete")
+        .arg("-f")
+        .arg(&archives[0])
+        .arg("data/lost")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let out = base.join("out");
+    let typed = [
+        (archives[0].as_path(), BackupType::Tar),
+        (archives[1].as_path(), BackupType::Tar),
+    ];
+    let (totals, events) = restore_with(&provider(base), chain(&typed), &out, &[], false);
+    let totals = totals.unwrap();
+    assert_eq!(
+        *events.problems.borrow(),
+        ["data/lost: missing: this level lists it as unchanged, but no earlier level holds it"]
+    );
+    assert_eq!(totals.problems, 1);
+    assert_eq!(fs::read_to_string(out.join("data/kept")).unwrap(), "kept");
+    assert_eq!(
+        fs::read_to_string(out.join("data/new")).unwrap(),
+        "new at level 1"
+    );
+
+    // Selected away, the loss is not this restore's.
+    let only_new = base.join("only");
+    let (totals, events) = restore_with(
+        &provider(base),
+        chain(&typed),
+        &only_new,
+        &["data/new"],
+        false,
+    );
+    assert_eq!(
+        totals.unwrap().problems,
+        0,
+        "{:?}",
+        events.problems.borrow()
+    );
+}
+
+#[test]
 fn the_plugin_exports_restore_and_it_works_across_the_boundary() {
     let library =
         aa_abi::host::PluginLibrary::load(&aa_tests::builtin_plugin("aa_plugin_tar_internal"))

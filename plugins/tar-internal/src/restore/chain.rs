@@ -59,6 +59,8 @@ pub struct Restorer<'e> {
     /// hard links to them, made by a second reading of the level ([`super::links`]).
     pub(super) skipped_files: HashSet<Vec<u8>>,
     pub(super) pending_links: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The names problems were reported for, so a loss is reported once.
+    reported: HashSet<Vec<u8>>,
     totals: Totals,
 }
 
@@ -95,6 +97,7 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
         previous_only: Vec::new(),
         skipped_files: HashSet::new(),
         pending_links: Vec::new(),
+        reported: HashSet::new(),
         totals: Totals::default(),
     };
     let archives = &request.archives;
@@ -130,6 +133,7 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
 impl Restorer<'_> {
     pub(super) fn problem(&mut self, name: &[u8], message: &str) {
         self.totals.problems += 1;
+        self.reported.insert(name.to_vec());
         let name = if name.is_empty() { &b"."[..] } else { name };
         self.events
             .problem(Some(Path::new(std::ffi::OsStr::from_bytes(name))), message);
@@ -334,6 +338,7 @@ impl Restorer<'_> {
             })
             .collect();
         let entries = list(dir.as_fd()).map_err(Err)?;
+        self.report_missing(rel, items, &entries);
         for (name, mut file_type) in entries {
             let mut child = rel.to_vec();
             if !child.is_empty() {
@@ -371,6 +376,30 @@ impl Restorer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A name the dumpdir lists as unchanged (`N`) is restored by an earlier level; when none
+    /// did (it was unreadable at that backup, or the archive was edited), it is lost, and the
+    /// restore says so rather than finishing clean. Names already reported are not repeated.
+    fn report_missing(&mut self, rel: &[u8], items: &[Item], present: &[(Vec<u8>, FileType)]) {
+        let present: HashSet<&[u8]> = present.iter().map(|(n, _)| n.as_slice()).collect();
+        for item in items {
+            let Item::Entry(entry) = item else { continue };
+            if entry.code != Code::Unchanged || present.contains(entry.name.as_slice()) {
+                continue;
+            }
+            let mut child = rel.to_vec();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(&entry.name);
+            if self.selected(&child) && !self.reported.contains(&child) {
+                self.problem(
+                    &child,
+                    "missing: this level lists it as unchanged, but no earlier level holds it",
+                );
+            }
+        }
     }
 
     /// The roots rule between two consecutive levels (see the module documentation).
