@@ -505,44 +505,9 @@ fn gnu_tar_chains_restore_in_both_formats() {
 
 #[test]
 fn a_file_listed_as_unchanged_but_in_no_earlier_level_is_reported_missing() {
-    // Level 1 lists `data/kept` and `data/lost` as unchanged (`N`); `data/lost` was cut out
-    // of level 0 afterwards, as an unreadable file or an edited archive leaves it.
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
-    let root = base.join("src");
-    fs::create_dir_all(root.join("data")).unwrap();
-    write(&root.join("data/kept"), "kept");
-    write(&root.join("data/lost"), "lost");
-    let snar = base.join("chain.snar");
-    let mut archives = Vec::new();
-    for level in 0..2u32 {
-        if level == 1 {
-            write(&root.join("data/new"), "new at level 1");
-        }
-        aa_tests::settle_timestamps();
-        let archive = base.join(format!("l{level}.tar"));
-        let o = Command::new("tar")
-            .args(["--format=posix", "--sort=name"])
-            .arg(format!("--listed-incremental={}", snar.display()))
-            .arg("-cf")
-            .arg(&archive)
-            .arg("-C")
-            .arg(&root)
-            .arg("data")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        archives.push(archive);
-    }
-    let o = Command::new("tar")
-        .arg("--delete")
-        .arg("-f")
-        .arg(&archives[0])
-        .arg("data/lost")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
+    let archives = aa_tests::chains::chain_with_a_lost_file(base);
     let out = base.join("out");
     let typed = [
         (archives[0].as_path(), BackupType::Tar),

@@ -5,7 +5,8 @@
 //!   names), then, from level 1 on, the deletion of every entry of the directory on disk that
 //!   the dumpdir does not list, or lists with another type (`D` that is not a directory, `Y`
 //!   that is one). Level 0 deletes nothing: what an overwrite target held beforehand stays
-//!   unless a member replaces it;
+//!   unless a member replaces it. An `N` (unchanged) entry that is not on disk was in no
+//!   earlier level: a loss, reported as a problem;
 //! * after each level k >= 1, the roots rule (the kit's [`roots`](aa_provider_kit::roots)):
 //!   every root of level k-1 that level k's roots record lacks is deleted. Without a record
 //!   (archives of the original `aa`, of GNU tar, of TarInternal before it wrote one), the roots
@@ -378,9 +379,8 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// A name the dumpdir lists as unchanged (`N`) is restored by an earlier level; when none
-    /// did (it was unreadable at that backup, or the archive was edited), it is lost, and the
-    /// restore says so rather than finishing clean. Names already reported are not repeated.
+    /// Reports the names the dumpdir lists as unchanged that no earlier level restored
+    /// ([`dumpdir::LOST_UNCHANGED`]), once each.
     fn report_missing(&mut self, rel: &[u8], items: &[Item], present: &[(Vec<u8>, FileType)]) {
         let present: HashSet<&[u8]> = present.iter().map(|(n, _)| n.as_slice()).collect();
         for item in items {
@@ -394,10 +394,7 @@ impl Restorer<'_> {
             }
             child.extend_from_slice(&entry.name);
             if self.selected(&child) && !self.reported.contains(&child) {
-                self.problem(
-                    &child,
-                    "missing: this level lists it as unchanged, but no earlier level holds it",
-                );
+                self.problem(&child, dumpdir::LOST_UNCHANGED);
             }
         }
     }
