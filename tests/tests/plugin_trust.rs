@@ -525,7 +525,7 @@ fn verdicts_are_remembered_and_forgotten_when_the_file_changes() {
 
     let out = debug(&sb);
     assert!(out.stderr.contains(&probing(&lib)), "{out}");
-    assert_eq!(warnings(&out), [crashed.clone()], "{out}");
+    assert_eq!(warnings(&out), [crashed.as_str()], "{out}");
     let cache = fs::metadata(cache_file(&sb)).expect("the verdicts are stored");
     assert_eq!(cache.mode() & 0o777, 0o600);
     assert_eq!(cache.uid(), fs::metadata(sb.path()).unwrap().uid());
@@ -540,13 +540,13 @@ fn verdicts_are_remembered_and_forgotten_when_the_file_changes() {
         )),
         "{out}"
     );
-    assert_eq!(warnings(&out), [crashed.clone()], "{out}");
+    assert_eq!(warnings(&out), [crashed.as_str()], "{out}");
 
     // The same file with another modification time is judged again.
     set_mtime(&lib, (1_000_000_000, 0));
     let out = debug(&sb);
     assert!(out.stderr.contains(&probing(&lib)), "{out}");
-    assert_eq!(warnings(&out), [crashed.clone()], "{out}");
+    assert_eq!(warnings(&out), [crashed.as_str()], "{out}");
 
     // Replaced in place (the same inode) by a good plugin: probed and loaded.
     fs::copy(build_hello_provider(), &lib).unwrap();
