@@ -32,6 +32,7 @@ mod test_support;
 
 pub use crate::cli::{generate, Cli};
 pub use crate::interrupt::install as install_interrupt_handling;
+pub use crate::plugin_loader::{probe_main as probe_plugin, PROBE_ARG as PROBE_PLUGIN_ARG};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
