@@ -339,6 +339,12 @@ pub struct Cli {
     #[arg(long, value_name = "DIR_PATH", help_heading = "General options")]
     pub plugin_dir: Vec<PathBuf>,
 
+    /// Write every message and result as one JSON object per line on standard output, and
+    /// nothing on standard error (with backups, --list, --list-providers and --purge; the
+    /// schema is in the manual and docs/json-schema.json).
+    #[arg(long, help_heading = "General options", conflicts_with_all = ["restore", "verify", "dry_run"])]
+    pub json: bool,
+
     /// Writes the manual page or a shell completion script to standard output and exits (for
     /// `make install` and packagers; hidden from the help).
     #[arg(long, value_enum, value_name = "WHAT", hide = true)]
@@ -470,6 +476,21 @@ pub enum Command {
     Restore,
     Verify,
     DryRun,
+}
+
+impl Command {
+    /// The command's name in the JSON summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Create => "create",
+            Command::List => "list",
+            Command::Purge => "purge",
+            Command::ListProviders => "list-providers",
+            Command::Restore => "restore",
+            Command::Verify => "verify",
+            Command::DryRun => "dry-run",
+        }
+    }
 }
 
 impl Cli {
