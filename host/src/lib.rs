@@ -19,6 +19,7 @@ mod ini;
 mod interrupt;
 mod json;
 mod lock;
+mod manual;
 mod paths;
 mod plugin_loader;
 mod progress;
