@@ -238,7 +238,12 @@ fn prepare_state(report: &Report, config: &Configuration, json: bool) -> Option<
     // configuration directory that was just created.
     let specs_dir = config.archive_specs_dir();
     if !specs_dir.exists() {
-        let quiet_report = make_report(json, Verbosity::Quiet);
+        // Hides the notice under --json too (make_report would show it there).
+        let quiet_report = if json {
+            Report::new(Verbosity::Quiet, json::Json)
+        } else {
+            Terminal::report(Verbosity::Quiet)
+        };
         let announce = !user_dir_created || !specs_dir.starts_with(&user_config_dir);
         create_dir(
             if announce { report } else { &quiet_report },

@@ -104,7 +104,16 @@ impl Sink for Terminal {
         // shows the run is alive.
         bar.enable_steady_tick(Duration::from_millis(200));
         let files = Arc::new(AtomicU64::new(0));
+        let counting = std::time::Instant::now();
         let total = plan.map(|p| p.totals());
+        if let Some(t) = total {
+            log::debug!(
+                "pre-walk: {} objects, {} bytes in {:?}",
+                t.files,
+                t.bytes,
+                counting.elapsed()
+            );
+        }
         if let Some(t) = total {
             bar.set_length(t.bytes);
         }
