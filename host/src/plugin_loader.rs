@@ -221,9 +221,12 @@ pub fn screen_elf(path: &Path, len: u64) -> Result<(), String> {
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut total = 0;
     while total < buf.len() {
-        match file.read(&mut buf[total..])? {
-            0 => break,
-            n => total += n,
+        match file.read(&mut buf[total..]) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            // A signal arriving during the read is no reason to refuse the plugin.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(total)

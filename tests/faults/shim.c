@@ -14,6 +14,7 @@
  *   AA_FAULT_AFTER   write/read: bytes that succeed first, in each process (default 0)
  *   AA_FAULT_LOG     a file each injected fault appends one line to, so a test can tell that
  *                    its fault really happened
+ *   AA_FAULT_ONLY    if set, only a program of this name (its executable's) is faulted
  * Once a fault fired in a process, every later matching call of that process fails too: a
  * disk that failed or filled up stays so. eintr fails every other slow call (of each thread)
  * with EINTR without doing it, so a caller that retries always gets through.
@@ -86,6 +87,15 @@ __attribute__((constructor)) static void setup(void) {
     if (a)
         after = strtoull(a, NULL, 10);
     log_path = getenv("AA_FAULT_LOG");
+    const char *only = getenv("AA_FAULT_ONLY");
+    if (only) {
+        char exe[PATH_MAX + 1];
+        ssize_t n = readlink("/proc/self/exe", exe, PATH_MAX);
+        exe[n > 0 ? n : 0] = 0;
+        const char *base = strrchr(exe, '/');
+        if (strcmp(base ? base + 1 : exe, only) != 0)
+            fault_op = OP_NONE;
+    }
 }
 
 static int under_prefix(const char *path) {

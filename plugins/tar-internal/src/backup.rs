@@ -34,16 +34,19 @@ impl From<ArchiveError> for StoreError {
     }
 }
 
-/// Writes the backup file `path` with `codec`: `store` adds the members; after the commit,
-/// `committed` runs, and a file that changed while it was stored is reported
+/// Writes the backup file `path` with `codec`: `store` adds the members; `prepare` runs once
+/// the file is complete, before the commit (what may still fail without losing the previous
+/// backup: an incremental level readies its snapshot there); after the commit, `committed`
+/// runs with what `prepare` gave, and a file that changed while it was stored is reported
 /// (`SomeFilesChanged`). Returns the committed file's path.
-pub(crate) fn write_backup<'e>(
+pub(crate) fn write_backup<'e, T>(
     path: PathBuf,
     overwrite_at_start: bool,
     codec: Codec,
     events: &'e dyn BackupEvents,
     store: impl FnOnce(&mut Archiver<'e, Stream>) -> Result<(), StoreError>,
-    committed: impl FnOnce() -> Result<(), ProviderError>,
+    prepare: impl FnOnce() -> Result<T, ProviderError>,
+    committed: impl FnOnce(T) -> Result<(), ProviderError>,
 ) -> Result<PathBuf, ProviderError> {
     let mut output = OutputFile::new(path, overwrite_at_start);
     let final_path = output.final_path().to_path_buf();
@@ -70,8 +73,9 @@ pub(crate) fn write_backup<'e>(
     }
     // `output` is dropped without commit on every early return above, which removes the
     // partial file.
+    let prepared = prepare()?;
     let path = output.commit().map_err(|e| write_failed(&e))?;
-    committed()?;
+    committed(prepared)?;
 
     if some_files_changed {
         events.backup_operation_error(
