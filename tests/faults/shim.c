@@ -180,7 +180,8 @@ static long long data_allowance(enum op op, int fd, size_t count, const char *wh
     }
     fired = 1;
     note_fd(what, fd);
-    long long left = (long long)(after - done_bytes);
+    /* A read fails whole (a bad block); a write takes what fits, as a filling disk does. */
+    long long left = op == OP_READ ? 0 : (long long)(after - done_bytes);
     done_bytes = after;
     return left > 0 ? left : -1;
 }

@@ -30,7 +30,18 @@ pub(crate) enum StoreError {
 
 impl From<ArchiveError> for StoreError {
     fn from(error: ArchiveError) -> StoreError {
-        StoreError::Archive(error.into_io_error())
+        match error.unreadable_source() {
+            Some(name) => {
+                let message = format!(
+                    "Cannot read \"{}\": {}",
+                    name.display(),
+                    aa_abi::error::os_message(error.io_error())
+                );
+                let errno = error.into_io_error().raw_os_error().unwrap_or(0);
+                StoreError::Other(ProviderError::io(errno, message))
+            }
+            None => StoreError::Archive(error.into_io_error()),
+        }
     }
 }
 
