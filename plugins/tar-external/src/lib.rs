@@ -266,6 +266,7 @@ impl ArchiverProvider for TarExternalProvider {
         let shown = self.snapshots.path(id, level.saturating_sub(1), None);
         let names = SnapshotName::new(working.path(), shown);
         let start = dump_start_time();
+        let renamed = names.events(events);
         let output = self
             .create_archive(
                 definition,
@@ -276,9 +277,16 @@ impl ArchiverProvider for TarExternalProvider {
                     snapshot: working.path(),
                     check_device,
                 }),
-                &names.events(events),
+                &renamed,
             )
             .map_err(|e| names.error(e))?;
+        if renamed.snapshot_failed() {
+            return Err(Error::tar_failed(
+                "the snapshot was not written".into(),
+                names.shown().display().to_string(),
+            )
+            .into());
+        }
         // Finished and readied before the archive replaces the previous one, so that a
         // failure here (a full disk) leaves both as they were; `output` removes the new one.
         let mut working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
