@@ -413,6 +413,13 @@ pub fn check(archiver: &str, ext: &str, scenario: Scenario, fault: &Fault) -> Re
     if errors.is_empty() {
         return Err(format!("no `aa:` error line:\n{out}"));
     }
+    if let Some(line) = out
+        .stderr
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with("aa: "))
+    {
+        return Err(format!("a message goes on over lines ({line:?}):\n{out}"));
+    }
     // GNU tar reports a short write (a disk filling up) by its count, not by the errno.
     let says = |l: &&str| l.contains(fault.message()) || l.contains("Wrote only");
     if !errors.iter().any(says) {
