@@ -59,11 +59,15 @@ impl Place {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     /// Writes, once `after` bytes went through (in each process).
-    Write { after: u64 },
+    Write {
+        after: u64,
+    },
     Fsync,
     Rename,
     /// Reads of regular files, once `after` bytes were read.
-    Read { after: u64 },
+    Read {
+        after: u64,
+    },
     /// Every other slow call of each thread of `aa` (not of the programs it runs), `EINTR`.
     Eintr,
 }
@@ -92,7 +96,9 @@ impl fmt::Display for Fault {
         };
         match self.call {
             Call::Eintr => write!(f, "EINTR every slow call"),
-            Call::Write { after } => write!(f, "{errno} {} write {}", self.place.label(), at(after)),
+            Call::Write { after } => {
+                write!(f, "{errno} {} write {}", self.place.label(), at(after))
+            }
             Call::Read { after } => write!(f, "{errno} {} read {}", self.place.label(), at(after)),
             Call::Fsync => write!(f, "{errno} {} fsync", self.place.label()),
             Call::Rename => write!(f, "{errno} {} rename", self.place.label()),

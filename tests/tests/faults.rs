@@ -19,7 +19,10 @@ fn assert_all_lost_nothing(rows: &[aa_tests::faults::Row]) {
         .iter()
         .filter_map(|r| {
             let e = r.outcome.as_ref().err()?;
-            Some(format!("{} / {} / {}: {e}", r.fault, r.archiver, r.scenario))
+            Some(format!(
+                "{} / {} / {}: {e}",
+                r.fault, r.archiver, r.scenario
+            ))
         })
         .collect();
     assert!(
