@@ -62,3 +62,9 @@ clean:
 bench:
 	$(CARGO) build --release -p aa-host -p aa-plugin-tar-internal -p aa-plugin-tar-external
 	bench/run.sh
+
+# Fault injection (tests/faults/shim.c): every fault x every type of both providers, as a
+# table; non-zero unless every row is "nothing lost". `make test` runs a subset.
+.PHONY: faults
+faults: build
+	$(CARGO) test -p aa-tests --test faults -- --ignored --nocapture every_fault_loses_nothing

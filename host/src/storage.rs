@@ -244,7 +244,31 @@ impl Storage {
             Ok(m) if m.is_dir() => return Err(StorageError::os(&file, Errno::ISDIR)),
             Ok(_) => return Err(StorageError::os(&file, Errno::INVAL)),
         }
+        self.probe_write(realm)?;
         Ok(created)
+    }
+
+    /// Does what [`Storage::write`] will do (write the realm to a temporary file, sync it,
+    /// rename it) with today's content and a name of its own, then removes it: a full or
+    /// failing disk is found before the backup replaces the previous one, not after.
+    fn probe_write(&self, realm: &str) -> Result<(), StorageError> {
+        let content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
+        let temp = |what: &str| {
+            self.dir.join(format!(
+                ".{realm}{REALM_SUFFIX}.{}.{what}.tmp",
+                std::process::id()
+            ))
+        };
+        let (written, renamed) = (temp("probe"), temp("probed"));
+        let result = (|| {
+            let mut f = fs::File::create(&written)?;
+            f.write_all(content.render().as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&written, &renamed)
+        })();
+        let _ = fs::remove_file(&written);
+        let _ = fs::remove_file(&renamed);
+        result.map_err(|e| StorageError::io(&self.realm_file(realm), e))
     }
 
     /// Stores `value` as `var` of `realm` and writes the realm file.

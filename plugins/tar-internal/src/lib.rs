@@ -182,6 +182,7 @@ impl ArchiverProvider for TarInternalProvider {
             events,
             |archiver| store_full(archiver, walker),
             || Ok(()),
+            |()| Ok(()),
         )
     }
 
