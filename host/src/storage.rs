@@ -250,8 +250,23 @@ impl Storage {
 
     /// Does what [`Storage::write`] will do (write the realm to a temporary file, sync it,
     /// rename it) with today's content and a name of its own, then removes it: a full or
-    /// failing disk is found before the backup replaces the previous one, not after.
+    /// failing disk is found before the backup replaces the previous one, not after. The
+    /// directory's times are put back, so a run refused later leaves no trace.
     fn probe_write(&self, realm: &str) -> Result<(), StorageError> {
+        let times = fs::metadata(&self.dir).and_then(|m| {
+            Ok(fs::FileTimes::new()
+                .set_accessed(m.accessed()?)
+                .set_modified(m.modified()?))
+        });
+        let result = self.probe_write_files(realm);
+        if let Ok(times) = times {
+            // Best effort: only the directory's time is at stake.
+            let _ = fs::File::open(&self.dir).and_then(|d| d.set_times(times));
+        }
+        result
+    }
+
+    fn probe_write_files(&self, realm: &str) -> Result<(), StorageError> {
         let content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
         let temp = |what: &str| {
             self.dir.join(format!(
