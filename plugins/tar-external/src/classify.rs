@@ -272,6 +272,18 @@ mod tests {
             classify(b"tar: Error is not recoverable: exiting now"),
             StderrLine::Fatal(Fatal::NotRecoverable)
         );
+        // An I/O error reading a file: tar would store zeros instead (tests/tests/faults.rs).
+        assert_eq!(
+            classify(
+                b"tar: d/noise.bin: Read error at byte 65536, while reading 10240 bytes: \
+                  Input/output error"
+            ),
+            StderrLine::Fatal(Fatal::ReadError(
+                "d/noise.bin: Read error at byte 65536, while reading 10240 bytes: \
+                 Input/output error"
+                    .into()
+            ))
+        );
     }
 
     #[test]

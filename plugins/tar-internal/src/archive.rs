@@ -1,6 +1,7 @@
 //! Tar members from the file system: [`Archiver`] reads each object's metadata and content,
 //! detects hard links and files changing under it, and reports non-fatal problems through
-//! the backup events. Only a failure to write the archive itself is fatal. The bytes of the
+//! the backup events. Only a failure to write the archive itself, or to read a file's
+//! content (an I/O error, which would leave zeros in the member), is fatal. The bytes of the
 //! headers come from [`crate::header`]; opening files and naming owners from [`crate::sys`].
 //!
 //! The archiver runs on the calling thread, so events are raised there, in member order, and
