@@ -69,8 +69,15 @@ pub(crate) fn screen_file(path: &Path) -> Result<(), String> {
             &file,
             0,
         )
-    }
-    .map_err(|e| format!("cannot read it: {e}"))?;
+    };
+    let ptr = match ptr {
+        Ok(ptr) => ptr,
+        // A file system that cannot map files: read it instead.
+        Err(_) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+            return screen_image(&bytes);
+        }
+    };
     // SAFETY: the mapping is `len` readable bytes and lives until the munmap below.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     let verdict = screen_image(bytes);

@@ -171,16 +171,31 @@ pub fn load_plugins(dirs: &[SearchDir]) -> (Vec<LoadedPlugin>, Vec<Rejection>) {
             continue;
         }
         files.sort();
+        let mut candidates = Vec::new();
         for path in files {
-            let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-            if !seen_files.insert(canonical.clone()) {
+            let real_path = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if !seen_files.insert(real_path.clone()) {
                 continue;
             }
             let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let is_library_name = has_library_suffix(&name);
-            if let Err(reason) = loader.load_one(&path, &canonical, is_library_name) {
+            let checked = loader.check(&path, has_library_suffix(&name));
+            candidates.push(Candidate {
+                path,
+                real_path,
+                checked,
+            });
+        }
+        loader.probe_unknown(&mut candidates);
+        // In name order, so the first of two providers with one id is always the same.
+        for candidate in candidates {
+            let outcome = match candidate.checked {
+                Ok(Some(checked)) => loader.load(&candidate.path, checked),
+                Ok(None) => Ok(()),
+                Err(reason) => Err(reason),
+            };
+            if let Err(reason) = outcome {
                 rejected.push(Rejection {
-                    path,
+                    path: candidate.path,
                     directory: false,
                     reason,
                 });
@@ -195,6 +210,22 @@ fn has_library_suffix(name: &str) -> bool {
     name.ends_with(".so") || name.contains(".so.")
 }
 
+/// How many candidates are probed at once.
+const PARALLEL_PROBES: usize = 8;
+
+/// A candidate file of a directory, and what its checks found.
+struct Candidate {
+    path: PathBuf,
+    real_path: PathBuf,
+    checked: Result<Option<Checked>, String>,
+}
+
+/// A candidate that passed the checks, with its verdict when known.
+struct Checked {
+    key: FileKey,
+    known: Option<Verdict>,
+}
+
 /// What loading needs across the candidates of one run.
 struct Loader {
     trust: Trust,
@@ -205,17 +236,12 @@ struct Loader {
 }
 
 impl Loader {
-    /// Checks, screens, probes (unless the verdict is known) and loads one candidate; `Ok`
-    /// also for what is silently skipped (a directory).
-    fn load_one(
-        &mut self,
-        path: &Path,
-        real_path: &Path,
-        is_library_name: bool,
-    ) -> Result<(), String> {
+    /// Checks and screens one candidate and looks its verdict up: `Ok(None)` for what is
+    /// silently skipped (a directory).
+    fn check(&mut self, path: &Path, is_library_name: bool) -> Result<Option<Checked>, String> {
         let meta = fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
         if meta.is_dir() {
-            return Ok(());
+            return Ok(None);
         }
         let meta = self.trust.check_file(path)?;
         if !meta.is_file() {
@@ -226,26 +252,69 @@ impl Loader {
         }
         elf::screen_file(path)?;
         let key = FileKey::of(&meta);
-        let known = match self.verdicts.get(&key) {
-            Some(verdict) => {
-                log::debug!("plugin {}: known verdict: {verdict}", path.display());
-                Some(verdict.clone())
-            }
-            None => self.exe.as_deref().map(|exe| {
-                log::debug!("plugin {}: probing it in a child process", path.display());
-                let outcome = probe::probe(exe, path);
-                log::debug!(
-                    "plugin {}: probe verdict: {}",
-                    path.display(),
-                    outcome.verdict
-                );
-                if outcome.lasting {
-                    self.verdicts.put(real_path, &key, outcome.verdict.clone());
-                }
-                outcome.verdict
-            }),
+        let known = self.verdicts.get(&key).cloned();
+        if let Some(verdict) = &known {
+            log::debug!("plugin {}: known verdict: {verdict}", path.display());
+        }
+        Ok(Some(Checked { key, known }))
+    }
+
+    /// Probes the candidates without a known verdict, all at once (each is a child process
+    /// that mostly waits for the dynamic loader), and remembers what lasts.
+    fn probe_unknown(&mut self, candidates: &mut [Candidate]) {
+        let Some(exe) = self.exe.as_deref() else {
+            return;
         };
-        match &known {
+        let unknown: Vec<usize> = (0..candidates.len())
+            .filter(|&i| {
+                matches!(
+                    &candidates[i].checked,
+                    Ok(Some(Checked { known: None, .. }))
+                )
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        // A few at a time: a directory of many new files must not fork them all at once.
+        for batch in unknown.chunks(PARALLEL_PROBES) {
+            std::thread::scope(|scope| {
+                let probes: Vec<_> = batch
+                    .iter()
+                    .map(|&i| {
+                        let path = &candidates[i].path;
+                        log::debug!("plugin {}: probing it in a child process", path.display());
+                        (i, scope.spawn(move || probe::probe(exe, path)))
+                    })
+                    .collect();
+                for (i, probe) in probes {
+                    let outcome = probe.join().unwrap_or_else(|_| probe::Outcome {
+                        verdict: Verdict::Refused("cannot be probed".into()),
+                        lasting: false,
+                    });
+                    outcomes.push((i, outcome));
+                }
+            });
+        }
+        for (i, outcome) in outcomes {
+            let candidate = &mut candidates[i];
+            log::debug!(
+                "plugin {}: probe verdict: {}",
+                candidate.path.display(),
+                outcome.verdict
+            );
+            if let Ok(Some(checked)) = &mut candidate.checked {
+                if outcome.lasting {
+                    self.verdicts
+                        .put(&candidate.real_path, &checked.key, outcome.verdict.clone());
+                }
+                checked.known = Some(outcome.verdict);
+            }
+        }
+    }
+
+    /// Loads a checked candidate into this process, unless its verdict refuses it or names a
+    /// provider already loaded.
+    fn load(&mut self, path: &Path, checked: Checked) -> Result<(), String> {
+        match &checked.known {
             Some(Verdict::Refused(reason)) => return Err(reason.clone()),
             // A duplicate is known from its verdict and never loaded into this process.
             Some(Verdict::Plugin(id)) => self.not_a_duplicate(id)?,
