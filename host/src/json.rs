@@ -3,9 +3,10 @@
 //!
 //! Every line has `schema` ([`SCHEMA_VERSION`]), `type` and `archive` (the archive it is about,
 //! or null); the types and their fields are in `docs/json-schema.json` and the README. Nothing
-//! else is written to standard output, and nothing to standard error (only a command line that
-//! cannot be parsed is reported there, by the parser, before this sink exists): a tool reads
-//! one stream and every line of it parses. Lines are flushed one by one, so a tool following a
+//! else is written to standard output, and nothing to standard error (except a command line
+//! that cannot be parsed, which the parser reports before this sink exists, and the one line
+//! `crate::interrupt` writes when a signal ends the run): a tool reads one stream and every
+//! line of it parses. Lines are flushed one by one, so a tool following a
 //! long backup sees each file as it is stored.
 
 use std::io::Write;
