@@ -19,6 +19,9 @@ use crate::report::{Event, Level, Message, Sink};
 /// changing the meaning of one makes it 2.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The JSON Schema of the lines (`aa --generate json-schema`).
+pub const SCHEMA: &str = include_str!("../../docs/json-schema.json");
+
 /// JSON lines on standard output.
 pub struct Json;
 
@@ -106,6 +109,12 @@ mod tests {
             body,
         };
         serde_json::to_value(&line).unwrap()
+    }
+
+    #[test]
+    fn the_schema_has_this_version() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        assert_eq!(schema["properties"]["schema"]["const"], SCHEMA_VERSION);
     }
 
     #[test]

@@ -313,7 +313,10 @@ mod tests {
         }
         let statuses: Vec<String> = exit_statuses().into_iter().map(|(s, _)| s).collect();
         // The statuses `run` exits with (the 128+N of `crate::interrupt` aside).
-        let (issues, fatal) = (crate::EXIT_ISSUES.to_string(), crate::EXIT_FATAL.to_string());
+        let (issues, fatal) = (
+            crate::EXIT_ISSUES.to_string(),
+            crate::EXIT_FATAL.to_string(),
+        );
         assert_eq!(statuses, ["0", &issues, &fatal, "128+N"]);
     }
 
