@@ -388,6 +388,8 @@ pub enum Generate {
     Man,
     /// The README's sections that come from the manual.
     Markdown,
+    /// The JSON Schema of the `--json` lines.
+    JsonSchema,
     Bash,
     Zsh,
     Fish,
@@ -400,6 +402,7 @@ pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
     let shell = match what {
         Generate::Man => return write_man(command, out),
         Generate::Markdown => return crate::manual::write_markdown(out),
+        Generate::JsonSchema => return out.write_all(crate::json::SCHEMA.as_bytes()),
         Generate::Bash => Shell::Bash,
         Generate::Zsh => Shell::Zsh,
         Generate::Fish => Shell::Fish,

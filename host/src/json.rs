@@ -3,9 +3,10 @@
 //!
 //! Every line has `schema` ([`SCHEMA_VERSION`]), `type` and `archive` (the archive it is about,
 //! or null); the types and their fields are in `docs/json-schema.json` and the README. Nothing
-//! else is written to standard output, and nothing to standard error (only a command line that
-//! cannot be parsed is reported there, by the parser, before this sink exists): a tool reads
-//! one stream and every line of it parses. Lines are flushed one by one, so a tool following a
+//! else is written to standard output, and nothing to standard error (except a command line
+//! that cannot be parsed, which the parser reports before this sink exists, and the one line
+//! `crate::interrupt` writes when a signal ends the run): a tool reads one stream and every
+//! line of it parses. Lines are flushed one by one, so a tool following a
 //! long backup sees each file as it is stored.
 
 use std::io::Write;
@@ -17,6 +18,9 @@ use crate::report::{Event, Level, Message, Sink};
 /// The version of the line format. Adding a field or a line type keeps it; removing or
 /// changing the meaning of one makes it 2.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The JSON Schema of the lines (`aa --generate json-schema`).
+pub const SCHEMA: &str = include_str!("../../docs/json-schema.json");
 
 /// JSON lines on standard output.
 pub struct Json;
@@ -105,6 +109,12 @@ mod tests {
             body,
         };
         serde_json::to_value(&line).unwrap()
+    }
+
+    #[test]
+    fn the_schema_has_this_version() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        assert_eq!(schema["properties"]["schema"]["const"], SCHEMA_VERSION);
     }
 
     #[test]

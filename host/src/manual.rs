@@ -55,16 +55,27 @@ fn parse(text: &str) -> Vec<Section<'_>> {
         }
         paragraph.clear();
     }
+    // Empty lines after an example line: kept if the example goes on.
+    let mut blanks = 0;
     for line in text.lines() {
         if let Some(example) = line.strip_prefix("    ") {
             flush(sections.last_mut(), &mut paragraph);
             if let Some(s) = sections.last_mut() {
                 match s.blocks.last_mut() {
-                    Some(Block::Example(lines)) => lines.push(example),
+                    Some(Block::Example(lines)) => {
+                        lines.extend(std::iter::repeat_n("", blanks));
+                        lines.push(example);
+                    }
                     _ => s.blocks.push(Block::Example(vec![example])),
                 }
             }
+            blanks = 0;
             continue;
+        }
+        if line.trim().is_empty() {
+            blanks += 1;
+        } else {
+            blanks = 0;
         }
         if let Some(title) = line.strip_prefix("= ") {
             flush(sections.last_mut(), &mut paragraph);
@@ -301,7 +312,12 @@ mod tests {
             assert!(titles.contains(&title), "{titles:?}");
         }
         let statuses: Vec<String> = exit_statuses().into_iter().map(|(s, _)| s).collect();
-        assert_eq!(statuses, ["0", "1", "2", "128+N"]);
+        // The statuses `run` exits with (the 128+N of `crate::interrupt` aside).
+        let (issues, fatal) = (
+            crate::EXIT_ISSUES.to_string(),
+            crate::EXIT_FATAL.to_string(),
+        );
+        assert_eq!(statuses, ["0", &issues, &fatal, "128+N"]);
     }
 
     /// The `.aa` file's `[Archive]` options as the manual lists them are those the loader
@@ -440,19 +456,19 @@ mod tests {
     #[test]
     fn markup_renders_in_both_forms() {
         let s = &parse(
-            "= T | t | readme\nA `--x` *y*\nline.\n\n|| a | b\n- `k` :: v\n\n    .code\n1. one\n",
+            "= T | t | readme\nA `--x` *y*\nline.\n\n|| a | b\n- `k` :: v\n\n    .code\n\n    more\n1. one\n",
         )[0];
         let mut roff = Vec::new();
         write_roff_section(&mut roff, s).unwrap();
         assert_eq!(
             String::from_utf8(roff).unwrap(),
             ".SH \"T\"\nA \\fB\\-\\-x\\fR \\fIy\\fR line.\n.TP\n\\fBk\\fR\nv\n\
-             .PP\n.RS 4\n.nf\n\\&.code\n.fi\n.RE\n.IP 1. 4\none\n"
+             .PP\n.RS 4\n.nf\n\\&.code\n\\&\n\\&more\n.fi\n.RE\n.IP 1. 4\none\n"
         );
         assert_eq!(
             markdown_region(s),
             format!(
-                "{}\n### t\n\nA `--x` *y* line.\n\n| a | b |\n|---|---|\n| `k` | v |\n\n```\n.code\n```\n1. one\n{END_MARKER}",
+                "{}\n### t\n\nA `--x` *y* line.\n\n| a | b |\n|---|---|\n| `k` | v |\n\n```\n.code\n\nmore\n```\n1. one\n{END_MARKER}",
                 begin_marker("T")
             )
         );

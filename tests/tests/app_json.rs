@@ -12,9 +12,14 @@ use aa_tests::*;
 use app_support::*;
 use serde_json::Value;
 
-/// The schema, itself checked against the JSON Schema meta-schema.
+/// The schema, itself checked against the JSON Schema meta-schema; the one `aa` has.
 fn validator() -> jsonschema::Validator {
     let text = fs::read_to_string(workspace_dir().join("docs/json-schema.json")).unwrap();
+    let built_in = Sandbox::new()
+        .aa()
+        .args(["--generate", "json-schema"])
+        .run();
+    assert_eq!(built_in.stdout, text, "aa --generate json-schema");
     let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
     jsonschema::meta::validate(&schema).expect("the schema is a valid JSON Schema");
     jsonschema::validator_for(&schema).expect("the schema compiles")
