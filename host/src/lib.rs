@@ -32,6 +32,7 @@ mod test_support;
 
 pub use crate::cli::{generate, Cli};
 pub use crate::interrupt::install as install_interrupt_handling;
+pub use crate::plugin_loader::{probe_main as probe_plugin, PROBE_ARG as PROBE_PLUGIN_ARG};
 
 /// Entry points for the fuzz targets (`fuzz/`), not an API: the parsers stay private to the
 /// crate, and this is the one deliberate door to them.
