@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
-TARGETS=${FUZZ_TARGETS:-"ini spec snapshot dumpdir tar_stderr restore_reader verify_structure"}
+TARGETS=${FUZZ_TARGETS:-"ini spec snapshot dumpdir tar_stderr elf restore_reader verify_structure"}
 
 if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
     echo "cargo-fuzz is missing; installing it (cargo install cargo-fuzz --locked)"

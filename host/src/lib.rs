@@ -68,6 +68,11 @@ pub mod fuzzing {
         Ok(values)
     }
 
+    /// The plugin loader's ELF screening of a candidate file's bytes (before any `dlopen`).
+    pub fn elf_screen(bytes: &[u8]) -> Result<(), String> {
+        crate::plugin_loader::elf::screen_image(bytes)
+    }
+
     /// Loads the specification `file` (bare `[External]` names refer to `specs_dir`) and
     /// reads every option it offers; `Err` with the message the user would see.
     pub fn spec(file: &Path, specs_dir: &Path) -> Result<(), String> {

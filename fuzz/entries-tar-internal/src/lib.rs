@@ -9,9 +9,19 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// TarInternal's tar reader of restores, on raw tar bytes: every member, its sparse map,
-/// data and dumpdir, as a restore reads them.
+/// data and dumpdir, as a restore reads them. Where verify's structure check also accepts the
+/// archive, both must have seen the same number of members: a verified backup restores whole.
 pub fn restore_reader(data: &[u8]) {
-    let _ = aa_plugin_tar_internal::fuzzing::restore_reader(data);
+    let restored = aa_plugin_tar_internal::fuzzing::restore_reader(data);
+    if let (Ok(restored), Ok(verified)) = (
+        &restored,
+        aa_plugin_tar_internal::fuzzing::verify_structure(data),
+    ) {
+        assert_eq!(
+            *restored, verified,
+            "restore and verify count different members"
+        );
+    }
 }
 
 /// TarInternal's tar structure check of verifies, on raw tar bytes.

@@ -10,14 +10,22 @@ use aa_fuzz_entries_tar_internal::TARGETS;
 #[test]
 fn every_corpus_input_passes() {
     let (ran, failures) = shared::replay(TARGETS, "corpus");
-    assert!(failures.is_empty(), "inputs that crash:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "inputs that crash:\n{}",
+        failures.join("\n")
+    );
     assert!(ran >= TARGETS.len(), "only {ran} corpus inputs found");
 }
 
 #[test]
 fn every_past_crash_stays_fixed() {
     let (_, failures) = shared::replay(TARGETS, "regressions");
-    assert!(failures.is_empty(), "inputs that crash:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "inputs that crash:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("snapshot", snapshot),
     ("dumpdir", dumpdir),
     ("tar_stderr", tar_stderr),
+    ("elf", elf),
 ];
 
 /// The configparser reader, with the settings of each of its users, every value read.
@@ -154,4 +155,10 @@ pub fn tar_stderr(data: &[u8]) {
         let _ = aa_plugin_tar_external::quoting::unescape(line);
         let _ = aa_plugin_tar_external::quoting::split_fields(line);
     }
+}
+
+/// The plugin loader's screening of a candidate plugin file (ELF header, section tables, the
+/// root-module symbol in the dynamic symbol table).
+pub fn elf(data: &[u8]) {
+    let _ = aa_host::fuzzing::elf_screen(data);
 }

@@ -14,6 +14,7 @@ pub const ALL_TARGETS: &[&str] = &[
     "snapshot",
     "dumpdir",
     "tar_stderr",
+    "elf",
     "restore_reader",
     "verify_structure",
 ];
@@ -65,7 +66,10 @@ pub fn replay(targets: &[(&str, fn(&[u8]))], kind: &str) -> (usize, Vec<String>)
 /// directory belongs to a target, so a renamed target cannot silently stop being replayed.
 pub fn check_layout(targets: &[(&str, fn(&[u8]))]) {
     for (target, _) in targets {
-        assert!(ALL_TARGETS.contains(target), "{target} missing from ALL_TARGETS");
+        assert!(
+            ALL_TARGETS.contains(target),
+            "{target} missing from ALL_TARGETS"
+        );
         let seeds = inputs(&fuzz_dir().join("corpus").join(target));
         assert!(!seeds.is_empty(), "fuzz/corpus/{target}/ has no seeds");
         let wrapper = fuzz_dir().join("fuzz_targets").join(format!("{target}.rs"));
