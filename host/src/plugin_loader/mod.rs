@@ -22,7 +22,7 @@
 //!    known from its verdict and never loaded here;
 //! 4. loading, with abi_stable's layout checks, in this process.
 
-mod elf;
+pub(crate) mod elf;
 mod probe;
 mod trust;
 mod verdicts;
