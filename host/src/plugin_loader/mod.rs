@@ -16,11 +16,14 @@
 //! 2. screening (`elf.rs`): a complete ELF shared object for this machine whose dynamic symbol
 //!    table defines the `aa` root-module symbol, read from the file without running any of it,
 //!    so a library that is no plugin never runs;
-//! 3. a probe (`probe.rs`): the first time a file is seen it is loaded in a child process,
-//!    which survives nothing a crash would not, and the verdict (the provider id, or why not) is
-//!    remembered (`verdicts.rs`); a file that crashes is reported, and a duplicate provider is
-//!    known from its verdict and never loaded here;
+//! 3. a probe (`probe.rs`): the first time a file is seen it is loaded in a child process, so
+//!    that a crash ends the child and not `aa`, and the verdict (the provider id, or why not)
+//!    is remembered (`verdicts.rs`); a file that crashes is reported, and a duplicate provider
+//!    is known from its verdict and never loaded here;
 //! 4. loading, with abi_stable's layout checks, in this process.
+//!
+//! The executable's directory is judged (trust) only when it holds a `*.so` file, so an `aa`
+//! in a directory of loose permissions but without plugins there gets no warning about it.
 
 pub(crate) mod elf;
 mod probe;
