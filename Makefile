@@ -62,3 +62,18 @@ clean:
 bench:
 	$(CARGO) build --release -p aa-host -p aa-plugin-tar-internal -p aa-plugin-tar-external
 	bench/run.sh
+
+# Fault injection (tests/faults/shim.c): every fault x every type of both providers, as a
+# table; non-zero unless every row is "nothing lost". `make test` runs a subset.
+.PHONY: faults
+faults: build
+	$(CARGO) test -p aa-tests --test faults -- --ignored --nocapture every_fault_loses_nothing
+
+# Runs every fuzz target (fuzz/) for FUZZ_SECONDS seconds each (default 60), one at a time,
+# and fails on any crash, timeout or out-of-memory; needs nightly (or RUSTC_BOOTSTRAP=1,
+# which fuzz/run.sh sets without one) and installs cargo-fuzz if missing. `make test`
+# replays the saved corpora and past crashes on stable.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh

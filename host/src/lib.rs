@@ -35,6 +35,65 @@ mod test_support;
 
 pub use crate::cli::{generate, Cli};
 pub use crate::interrupt::install as install_interrupt_handling;
+pub use crate::plugin_loader::{probe_main as probe_plugin, PROBE_ARG as PROBE_PLUGIN_ARG};
+
+/// Entry points for the fuzz targets (`fuzz/`), not an API: the parsers stay private to the
+/// crate, and this is the one deliberate door to them.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// Parses `text` as Python's configparser would (with the given settings) and reads every
+    /// visible option of every section, interpolated; `Err` with the message of the first error.
+    pub fn ini(
+        text: &str,
+        lowercase_keys: bool,
+        allow_no_value: bool,
+        interpolation: bool,
+    ) -> Result<Vec<String>, String> {
+        let options = crate::ini::IniOptions {
+            lowercase_keys,
+            allow_no_value,
+            interpolation,
+        };
+        let ini = crate::ini::Ini::parse(text, Path::new("fuzz.ini"), options)
+            .map_err(|e| e.to_string())?;
+        let mut values = Vec::new();
+        for section in std::iter::once("DEFAULT").chain(ini.sections()) {
+            for item in ini.items(section) {
+                // A bad reference in one option is no reason to skip the others.
+                match ini.get(section, item.key) {
+                    Ok(value) => values.extend(value),
+                    Err(e) => values.push(e.to_string()),
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// The plugin loader's ELF screening of a candidate file's bytes (before any `dlopen`).
+    pub fn elf_screen(bytes: &[u8]) -> Result<(), String> {
+        crate::plugin_loader::elf::screen_image(bytes)
+    }
+
+    /// Loads the specification `file` (bare `[External]` names refer to `specs_dir`) and
+    /// reads every option it offers; `Err` with the message the user would see.
+    pub fn spec(file: &Path, specs_dir: &Path) -> Result<(), String> {
+        let spec = crate::spec::ArchiveSpec::load_with_specs_dir(file, specs_dir)
+            .map_err(|e| e.to_string())?;
+        let _ = (spec.name(), spec.path(), spec.notes());
+        let _ = (spec.include_files(), spec.exclude_files());
+        // The application converts each value by its option's type; both conversions see
+        // whatever a reference made of it.
+        for (name, value, line) in spec.archive_entries() {
+            if let Err(e) = crate::values::parse_bool(name, value) {
+                let _ = spec.value_error(line, e).to_string();
+            }
+            let _ = crate::values::parse_int(name, value);
+        }
+        Ok(())
+    }
+}
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -247,6 +247,40 @@ impl Storage {
         Ok(created)
     }
 
+    /// Does what [`Storage::write`] will do (write the realm to a temporary file, sync it,
+    /// rename it) with today's content and a name of its own, then removes it: a full or
+    /// failing disk is found before the backup replaces the previous one, not after. The
+    /// directory's times are put back, so that a run failing later, before its backup, leaves
+    /// the storage directory as it found it.
+    pub fn probe_write(&self, realm: &str) -> Result<(), StorageError> {
+        let content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
+        let times = fs::metadata(&self.dir).and_then(|m| {
+            Ok(fs::FileTimes::new()
+                .set_accessed(m.accessed()?)
+                .set_modified(m.modified()?))
+        });
+        let temp = |what: &str| {
+            self.dir.join(format!(
+                ".{realm}{REALM_SUFFIX}.{}.{what}.tmp",
+                std::process::id()
+            ))
+        };
+        let (written, renamed) = (temp("probe"), temp("probed"));
+        let result = (|| {
+            let mut f = fs::File::create(&written)?;
+            f.write_all(content.render().as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&written, &renamed)
+        })();
+        let _ = fs::remove_file(&written);
+        let _ = fs::remove_file(&renamed);
+        if let Ok(times) = times {
+            // Best effort: the times are cosmetic, the probe's verdict is not.
+            let _ = fs::File::open(&self.dir).and_then(|d| d.set_times(times));
+        }
+        result.map_err(|e| StorageError::io(&self.realm_file(realm), e))
+    }
+
     /// Stores `value` as `var` of `realm` and writes the realm file.
     pub fn save(
         &self,

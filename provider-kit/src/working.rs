@@ -72,6 +72,19 @@ pub(crate) fn remove_abandoned_working_files(dir: &Path) {
     }
 }
 
+/// A working file name in `dir` from the process id, a counter and the time.
+fn fresh_name(dir: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    dir.join(format!(
+        "{WORKING_PREFIX}{}-{}-{nanos:09}{WORKING_SUFFIX}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 /// A snapshot being written, removed when dropped unless it was installed.
 #[derive(Debug)]
 pub struct WorkingFile {
@@ -84,18 +97,9 @@ impl WorkingFile {
     /// Creates a file of a name no other working file has (a unique name from the process id,
     /// a counter and the time; `create_new` refuses to reuse one left by a crash).
     pub(crate) fn create_in(dir: &Path) -> Result<WorkingFile, ProviderError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let mut last_error = None;
         for _ in 0..100 {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let name = format!(
-                "{WORKING_PREFIX}{}-{}-{nanos:09}{WORKING_SUFFIX}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            );
-            let path = dir.join(name);
+            let path = fresh_name(dir);
             match OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -129,6 +133,21 @@ impl WorkingFile {
     /// The file, open for reading and writing.
     pub fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+
+    /// What of [`WorkingFile::persist`] a full or failing disk can make fail, done before
+    /// the backup this snapshot belongs to replaces the previous one, so that such a failure
+    /// leaves both as they were: the content made durable, and a rename in the snapshots
+    /// directory (to a fresh working name), as the installing one will be.
+    pub fn prepare(&mut self) -> Result<(), ProviderError> {
+        File::open(&self.path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error(&self.path, &e))?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let renamed = fresh_name(dir);
+        fs::rename(&self.path, &renamed).map_err(|e| io_error(&self.path, &e))?;
+        self.path = renamed;
+        Ok(())
     }
 
     /// Makes the content durable and renames the file to `target` atomically.

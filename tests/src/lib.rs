@@ -19,12 +19,14 @@
 //! * `path_fakes`: programs on `PATH` and fake ones put first;
 //! * `python_aa`: the reference Python `aa` of the differential tests;
 //! * `chains`: incremental chains through `aa`, for the restore, verify and dry-run matrices;
+//! * `faults`: the fault injector (`faults/shim.c`) and the cases that must lose nothing;
 //! * `abi_builds`: the Hello example built against a copy of an ABI crate (current or frozen);
 //! * `increments`, `snapshot_devices`: scenarios every GNU-snapshot provider runs.
 
 mod abi_builds;
 pub mod chains;
 mod clock;
+pub mod faults;
 mod fixtures;
 mod increments;
 mod locate;

@@ -14,7 +14,9 @@ use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSu
 use super::archive::{ArchiveContext, ArchiveSettings};
 use super::journal::{self, journal_path};
 use super::keeping::{JournalPlace, Keeping};
-use super::levels::{check_level_state, save_level_info, LevelInfo, RestartReason};
+use super::levels::{
+    check_level_state, save_level_info, saves_level_state, LevelInfo, RestartReason,
+};
 use super::{commands, partials, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
 use crate::interrupt;
@@ -159,6 +161,11 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         final_path: &final_path,
         overwrite_at_start,
     };
+    if saves_level_state(&ctx) {
+        // Last of the checks, as it is the one that writes (and removes) a file: a full or
+        // failing disk under the realm is found before the old backups are touched.
+        app.storage.probe_write(settings.name())?;
+    }
     let mut keeping = Keeping::new(&ctx.provider, &definition, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;

@@ -32,6 +32,9 @@ pub enum Fatal {
     Incompatible(String),
     /// tar gave up; the preceding lines say why.
     NotRecoverable,
+    /// A file could not be read (an I/O error): tar would store zeros in its place, a
+    /// backup worse than the one it replaces. The line, which names the file.
+    ReadError(String),
 }
 
 const TAR_PREFIX: &[u8] = b"tar: ";
@@ -88,6 +91,9 @@ pub fn classify(line: &[u8]) -> StderrLine {
     }
     if contains_ci(line, "Error is not recoverable") {
         return StderrLine::Fatal(Fatal::NotRecoverable);
+    }
+    if line.starts_with(TAR_PREFIX) && contains_ci(line, ": Read error at byte ") {
+        return StderrLine::Fatal(Fatal::ReadError(text(&line[TAR_PREFIX.len()..])));
     }
 
     let Some(body) = line.strip_prefix(TAR_PREFIX) else {
@@ -265,6 +271,18 @@ mod tests {
         assert_eq!(
             classify(b"tar: Error is not recoverable: exiting now"),
             StderrLine::Fatal(Fatal::NotRecoverable)
+        );
+        // An I/O error reading a file: tar would store zeros instead (tests/tests/faults.rs).
+        assert_eq!(
+            classify(
+                b"tar: d/noise.bin: Read error at byte 65536, while reading 10240 bytes: \
+                  Input/output error"
+            ),
+            StderrLine::Fatal(Fatal::ReadError(
+                "d/noise.bin: Read error at byte 65536, while reading 10240 bytes: \
+                 Input/output error"
+                    .into()
+            ))
         );
     }
 

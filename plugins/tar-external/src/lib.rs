@@ -73,6 +73,16 @@ use aa_abi::{
 pub use error::Error;
 pub use locate::TAR_OVERRIDE_VAR;
 
+/// Entry points for the fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// What [`classify`](crate::classify::classify) makes of one stderr line of tar, in its
+    /// `Debug` form (the type itself stays private).
+    pub fn classify_stderr(line: &[u8]) -> String {
+        format!("{:?}", crate::classify::classify(line))
+    }
+}
+
 use aa_provider_kit::{
     backup_root, check_backup_id, check_device_from_env, dump_start_time, OwnBackups, Snapshots,
 };
@@ -154,7 +164,8 @@ impl TarExternalProvider {
     }
 
     /// Writes the archive of `definition` at `level` (`None`: a non-incremental backup) and
-    /// returns its final path. With `snapshot`, tar runs in listed-incremental mode on it.
+    /// returns it complete but not committed (see [`commit`]). With `snapshot`, tar runs in
+    /// listed-incremental mode on it.
     fn create_archive(
         &self,
         definition: &BackupDefinition,
@@ -163,7 +174,7 @@ impl TarExternalProvider {
         overwrite_at_start: bool,
         snapshot: Option<Listed<'_>>,
         events: &dyn BackupEvents,
-    ) -> Result<PathBuf, Error> {
+    ) -> Result<OutputFile, Error> {
         let tar = self.tar_path()?;
         // Without its root the backup would be empty; refuse before touching the old one.
         backup_root(definition).map_err(|e| Error::io(definition.root(), e))?;
@@ -215,10 +226,14 @@ impl TarExternalProvider {
             },
             events,
         )?;
-        drop(file);
-        let final_path = output.final_path().to_path_buf();
-        output.commit().map_err(|e| Error::io(&final_path, e))
+        Ok(output)
     }
+}
+
+/// Moves a complete backup into place.
+fn commit(output: OutputFile) -> Result<PathBuf, Error> {
+    let final_path = output.final_path().to_path_buf();
+    output.commit().map_err(|e| Error::io(&final_path, e))
 }
 
 impl ArchiverProvider for TarExternalProvider {
@@ -230,14 +245,15 @@ impl ArchiverProvider for TarExternalProvider {
         events: &dyn BackupEvents,
     ) -> Result<PathBuf, ProviderError> {
         let final_path = backup_path(definition, None, None)?;
-        Ok(self.create_archive(
+        let output = self.create_archive(
             definition,
             compression_strength,
             final_path,
             overwrite_at_start,
             None,
             events,
-        )?)
+        )?;
+        Ok(commit(output)?)
     }
 
     fn backup_files_incrementally(
@@ -260,7 +276,8 @@ impl ArchiverProvider for TarExternalProvider {
         let shown = self.snapshots.path(id, level.saturating_sub(1), None);
         let names = SnapshotName::new(working.path(), shown);
         let start = dump_start_time();
-        let path = self
+        let renamed = names.events(events);
+        let output = self
             .create_archive(
                 definition,
                 compression_strength,
@@ -270,10 +287,21 @@ impl ArchiverProvider for TarExternalProvider {
                     snapshot: working.path(),
                     check_device,
                 }),
-                &names.events(events),
+                &renamed,
             )
             .map_err(|e| names.error(e))?;
-        let working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
+        if renamed.snapshot_failed() {
+            return Err(Error::tar_failed(
+                "the snapshot was not written".into(),
+                names.shown().display().to_string(),
+            )
+            .into());
+        }
+        // Finished and readied before the archive replaces the previous one, so that a
+        // failure here (a full disk) leaves both as they were; `output` removes the new one.
+        let mut working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
+        working.prepare()?;
+        let path = commit(output)?;
         // Only after the archive is in place: a snapshot must never claim content that no
         // stored backup holds.
         self.snapshots.install(id, level, working)?;

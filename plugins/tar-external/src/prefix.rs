@@ -63,9 +63,15 @@ pub fn write_record(file: &File, backup_type: BackupType, roots: &[Vec<u8>]) -> 
     written?;
     if !output.status.success() {
         let message = String::from_utf8_lossy(&output.stderr);
+        // One line: bzip2, for one, spreads its message over several.
+        let message: Vec<&str> = message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         return Err(io::Error::other(format!(
             "{program} failed on the roots record: {}",
-            message.trim()
+            message.join("; ")
         )));
     }
     Ok(())

@@ -312,6 +312,7 @@ pub fn run_tar(run: TarRun<'_>, events: &dyn BackupEvents) -> Result<(), Error> 
             Fatal::NotRecoverable => {
                 Error::tar_failed("unrecoverable error".to_string(), outcome.context())
             }
+            Fatal::ReadError(line) => Error::tar_failed("a file could not be read".into(), line),
         });
     }
     match status.code() {

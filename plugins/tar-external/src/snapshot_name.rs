@@ -7,6 +7,7 @@
 //! [`SnapshotName`] puts that name in the events and errors instead.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -59,7 +60,16 @@ impl SnapshotName {
 
     /// `events` with the working path replaced in names and messages.
     pub fn events<'a>(&'a self, events: &'a dyn BackupEvents) -> Renamed<'a> {
-        Renamed { name: self, events }
+        Renamed {
+            name: self,
+            events,
+            snapshot_failed: Cell::new(false),
+        }
+    }
+
+    /// The file the working copy stands for.
+    pub fn shown(&self) -> &Path {
+        &self.shown
     }
 }
 
@@ -67,6 +77,16 @@ impl SnapshotName {
 pub struct Renamed<'a> {
     name: &'a SnapshotName,
     events: &'a dyn BackupEvents,
+    snapshot_failed: Cell<bool>,
+}
+
+impl Renamed<'_> {
+    /// Whether tar reported an error about the snapshot itself (it could not write or close
+    /// it, say): the backup must not replace the previous one then, since its snapshot may
+    /// be incomplete. tar counts it among the file errors it goes on after.
+    pub fn snapshot_failed(&self) -> bool {
+        self.snapshot_failed.get()
+    }
 }
 
 impl BackupEvents for Renamed<'_> {
@@ -81,6 +101,10 @@ impl BackupEvents for Renamed<'_> {
         name: Option<&Path>,
         message: Option<&str>,
     ) {
+        let working = self.name.working.as_os_str().as_bytes();
+        if name.is_some_and(|n| n.as_os_str().as_bytes().starts_with(working)) {
+            self.snapshot_failed.set(true);
+        }
         let name = name.map(|n| self.name.path(n));
         let message = message.map(|m| self.name.text(m));
         self.events

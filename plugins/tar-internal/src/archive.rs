@@ -1,6 +1,7 @@
 //! Tar members from the file system: [`Archiver`] reads each object's metadata and content,
 //! detects hard links and files changing under it, and reports non-fatal problems through
-//! the backup events. Only a failure to write the archive itself is fatal. The bytes of the
+//! the backup events. Only a failure to write the archive itself, or to read a file's
+//! content (an I/O error, which would leave zeros in the member), is fatal. The bytes of the
 //! headers come from [`crate::header`]; opening files and naming owners from [`crate::sys`].
 //!
 //! The archiver runs on the calling thread, so events are raised there, in member order, and
@@ -27,14 +28,28 @@ use crate::output::TarOutput;
 use crate::sys::{self, open_regular, split_dev, FileType, Opened, Owners, Stat};
 use crate::walk::{Object, Step};
 
-/// A fatal failure: the archive itself could not be written.
+/// A fatal failure: the archive itself could not be written, or (with `source`) a file's
+/// content could not be read, which would leave zeros in its place in a backup that then
+/// replaces a good one.
 #[derive(Debug)]
 pub struct ArchiveError {
     error: io::Error,
+    source: Option<PathBuf>,
 }
 
 impl ArchiveError {
-    #[cfg(test)]
+    fn reading(name: &Path, error: io::Error) -> ArchiveError {
+        ArchiveError {
+            error,
+            source: Some(name.to_path_buf()),
+        }
+    }
+
+    /// The file that could not be read, if that is the failure.
+    pub fn unreadable_source(&self) -> Option<&Path> {
+        self.source.as_deref()
+    }
+
     pub fn io_error(&self) -> &io::Error {
         &self.error
     }
@@ -54,7 +69,10 @@ impl std::error::Error for ArchiveError {}
 
 impl From<io::Error> for ArchiveError {
     fn from(error: io::Error) -> Self {
-        ArchiveError { error }
+        ArchiveError {
+            error,
+            source: None,
+        }
     }
 }
 
@@ -388,7 +406,7 @@ impl<'e, O: TarOutput> Archiver<'e, O> {
                 }
             }
             Copied::WrongSize => self.file_changed(name),
-            Copied::ReadError(error) => self.report(BackupSubOperation::Read, name, &error),
+            Copied::ReadError(error) => return Err(ArchiveError::reading(name, error)),
         }
         self.remember_link(&before, name);
         Ok(())

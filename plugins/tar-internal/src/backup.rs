@@ -30,20 +30,34 @@ pub(crate) enum StoreError {
 
 impl From<ArchiveError> for StoreError {
     fn from(error: ArchiveError) -> StoreError {
-        StoreError::Archive(error.into_io_error())
+        match error.unreadable_source() {
+            Some(name) => {
+                let message = format!(
+                    "Cannot read \"{}\": {}",
+                    name.display(),
+                    aa_abi::error::os_message(error.io_error())
+                );
+                let errno = error.into_io_error().raw_os_error().unwrap_or(0);
+                StoreError::Other(ProviderError::io(errno, message))
+            }
+            None => StoreError::Archive(error.into_io_error()),
+        }
     }
 }
 
-/// Writes the backup file `path` with `codec`: `store` adds the members; after the commit,
-/// `committed` runs, and a file that changed while it was stored is reported
+/// Writes the backup file `path` with `codec`: `store` adds the members; `prepare` runs once
+/// the file is complete, before the commit (what may still fail without losing the previous
+/// backup: an incremental level readies its snapshot there); after the commit, `committed`
+/// runs with what `prepare` gave, and a file that changed while it was stored is reported
 /// (`SomeFilesChanged`). Returns the committed file's path.
-pub(crate) fn write_backup<'e>(
+pub(crate) fn write_backup<'e, T>(
     path: PathBuf,
     overwrite_at_start: bool,
     codec: Codec,
     events: &'e dyn BackupEvents,
     store: impl FnOnce(&mut Archiver<'e, Stream>) -> Result<(), StoreError>,
-    committed: impl FnOnce() -> Result<(), ProviderError>,
+    prepare: impl FnOnce() -> Result<T, ProviderError>,
+    committed: impl FnOnce(T) -> Result<(), ProviderError>,
 ) -> Result<PathBuf, ProviderError> {
     let mut output = OutputFile::new(path, overwrite_at_start);
     let final_path = output.final_path().to_path_buf();
@@ -70,8 +84,9 @@ pub(crate) fn write_backup<'e>(
     }
     // `output` is dropped without commit on every early return above, which removes the
     // partial file.
+    let prepared = prepare()?;
     let path = output.commit().map_err(|e| write_failed(&e))?;
-    committed()?;
+    committed(prepared)?;
 
     if some_files_changed {
         events.backup_operation_error(

@@ -198,9 +198,10 @@ pub fn backup_files_incrementally(
         start.codec,
         &events,
         |archiver| store_level(archiver, &start.root_fd, &planned, scanned),
+        move || working.prepare().map(|()| working),
         // Only after the archive is in place: a snapshot must never claim content that no
         // stored backup holds.
-        || snapshots.install(id, level, working),
+        |working| snapshots.install(id, level, working),
     )
 }
 
