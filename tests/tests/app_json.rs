@@ -297,6 +297,28 @@ fn list_providers_names_each_provider_with_its_types_and_capabilities() {
         );
     }
     assert_eq!(lines.last().unwrap()["command"], "list-providers");
+
+    // A plugin file that is not loaded is a notice line, and the run still succeeds.
+    let plugins = sb.mkdir("plugins");
+    fs::write(plugins.join("libjunk.so"), "not a library\n").unwrap();
+    let lines = json_run(
+        &sb,
+        &[
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "--list-providers",
+        ],
+    );
+    let notice = lines
+        .iter()
+        .find(|l| l["level"] == "notice")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        notice["text"].as_str().unwrap().contains("libjunk.so"),
+        "{notice}"
+    );
+    assert_eq!(of_type(&lines, "provider").len(), 2);
+    assert_eq!(lines.last().unwrap()["exit_status"], 0);
     // Listing providers needs no state: nothing was created.
     assert!(!sb.config_dir().join("storage").exists());
 }
