@@ -297,6 +297,28 @@ fn list_providers_names_each_provider_with_its_types_and_capabilities() {
         );
     }
     assert_eq!(lines.last().unwrap()["command"], "list-providers");
+
+    // A plugin file that is not loaded is a notice line, and the run still succeeds.
+    let plugins = sb.mkdir("plugins");
+    fs::write(plugins.join("libjunk.so"), "not a library\n").unwrap();
+    let lines = json_run(
+        &sb,
+        &[
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "--list-providers",
+        ],
+    );
+    let notice = lines
+        .iter()
+        .find(|l| l["level"] == "notice")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        notice["text"].as_str().unwrap().contains("libjunk.so"),
+        "{notice}"
+    );
+    assert_eq!(of_type(&lines, "provider").len(), 2);
+    assert_eq!(lines.last().unwrap()["exit_status"], 0);
     // Listing providers needs no state: nothing was created.
     assert!(!sb.config_dir().join("storage").exists());
 }
@@ -324,4 +346,36 @@ fn an_unusable_configuration_is_a_fatal_line_with_status_2() {
     assert_eq!(out.code(), Some(2), "{out}");
     assert!(out.stderr.contains("--json"), "{out}");
     assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn an_archive_given_by_path_is_named_so_and_hook_output_is_a_line() {
+    let sb = Sandbox::new();
+    small_source(&sb);
+    let elsewhere = sb.mkdir("elsewhere").join("p.aa");
+    fs::write(
+        &elsewhere,
+        spec_text(
+            &sb,
+            "command-before-backup = sh -c 'echo before; echo oops >&2'",
+        ),
+    )
+    .unwrap();
+    let path = elsewhere.display().to_string();
+    let lines = json_run(&sb, &[&path]);
+    let hook = lines
+        .iter()
+        .find(|l| l["text"] == "before")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(
+        (hook["level"].as_str(), hook["archive"].as_str()),
+        (Some("output"), Some(path.as_str()))
+    );
+    // What a hook writes on its standard error is a warning, as in the text output.
+    let warning = lines.iter().find(|l| l["text"] == "oops").unwrap();
+    assert_eq!(warning["level"], "warning");
+    let backup = of_type(&lines, "backup")[0];
+    assert_eq!(backup["archive"], path.as_str());
+    assert!(backup["file"].as_str().unwrap().ends_with("/p.tar.gz"));
+    assert_eq!(lines.last().unwrap()["exit_status"], 1);
 }
