@@ -46,6 +46,10 @@ pub fn replay(targets: &[(&str, fn(&[u8]))], kind: &str) -> (usize, Vec<String>)
     let mut ran = 0;
     let mut failures = Vec::new();
     for (target, entry) in targets {
+        // The spec loader opens files with O_NONBLOCK, which Miri does not support.
+        if cfg!(miri) && *target == "spec" {
+            continue;
+        }
         for file in inputs(&fuzz_dir().join(kind).join(target)) {
             let data = fs::read(&file).expect("reading a fuzz input");
             ran += 1;
