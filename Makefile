@@ -72,7 +72,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
-# The unsafe code that Miri can run, under Miri (nightly; about 3 minutes, not part of
+# The unsafe code that Miri can run, under Miri (nightly; about a minute, not part of
 # `make test`): the ABI layer's unit tests (not `naming`: Miri has no fcntl locks), the
 # plugin loader's ELF screening, and the fuzz corpora replayed through their parsers
 # (the spec loader's files are opened with O_NONBLOCK, which Miri lacks; TarInternal's tar
