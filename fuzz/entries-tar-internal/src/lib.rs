@@ -2,8 +2,11 @@
 //! others: a crate of its own because the two plugin crates export the same plugin symbols,
 //! so no binary can link both.
 
+/// A fuzz target: the name of its corpus directory and cargo-fuzz binary, and its entry.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// The targets of this crate, by the name of its corpus directory and cargo-fuzz binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("restore_reader", restore_reader),
     ("verify_structure", verify_structure),
 ];

@@ -20,8 +20,11 @@ use aa_provider_kit::snapshot_file::{
     drop_vanished_tops, encode_header, encode_record, DirRecord, Header, SnapshotReader,
 };
 
+/// A fuzz target: the name of its corpus directory and cargo-fuzz binary, and its entry.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// The targets of this crate, by the name of its corpus directory and cargo-fuzz binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("ini", ini),
     ("spec", spec),
     ("snapshot", snapshot),
