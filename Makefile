@@ -68,3 +68,12 @@ bench:
 .PHONY: faults
 faults: build
 	$(CARGO) test -p aa-tests --test faults -- --ignored --nocapture every_fault_loses_nothing
+
+# Runs every fuzz target (fuzz/) for FUZZ_SECONDS seconds each (default 60), one at a time,
+# and fails on any crash, timeout or out-of-memory; needs nightly (or RUSTC_BOOTSTRAP=1,
+# which fuzz/run.sh sets without one) and installs cargo-fuzz if missing. `make test`
+# replays the saved corpora and past crashes on stable.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh

@@ -19,6 +19,11 @@ use crate::types::{
     BackupDefinition, BackupOperationError, BackupSubOperation, PathBytes, ProviderIdentification,
 };
 
+/// The name of the symbol every `aa` plugin exports and [`PluginLibrary::load`] looks up first
+/// (abi_stable's root-module loader). A host can check that a file defines it in its dynamic
+/// symbol table before loading it, so that a library which is no plugin never runs.
+pub const ROOT_MODULE_SYMBOL: &str = crate::__private::EXPORT_NAME;
+
 /// Why a library could not be loaded as a plugin; [`fmt::Display`] gives one line.
 #[derive(Debug)]
 pub struct LoadError {
@@ -439,6 +444,14 @@ impl Provider {
 #[cfg(test)]
 mod tests {
     use super::summarise_layout_error;
+
+    #[test]
+    fn root_module_symbol_is_the_one_abi_stable_looks_up() {
+        assert_eq!(
+            super::ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
 
     #[test]
     fn layout_errors_are_summarised_on_one_line() {

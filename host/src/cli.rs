@@ -20,41 +20,11 @@ const ARCHIVERS: &str = "tar, targz, tarbz2, tarxz, tarzst (GNU tar), the same w
                          (built-in), or TYPE@PROVIDER for any loaded provider (see \
                          --list-providers).";
 
-/// The exit status of `aa`, as (status, meaning): the rule of the original, which counts the
-/// errors and warnings shown while the action (create, list, purge) runs, even those that
-/// --quiet hides, and not the notices before it.
-const EXIT_STATUS: [(&str, &str); 4] = [
-    (
-        "0",
-        "No error and no warning was shown. Notices that a directory is being created \
-         (\"... does not exist. Creating ...\": the user configuration, archive specifications \
-         and storage directories), a plugin file that is not loaded, notes and --verbose \
-         information do not change it.",
-    ),
-    (
-        "1",
-        "An error or a warning was shown, even one --quiet hid: about an archive (a broken \
-         .aa file, an include name that does not exist, a failed backup or hook, a busy \
-         archive) or about the run (no archive given, no configured archive found); or \
-         --user-config-file names a missing file. --restore: not everything was restored; \
-         --verify: a backup is damaged or missing, or (--compare) the source differs.",
-    ),
-    (
-        "2",
-        "A usage error (an unknown option, a bad option value) or an unusable configuration \
-         file (aa.conf); nothing was done.",
-    ),
-    (
-        "128+N",
-        "Ended by signal N (SIGINT, SIGTERM, SIGHUP); an unfinished backup is removed first.",
-    ),
-];
-
-/// `--help`'s text after the options: the archivers and [`EXIT_STATUS`], wrapped for an
-/// 80-column terminal.
+/// `--help`'s text after the options: the archivers and the exit statuses of the manual
+/// (`crate::manual`), wrapped for an 80-column terminal.
 fn after_long_help() -> String {
     let mut text = format!("Archivers: {ARCHIVERS}\n\nExit status:");
-    for (status, meaning) in EXIT_STATUS {
+    for (status, meaning) in crate::manual::exit_statuses() {
         let mut line = format!("  {status:<7}");
         for word in meaning.split(' ') {
             if line.len() + word.len() >= 80 {
@@ -66,7 +36,8 @@ fn after_long_help() -> String {
         }
         text += &format!("\n{}", line.trim_end());
     }
-    text
+    text + "\n\nThe manual (man aa) describes the .aa files, aa.conf, --json, the environment and \
+            the files aa keeps."
 }
 
 /// aa: make backups as described by archive specification files (NAME.aa).
@@ -339,6 +310,12 @@ pub struct Cli {
     #[arg(long, value_name = "DIR_PATH", help_heading = "General options")]
     pub plugin_dir: Vec<PathBuf>,
 
+    /// Write every message and result as one JSON object per line on standard output, and
+    /// nothing on standard error (with backups, --list, --list-providers and --purge; the
+    /// schema is in the manual and docs/json-schema.json).
+    #[arg(long, help_heading = "General options", conflicts_with_all = ["restore", "verify", "dry_run"])]
+    pub json: bool,
+
     /// Writes the manual page or a shell completion script to standard output and exits (for
     /// `make install` and packagers; hidden from the help).
     #[arg(long, value_enum, value_name = "WHAT", hide = true)]
@@ -409,6 +386,10 @@ fn parse_archiver(name: &str) -> Result<Archiver, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
     Man,
+    /// The README's sections that come from the manual.
+    Markdown,
+    /// The JSON Schema of the `--json` lines.
+    JsonSchema,
     Bash,
     Zsh,
     Fish,
@@ -420,6 +401,8 @@ pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
     let mut command = <Cli as CommandFactory>::command();
     let shell = match what {
         Generate::Man => return write_man(command, out),
+        Generate::Markdown => return crate::manual::write_markdown(out),
+        Generate::JsonSchema => return out.write_all(crate::json::SCHEMA.as_bytes()),
         Generate::Bash => Shell::Bash,
         Generate::Zsh => Shell::Zsh,
         Generate::Fish => Shell::Fish,
@@ -428,36 +411,22 @@ pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// The manual page: clap's sections, with the text after the options as sections of their
-/// own (ARCHIVERS, EXIT STATUS) instead of clap's single EXTRA.
+/// The manual page: clap's title, name, synopsis and options, and the manual's own sections
+/// (`crate::manual`): its DESCRIPTION in place of clap's one line, the rest after OPTIONS.
 fn write_man(command: clap::Command, out: &mut dyn Write) -> io::Result<()> {
     let man = clap_mangen::Man::new(command);
     man.render_title(out)?;
     man.render_name_section(out)?;
     man.render_synopsis_section(out)?;
-    man.render_description_section(out)?;
+    for section in crate::manual::sections()
+        .iter()
+        .filter(|s| s.title == "DESCRIPTION")
+    {
+        crate::manual::write_roff_section(out, section)?;
+    }
     man.render_options_section(out)?;
-    writeln!(out, ".SH ARCHIVERS\n{}", roff_text(ARCHIVERS))?;
-    writeln!(out, ".SH \"EXIT STATUS\"")?;
-    for (status, meaning) in EXIT_STATUS {
-        writeln!(
-            out,
-            ".TP\n\\fB{}\\fR\n{}",
-            roff_text(status),
-            roff_text(meaning)
-        )?;
-    }
+    crate::manual::write_roff(out, &["DESCRIPTION"])?;
     man.render_version_section(out)
-}
-
-/// `text` as a roff text line: `-` and `\` escaped, and no line starting with `.` or `'`.
-fn roff_text(text: &str) -> String {
-    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
-    if escaped.starts_with(['.', '\'']) {
-        format!("\\&{escaped}")
-    } else {
-        escaped
-    }
 }
 
 /// The command the user asked for.
@@ -470,6 +439,21 @@ pub enum Command {
     Restore,
     Verify,
     DryRun,
+}
+
+impl Command {
+    /// The command's name in the JSON summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Create => "create",
+            Command::List => "list",
+            Command::Purge => "purge",
+            Command::ListProviders => "list-providers",
+            Command::Restore => "restore",
+            Command::Verify => "verify",
+            Command::DryRun => "dry-run",
+        }
+    }
 }
 
 impl Cli {

@@ -17,9 +17,12 @@ mod cli;
 mod config;
 mod ini;
 mod interrupt;
+mod json;
 mod lock;
+mod manual;
 mod paths;
 mod plugin_loader;
+mod progress;
 mod report;
 mod service;
 mod spec;
@@ -32,6 +35,65 @@ mod test_support;
 
 pub use crate::cli::{generate, Cli};
 pub use crate::interrupt::install as install_interrupt_handling;
+pub use crate::plugin_loader::{probe_main as probe_plugin, PROBE_ARG as PROBE_PLUGIN_ARG};
+
+/// Entry points for the fuzz targets (`fuzz/`), not an API: the parsers stay private to the
+/// crate, and this is the one deliberate door to them.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// Parses `text` as Python's configparser would (with the given settings) and reads every
+    /// visible option of every section, interpolated; `Err` with the message of the first error.
+    pub fn ini(
+        text: &str,
+        lowercase_keys: bool,
+        allow_no_value: bool,
+        interpolation: bool,
+    ) -> Result<Vec<String>, String> {
+        let options = crate::ini::IniOptions {
+            lowercase_keys,
+            allow_no_value,
+            interpolation,
+        };
+        let ini = crate::ini::Ini::parse(text, Path::new("fuzz.ini"), options)
+            .map_err(|e| e.to_string())?;
+        let mut values = Vec::new();
+        for section in std::iter::once("DEFAULT").chain(ini.sections()) {
+            for item in ini.items(section) {
+                // A bad reference in one option is no reason to skip the others.
+                match ini.get(section, item.key) {
+                    Ok(value) => values.extend(value),
+                    Err(e) => values.push(e.to_string()),
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// The plugin loader's ELF screening of a candidate file's bytes (before any `dlopen`).
+    pub fn elf_screen(bytes: &[u8]) -> Result<(), String> {
+        crate::plugin_loader::elf::screen_image(bytes)
+    }
+
+    /// Loads the specification `file` (bare `[External]` names refer to `specs_dir`) and
+    /// reads every option it offers; `Err` with the message the user would see.
+    pub fn spec(file: &Path, specs_dir: &Path) -> Result<(), String> {
+        let spec = crate::spec::ArchiveSpec::load_with_specs_dir(file, specs_dir)
+            .map_err(|e| e.to_string())?;
+        let _ = (spec.name(), spec.path(), spec.notes());
+        let _ = (spec.include_files(), spec.exclude_files());
+        // The application converts each value by its option's type; both conversions see
+        // whatever a reference made of it.
+        for (name, value, line) in spec.archive_entries() {
+            if let Err(e) = crate::values::parse_bool(name, value) {
+                let _ = spec.value_error(line, e).to_string();
+            }
+            let _ = crate::values::parse_int(name, value);
+        }
+        Ok(())
+    }
+}
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,23 +113,43 @@ const EXIT_ISSUES: u8 = 1;
 const EXIT_FATAL: u8 = 2;
 
 /// Runs `aa` with parsed arguments; the exit code is 1 when any error or warning was shown.
+/// Under `--json` the last line written is the summary, with that exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let command_line = cli.raw_options();
-    let config = match config::load(&command_line, &Locations::standard()) {
-        Ok(config) => config,
+    let (report, status) = match config::load(&command_line, &Locations::standard()) {
+        Ok(config) => {
+            let report = make_report(cli.json, verbosity(&config));
+            let status = run_configured(&cli, &config, &report);
+            (report, status)
+        }
         Err(e) => {
-            let report = Terminal::report(Verbosity::Normal);
-            return if e.is_fatal() {
+            let report = make_report(cli.json, Verbosity::Normal);
+            let status = if e.is_fatal() {
                 report.fatal(&e.to_string());
-                ExitCode::from(EXIT_FATAL)
+                EXIT_FATAL
             } else {
                 report.error(&e.to_string());
-                ExitCode::from(EXIT_ISSUES)
+                EXIT_ISSUES
             };
+            (report, status)
         }
     };
-    let report = Terminal::report(verbosity(&config));
+    report.summary(cli.command().name(), status);
+    ExitCode::from(status)
+}
 
+/// The report of a run: JSON lines with `--json` (where `--quiet` hides nothing: a monitoring
+/// tool wants every warning), else the terminal.
+fn make_report(json: bool, verbosity: Verbosity) -> Report {
+    if json {
+        Report::new(verbosity.max(Verbosity::Normal), json::Json)
+    } else {
+        Terminal::report(verbosity)
+    }
+}
+
+/// Runs the command once the configuration is read; the exit code.
+fn run_configured(cli: &Cli, config: &Configuration, report: &Report) -> u8 {
     // Listing providers is our addition and needs no state: it leaves the directories alone.
     let storage = if cli.command() == Command::ListProviders {
         None
@@ -77,13 +159,13 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(storage) => Some(storage),
             Err(e) => {
                 report.error(&format!("Unable to open the storage: {e}"));
-                return ExitCode::from(EXIT_ISSUES);
+                return EXIT_ISSUES;
             }
         }
     } else {
-        match prepare_state(&report, &config) {
+        match prepare_state(report, config, cli.json) {
             Some(storage) => Some(storage),
-            None => return ExitCode::from(EXIT_ISSUES),
+            None => return EXIT_ISSUES,
         }
     };
 
@@ -102,12 +184,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let mut archiver_component = ArchiverServiceComponent::new(&mut services, &plugins);
 
     let ok = match cli.command() {
-        Command::ListProviders => list_providers(&report, &services),
+        Command::ListProviders => list_providers(report, &services),
         command => {
             let storage = storage
                 .as_ref()
                 .expect("the state is prepared for every action");
-            let app = App::new(&report, &services, &config, storage);
+            let app = App::new(report, &services, config, storage);
             let selected = app.selected_specs(&cli.specs);
             let all = config.flag(Opt::All);
             match command {
@@ -126,9 +208,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     );
                     false
                 }
-                Command::Restore | Command::Verify => match one_spec(&report, &selected, command) {
+                Command::Restore | Command::Verify => match one_spec(report, &selected, command) {
                     Some(spec) if command == Command::Restore => {
-                        match restore_options(&report, &cli) {
+                        match restore_options(report, cli) {
                             Some(options) => app::restore::run(&app, spec, &options),
                             None => false,
                         }
@@ -148,9 +230,9 @@ pub fn run(cli: Cli) -> ExitCode {
 
     archiver_component.destroy_services(&mut services);
     if ok && report.errors() + report.warnings() == 0 {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(EXIT_ISSUES)
+        EXIT_ISSUES
     }
 }
 
@@ -208,14 +290,19 @@ fn restore_options(report: &Report, cli: &Cli) -> Option<app::restore::RestoreOp
 
 /// Creates the user configuration, archive specifications and storage directories as the
 /// original did (announcing each), and reads the storage. `None` after an error.
-fn prepare_state(report: &Report, config: &Configuration) -> Option<Storage> {
+fn prepare_state(report: &Report, config: &Configuration, json: bool) -> Option<Storage> {
     let user_config_dir = config.user_config_dir();
     let user_dir_created = create_dir(report, &user_config_dir, "User configuration directory")?;
     // The specifications directory is only announced when it is not simply part of a user
     // configuration directory that was just created.
     let specs_dir = config.archive_specs_dir();
     if !specs_dir.exists() {
-        let quiet_report = Terminal::report(Verbosity::Quiet);
+        // Hides the notice under --json too (make_report would show it there).
+        let quiet_report = if json {
+            Report::new(Verbosity::Quiet, json::Json)
+        } else {
+            Terminal::report(Verbosity::Quiet)
+        };
         let announce = !user_dir_created || !specs_dir.starts_with(&user_config_dir);
         create_dir(
             if announce { report } else { &quiet_report },
@@ -278,27 +365,45 @@ fn list_providers(report: &Report, services: &ServiceAccessor) -> bool {
         return false;
     }
     for (id, info) in providers {
-        report.output(&format!("{id}  {}", display_path(&info.library)));
-        report.output(&format!(
-            "  description: {}",
-            info.identification.description
-        ));
-        for t in info.identification.backup_types.iter() {
-            let features: Vec<String> = t.features.iter().map(|f| f.to_string()).collect();
-            let features = if features.is_empty() {
+        let listed = report::ListedProvider {
+            id: id.to_string(),
+            library: display_path(&info.library),
+            description: info.identification.description.to_string(),
+            types: info
+                .identification
+                .backup_types
+                .iter()
+                .map(|t| report::ProvidedType {
+                    backup_type: t.backup_type.to_string(),
+                    features: t.features.iter().map(|f| f.to_string()).collect(),
+                })
+                .collect(),
+            capabilities: info
+                .capabilities
+                .names()
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        };
+        if report.event(&report::Event::Provider(&listed)) {
+            continue;
+        }
+        report.output(&format!("{}  {}", listed.id, listed.library));
+        report.output(&format!("  description: {}", listed.description));
+        for t in &listed.types {
+            let features = if t.features.is_empty() {
                 "-".to_string()
             } else {
-                features.join(", ")
+                t.features.join(", ")
             };
             report.output(&format!("  {}: {features}", t.backup_type));
         }
-        let capabilities = info.capabilities.names();
         report.output(&format!(
             "  capabilities: {}",
-            if capabilities.is_empty() {
+            if listed.capabilities.is_empty() {
                 "- (backups only)".to_string()
             } else {
-                capabilities.join(", ")
+                listed.capabilities.join(", ")
             }
         ));
     }

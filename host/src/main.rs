@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `aa --probe-plugin FILE`: the child in which the plugin loader first loads a file (see
+    // the plugin loader's `probe` module). Not an option of the command line: nothing else runs.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(4).collect();
+    if args.len() == 3 && args[1] == aa_host::PROBE_PLUGIN_ARG {
+        return aa_host::probe_plugin(std::path::Path::new(&args[2]));
+    }
     // Ctrl-C removes an unfinished backup (see the module).
     aa_host::install_interrupt_handling();
     // Diagnostics for developers: AA_LOG=debug (env_logger syntax). Users see the UI messages.

@@ -244,30 +244,21 @@ impl Storage {
             Ok(m) if m.is_dir() => return Err(StorageError::os(&file, Errno::ISDIR)),
             Ok(_) => return Err(StorageError::os(&file, Errno::INVAL)),
         }
-        self.probe_write(realm)?;
         Ok(created)
     }
 
     /// Does what [`Storage::write`] will do (write the realm to a temporary file, sync it,
     /// rename it) with today's content and a name of its own, then removes it: a full or
     /// failing disk is found before the backup replaces the previous one, not after. The
-    /// directory's times are put back, so a run refused later leaves no trace.
-    fn probe_write(&self, realm: &str) -> Result<(), StorageError> {
+    /// directory's times are put back, so that a run failing later, before its backup, leaves
+    /// the storage directory as it found it.
+    pub fn probe_write(&self, realm: &str) -> Result<(), StorageError> {
+        let content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
         let times = fs::metadata(&self.dir).and_then(|m| {
             Ok(fs::FileTimes::new()
                 .set_accessed(m.accessed()?)
                 .set_modified(m.modified()?))
         });
-        let result = self.probe_write_files(realm);
-        if let Ok(times) = times {
-            // Best effort: only the directory's time is at stake.
-            let _ = fs::File::open(&self.dir).and_then(|d| d.set_times(times));
-        }
-        result
-    }
-
-    fn probe_write_files(&self, realm: &str) -> Result<(), StorageError> {
-        let content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
         let temp = |what: &str| {
             self.dir.join(format!(
                 ".{realm}{REALM_SUFFIX}.{}.{what}.tmp",
@@ -283,6 +274,10 @@ impl Storage {
         })();
         let _ = fs::remove_file(&written);
         let _ = fs::remove_file(&renamed);
+        if let Ok(times) = times {
+            // Best effort: the times are cosmetic, the probe's verdict is not.
+            let _ = fs::File::open(&self.dir).and_then(|d| d.set_times(times));
+        }
         result.map_err(|e| StorageError::io(&self.realm_file(realm), e))
     }
 

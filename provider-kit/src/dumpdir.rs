@@ -150,6 +150,12 @@ pub enum Item {
     Rename(RenameOp),
 }
 
+/// The problem a restore reports for a name that a level's dumpdir lists as unchanged (`N`)
+/// while no earlier level of the chain holds it: the file is lost (it was unreadable when the
+/// earlier level was made, or that archive was edited), and a clean restore would hide it.
+pub const LOST_UNCHANGED: &str =
+    "missing: this level lists it as unchanged, but no earlier level holds it";
+
 /// Parses the dumpdir of an archive member, checking it as GNU tar does before it uses one
 /// (every `R` followed by a `T`, empty rename names only with a temporary directory, one `X`
 /// at a time). Bytes after the terminating empty string are ignored, as by GNU tar.

@@ -228,3 +228,46 @@ pub fn dry_run_members(out: &AaOutput) -> BTreeSet<Vec<u8>> {
         })
         .collect()
 }
+
+/// A two-level GNU tar chain (posix format, uncompressed `l0.tar`, `l1.tar` in `base`) of
+/// `base/src/data` whose level 1 lists `data/kept` and `data/lost` as unchanged (`N`) while
+/// `data/lost` was cut out of level 0 afterwards, as an unreadable file or an edited archive
+/// leaves it; level 1 adds `data/new`. A restore of it loses `data/lost`, and must say so.
+pub fn chain_with_a_lost_file(base: &Path) -> [PathBuf; 2] {
+    use std::process::Command;
+
+    let root = base.join("src");
+    fs::create_dir_all(root.join("data")).unwrap();
+    fs::write(root.join("data/kept"), "kept").unwrap();
+    fs::write(root.join("data/lost"), "lost").unwrap();
+    let snar = base.join("chain.snar");
+    let tar = |args: &[&std::ffi::OsStr]| {
+        let o = Command::new("tar").args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let levels = [base.join("l0.tar"), base.join("l1.tar")];
+    for (level, archive) in levels.iter().enumerate() {
+        if level == 1 {
+            fs::write(root.join("data/new"), "new at level 1").unwrap();
+        }
+        crate::settle_timestamps();
+        let listed = format!("--listed-incremental={}", snar.display());
+        tar(&[
+            "--format=posix".as_ref(),
+            "--sort=name".as_ref(),
+            listed.as_ref(),
+            "-cf".as_ref(),
+            archive.as_os_str(),
+            "-C".as_ref(),
+            root.as_os_str(),
+            "data".as_ref(),
+        ]);
+    }
+    tar(&[
+        "--delete".as_ref(),
+        "-f".as_ref(),
+        levels[0].as_os_str(),
+        "data/lost".as_ref(),
+    ]);
+    levels
+}

@@ -6,6 +6,7 @@
 //! `command-before-all-backups` and `command-after-all-backups` frame the whole run.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use aa_abi::naming::{accessible, backup_file_path};
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
@@ -13,11 +14,14 @@ use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSu
 use super::archive::{ArchiveContext, ArchiveSettings};
 use super::journal::{self, journal_path};
 use super::keeping::{JournalPlace, Keeping};
-use super::levels::{check_level_state, save_level_info, LevelInfo, RestartReason};
+use super::levels::{
+    check_level_state, save_level_info, saves_level_state, LevelInfo, RestartReason,
+};
 use super::{commands, partials, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
 use crate::interrupt;
 use crate::lock::ArchiveLock;
+use crate::progress::Plan;
 use crate::report::Report;
 use crate::spec;
 
@@ -127,7 +131,10 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     let number = settings.int(Opt::NumberOfOldBackups).unwrap_or(1);
     let remove_obsolete = settings.flag(Opt::RemoveObsoleteBackups);
     let errors_before = report.errors();
-    let events = ReportEvents { report };
+    let events = ReportEvents {
+        report,
+        root: definition.root.as_path(),
+    };
 
     let incremental = ctx.incremental();
     let next_level = info.next_level.unwrap_or(0);
@@ -154,6 +161,11 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         final_path: &final_path,
         overwrite_at_start,
     };
+    if saves_level_state(&ctx) {
+        // Last of the checks, as it is the one that writes (and removes) a file: a full or
+        // failing disk under the realm is found before the old backups are touched.
+        app.storage.probe_write(settings.name())?;
+    }
     let mut keeping = Keeping::new(&ctx.provider, &definition, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
@@ -167,7 +179,15 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             (!removed.is_empty()).then(|| format!("removed the unfinished {}", removed.join(", ")))
         })
     });
-    report.start_progress();
+    // A full backup reads everything included: its total is known beforehand (see
+    // `crate::progress` for why an increment's is not).
+    let full = !incremental || next_level == 0;
+    report.start_progress(full.then(|| Plan {
+        root: definition.root.as_path().to_path_buf(),
+        includes: definition.includes().map(Path::to_path_buf).collect(),
+        excludes: definition.excludes().map(Path::to_path_buf).collect(),
+    }));
+    let started = Instant::now();
     let created = if incremental {
         ctx.provider.backup_files_incrementally(
             &definition,
@@ -182,7 +202,10 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     };
     report.finish_progress();
     let backup = match created {
-        Ok(path) => path,
+        Ok(path) => {
+            report.backup_done(&path, incremental.then_some(next_level), started.elapsed());
+            path
+        }
         Err(e) => {
             keeping.rollback();
             return Err(e.into());
@@ -314,13 +337,14 @@ fn report_restart(report: &Report, info: &LevelInfo) {
 /// Shows provider events as the original does.
 struct ReportEvents<'a> {
     report: &'a Report,
+    /// The backup root, where the host looks at a stored object (the events name it only).
+    root: &'a Path,
 }
 
 impl BackupEvents for ReportEvents<'_> {
     fn file_add(&self, name: &Path) {
-        let name = name.display().to_string();
-        self.report.progress_file(&name);
-        self.report.verbose(&name);
+        let shown = name.display().to_string();
+        self.report.file_stored(&shown, || self.root.join(name));
     }
 
     fn backup_operation_error(

@@ -320,8 +320,7 @@ pub fn check_level_state(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<
         return Ok(());
     }
     let name = ctx.settings.name();
-    // The same condition as `save_level_info`'s.
-    if ctx.incremental() && app.storage.check_writable(name)? {
+    if saves_level_state(ctx) && app.storage.check_writable(name)? {
         app.report
             .notice(&crate::storage::created_notice(app.storage.dir()));
     }
@@ -336,6 +335,12 @@ pub fn check_level_state(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<
         }
     }
     Ok(())
+}
+
+/// Whether the run saves the level state in the realm once the backup exists (the same
+/// condition as `save_level_info`'s).
+pub fn saves_level_state(ctx: &ArchiveContext<'_, '_>) -> bool {
+    ctx.supports(Opt::Incremental) && ctx.settings.flag(Opt::Restarting) && ctx.incremental()
 }
 
 /// A number stored in `realm`, `None` if not stored.

@@ -14,7 +14,7 @@ use super::levels::{stored_date, stored_int, today, LevelInfo, RestartReason};
 use super::{App, Failure, SpecRef};
 use crate::archiver::ArchiverService;
 use crate::config::{Opt, OptionSource};
-use crate::report::shorten;
+use crate::report::{shorten, Event, ListedArchive};
 use crate::storage::vars;
 
 /// What is shown about an archive; `None` values are unknown or not applicable.
@@ -72,6 +72,30 @@ pub fn run(app: &App<'_>, selected: &[SpecRef]) -> bool {
 }
 
 fn show(app: &App<'_>, info: &ArchiveInfo, orphaned: bool) {
+    let today = today();
+    let listed = ListedArchive {
+        name: info.name.clone(),
+        orphaned,
+        root: info.path.clone(),
+        archiver: info.archiver.clone(),
+        dest_dir: info.dest_dir.clone(),
+        incremental: info.incremental,
+        backup_level: info.backup_level,
+        next_level: info.next_level,
+        restarting: info.restarting,
+        restart_after_level: info.restart_after_level,
+        restart_reason: info.restart_reason.map(|r| reason_id(r).to_string()),
+        restart_level: info.restart_level,
+        restart_count: info.restart_count,
+        full_restart_after_count: info.full_restart_after_count,
+        days_since_last_restart: info.last_restart.map(|d| today - d),
+        restart_after_age: info.restart_after_age,
+        days_since_last_full_restart: info.last_full_restart.map(|d| today - d),
+        full_restart_after_age: info.full_restart_after_age,
+    };
+    if app.report.event(&Event::Archive(&listed)) {
+        return;
+    }
     if app.report.is_verbose() {
         app.report.verbose(&verbose_info(info, orphaned));
     } else {
@@ -211,6 +235,17 @@ fn add_stored_restart_state(app: &App<'_>, info: &mut ArchiveInfo) {
         app.report.error(&format!(
             "Unable to get some of the archive information: {e}"
         ));
+    }
+}
+
+/// The restart reason in the JSON listing: a word, stable where the sentence is not.
+fn reason_id(reason: RestartReason) -> &'static str {
+    match reason {
+        RestartReason::NoRestart => "none",
+        RestartReason::RestartCountLimitReached => "restart_count",
+        RestartReason::LastFullRestartAgeLimitReached => "full_restart_age",
+        RestartReason::BackupLevelLimitReached => "backup_level",
+        RestartReason::LastRestartAgeLimitReached => "restart_age",
     }
 }
 

@@ -73,6 +73,16 @@ use aa_abi::{
 pub use error::Error;
 pub use locate::TAR_OVERRIDE_VAR;
 
+/// Entry points for the fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// What [`classify`](crate::classify::classify) makes of one stderr line of tar, in its
+    /// `Debug` form (the type itself stays private).
+    pub fn classify_stderr(line: &[u8]) -> String {
+        format!("{:?}", crate::classify::classify(line))
+    }
+}
+
 use aa_provider_kit::{
     backup_root, check_backup_id, check_device_from_env, dump_start_time, OwnBackups, Snapshots,
 };

@@ -25,6 +25,9 @@
 //!   chain's modes and times, the rest removed ([`restore_only`]). Exact like `TarInternal`'s
 //!   per-level selection, at the price of restoring everything once.
 //!
+//! * **losses**: after level k >= 1, a name its dumpdirs list as unchanged that is not in the
+//!   target was in no earlier level, and is reported as a problem ([`unchanged_names`]).
+//!
 //! Restored members are the `-v` lines that name a listed member (GNU tar prints its
 //! "Deleting" notices there too), reported when tar has ended, with their sizes read back
 //! from the target (0 for anything but a regular file).
@@ -42,6 +45,7 @@ use std::thread;
 use aa_abi::capability::{ChainArchive, ItemEvents, RestoreRequest, Totals};
 use aa_abi::ProviderError;
 use aa_provider_kit::beneath::{self, ancestors, components, within};
+use aa_provider_kit::dumpdir;
 use aa_provider_kit::fatal;
 use aa_provider_kit::roots::LevelTops;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -49,7 +53,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use crate::option_with;
 use crate::quoting::{split_fields, unescape};
 use crate::record::read_roots;
-use crate::run::{forward_lines, tar_command, write_names, Line};
+use crate::run::{forward_lines, tar_command, Line};
 
 /// How many of tar's last diagnostics are quoted in a failure message.
 const CONTEXT_LINES: usize = 3;
@@ -131,6 +135,52 @@ pub(crate) fn list(tar: &Path, archive: &Path) -> Result<(Vec<Listed>, Vec<u8>),
     Ok((members, output.stderr))
 }
 
+/// The names (relative to the target) that the dumpdirs of a level list as unchanged (`N`),
+/// from GNU tar's `-t --listed-incremental=/dev/null -vv` output (`verbose`) and the plain
+/// listing of the same archive (`members`, in the same order).
+///
+/// Each member has one line there, beginning with its ten-character mode; a directory's line
+/// is followed by its dumpdir, one `C name` line per entry (`C` one of `YNDRTX`, then a
+/// space, which no mode string has second) and an empty line. GNU tar prints dumpdir names
+/// unquoted, so a name holding a newline could pass for entries: when the member lines and
+/// the plain listing get out of step, nothing is reported rather than something wrong.
+fn unchanged_names(verbose: &[u8], members: &[Listed]) -> Vec<Vec<u8>> {
+    let mut members = members.iter();
+    let mut dir: Option<Vec<u8>> = None;
+    let mut names = Vec::new();
+    for line in verbose.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            dir = None;
+            continue;
+        }
+        if line.len() >= 2 && line[1] == b' ' && b"YNDRTX".contains(&line[0]) {
+            if let (b'N', Some(dir)) = (line[0], &dir) {
+                let mut rel = dir.clone();
+                if !rel.is_empty() {
+                    rel.push(b'/');
+                }
+                rel.extend_from_slice(&line[2..]);
+                names.push(rel);
+            }
+            continue;
+        }
+        let Some(member) = members.next() else {
+            return Vec::new();
+        };
+        dir = None;
+        if member.raw.ends_with(b"/") {
+            if !line.ends_with(&member.printed) {
+                return Vec::new();
+            }
+            dir = components(&member.raw).ok().map(|parts| parts.join(&b'/'));
+        }
+    }
+    if members.next().is_some() {
+        return Vec::new();
+    }
+    names
+}
+
 /// The restore of one request.
 struct Restorer<'a> {
     tar: &'a Path,
@@ -140,6 +190,9 @@ struct Restorer<'a> {
     check_links: bool,
     /// Whether the level being applied is not the first.
     later: bool,
+    /// Where a lost file is reported (everywhere when empty), and the names reported so far.
+    report_only: &'a [Vec<u8>],
+    reported: HashSet<Vec<u8>>,
     events: &'a dyn ItemEvents,
     totals: Totals,
 }
@@ -150,10 +203,21 @@ pub fn restore(
     request: &RestoreRequest,
     events: &dyn ItemEvents,
 ) -> Result<Totals, ProviderError> {
-    let target = request.target();
     if !request.only.is_empty() {
         return restore_only(tar, request, events);
     }
+    restore_levels(tar, request, events, &[])
+}
+
+/// Restores every level of `request` (no `only`); losses are reported within `report_only`
+/// (everywhere when empty).
+fn restore_levels(
+    tar: &Path,
+    request: &RestoreRequest,
+    events: &dyn ItemEvents,
+    report_only: &[Vec<u8>],
+) -> Result<Totals, ProviderError> {
+    let target = request.target();
     let root = rustix::fs::open(
         target,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -166,6 +230,8 @@ pub fn restore(
         root,
         check_links: request.overwrite,
         later: false,
+        report_only,
+        reported: HashSet::new(),
         events,
         totals: Totals::default(),
     };
@@ -217,7 +283,7 @@ fn restore_only(
         only: &only,
         events,
     };
-    let result = restore(tar, &whole, &selected).and_then(|mut totals| {
+    let result = restore_levels(tar, &whole, &selected, &only).and_then(|mut totals| {
         totals.items = selected_items(&private, &only);
         move_selected(&private, target, &only).map_err(|e| fatal(target, &e))?;
         Ok(totals)
@@ -317,6 +383,9 @@ fn move_selected(private: &Path, target: &Path, only: &[Vec<u8>]) -> io::Result<
 impl Restorer<'_> {
     fn problem(&mut self, name: Option<&[u8]>, message: &str) {
         self.totals.problems += 1;
+        if let Some(name) = name {
+            self.reported.insert(name.to_vec());
+        }
         self.events.problem(name.map(os), message);
     }
 
@@ -395,8 +464,29 @@ impl Restorer<'_> {
             beneath::remove_beneath(self.target, os(&rel))
                 .map_err(|e| fatal(&self.target.join(os(&rel)), &e))?;
         }
-        self.extract(path, &refused, &[], &names)?;
+        self.extract(path, &refused, &names)?;
+        if self.later {
+            self.report_lost(path, &members)?;
+        }
         Ok(LevelTops::new(roots, dirs))
+    }
+
+    /// Reports each name a dumpdir of this level lists as unchanged that is not in the target
+    /// after it ([`dumpdir::LOST_UNCHANGED`]): no earlier level held it.
+    fn report_lost(&mut self, archive: &Path, members: &[Listed]) -> Result<(), ProviderError> {
+        let verbose = listing(
+            self.tar,
+            archive,
+            &["--listed-incremental=/dev/null", "--verbose", "--verbose"],
+        )?;
+        for rel in unchanged_names(&verbose, members) {
+            let wanted =
+                self.report_only.is_empty() || self.report_only.iter().any(|p| within(&rel, p));
+            if wanted && !self.reported.contains(&rel) && self.stat(&rel).is_none() {
+                self.problem(Some(&rel), dumpdir::LOST_UNCHANGED);
+            }
+        }
+        Ok(())
     }
 
     /// Adds to `refused` (reporting each) the hard links whose target is reached through a
@@ -429,12 +519,11 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// Runs GNU tar's extraction of `archive`, `refused` excluded, only `members` when given.
+    /// Runs GNU tar's extraction of `archive`, `refused` excluded.
     fn extract(
         &mut self,
         archive: &Path,
         refused: &[Vec<u8>],
-        members: &[Vec<u8>],
         names: &HashSet<Vec<u8>>,
     ) -> Result<(), ProviderError> {
         let mut command = tar_command(self.tar);
@@ -462,22 +551,14 @@ impl Restorer<'_> {
                 "--directory=",
                 self.target.as_os_str().as_bytes(),
             ));
-        if !members.is_empty() {
-            command.args(["--null", "--verbatim-files-from", "--no-unquote", "-T", "-"]);
-        }
         let mut child = command
-            .stdin(if members.is_empty() {
-                Stdio::null()
-            } else {
-                Stdio::piped()
-            })
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
                 ProviderError::from_io(format!("cannot run GNU tar {}", self.tar.display()), &e)
             })?;
-        let stdin = child.stdin.take();
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             unreachable!("both output streams were requested as pipes")
         };
@@ -487,10 +568,6 @@ impl Restorer<'_> {
         // Raised once tar is done: it prints a name before it writes the member.
         let mut restored: Vec<Vec<u8>> = Vec::new();
         thread::scope(|scope| {
-            if let Some(stdin) = stdin {
-                // A failed write means tar stopped reading; its status says why.
-                scope.spawn(move || write_names(stdin, members));
-            }
             let (tx, rx) = mpsc::channel();
             let tx_err = tx.clone();
             scope.spawn(move || forward_lines(stdout, Line::Out, tx));
@@ -622,6 +699,33 @@ fn stderr_line(line: &[u8]) -> Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listed(printed: &[u8]) -> Listed {
+        Listed {
+            printed: printed.to_vec(),
+            raw: unescape(printed),
+        }
+    }
+
+    #[test]
+    fn unchanged_names_come_from_the_dumpdirs_and_out_of_step_gives_none() {
+        let members = [listed(b"data/"), listed(b"data/c"), listed(b"data/sub/")];
+        let verbose = b"drwxr-xr-x root/root 0 2026-12-03 05:39 data/\n\
+N a\nY c\nD sub\nN b c\n\n\
+-rw-r--r-- root/root 2 2026-12-03 05:39 data/c\n\
+drwxr-xr-x root/root 0 2026-12-03 05:39 data/sub/\nN d\n\n";
+        assert_eq!(
+            unchanged_names(verbose, &members),
+            [&b"data/a"[..], b"data/b c", b"data/sub/d"]
+        );
+        // An unquoted dumpdir name with a newline ("Y new\nline") shifts the member lines.
+        let shifted = b"drwxr-xr-x root/root 0 2026-12-03 05:39 data/\nN a\nY new\nline\n\n\
+-rw-r--r-- root/root 2 2026-12-03 05:39 data/c\n";
+        assert_eq!(
+            unchanged_names(shifted, &members[..2]),
+            Vec::<Vec<u8>>::new()
+        );
+    }
 
     #[test]
     fn stderr_lines() {

@@ -547,6 +547,45 @@ fn exclusion_of_refused_names_is_exact() {
 }
 
 #[test]
+fn a_file_listed_as_unchanged_but_in_no_earlier_level_is_reported_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let archives = aa_tests::chains::chain_with_a_lost_file(base);
+    let typed = [
+        (archives[0].as_path(), BackupType::Tar),
+        (archives[1].as_path(), BackupType::Tar),
+    ];
+    let out = base.join("out");
+    let (totals, events) = restore_with(&provider(base), chain(&typed), &out, &[]);
+    assert_eq!(
+        *events.problems.borrow(),
+        ["data/lost: missing: this level lists it as unchanged, but no earlier level holds it"]
+    );
+    assert_eq!(totals.unwrap().problems, 1);
+    assert_eq!(fs::read_to_string(out.join("data/kept")).unwrap(), "kept");
+    assert_eq!(
+        fs::read_to_string(out.join("data/new")).unwrap(),
+        "new at level 1"
+    );
+
+    // Selected away, the loss is not this restore's; selected, it is.
+    let (totals, events) = restore_with(
+        &provider(base),
+        chain(&typed),
+        &base.join("o1"),
+        &["data/new"],
+    );
+    assert_eq!(
+        totals.unwrap().problems,
+        0,
+        "{:?}",
+        events.problems.borrow()
+    );
+    let (totals, _) = restore_with(&provider(base), chain(&typed), &base.join("o2"), &["data"]);
+    assert_eq!(totals.unwrap().problems, 1);
+}
+
+#[test]
 fn an_unreadable_archive_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();

@@ -61,6 +61,59 @@ mod walk;
 pub use crate::incremental::{Code, DirRecord, SnapshotReader};
 pub use crate::walk::MAX_OPEN_DEPTH;
 
+/// Entry points for the fuzz targets (`fuzz/`), not an API: the tar readers of restore and
+/// verify, fed raw (uncompressed) tar bytes.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::restore::decompress::Stream;
+    use crate::restore::reader::Reader;
+
+    /// Reads every member of `tar` as a restore does (sparse maps, data, dumpdirs parsed),
+    /// then the rest of the stream; `Err` with the message a restore would report.
+    pub fn restore_reader(tar: &[u8]) -> Result<usize, String> {
+        let mut stream = Stream::from_bytes(tar.to_vec());
+        let mut reader = Reader::new(&mut stream);
+        let mut members = 0;
+        while let Some(member) = reader.next().map_err(|e| e.to_string())? {
+            members += 1;
+            if let Some(dumpdir) = &member.dumpdir {
+                let _ = aa_provider_kit::dumpdir::parse(dumpdir);
+            }
+            match member.sparse.clone() {
+                Some(mut sparse) => {
+                    if sparse.map_in_data {
+                        reader.sparse_map(&mut sparse).map_err(|e| e.to_string())?;
+                    }
+                    // As extraction: each region's bytes in turn, from the member's data.
+                    for &(_, length) in &sparse.map {
+                        let mut done = 0u64;
+                        while done < length {
+                            let want = (length - done).min(1 << 16) as usize;
+                            let got = reader.data(want).map_err(|e| e.to_string())?.len();
+                            if got == 0 {
+                                return Err("sparse member shorter than its map".into());
+                            }
+                            done += got as u64;
+                        }
+                    }
+                }
+                None => while !reader.data(1 << 16).map_err(|e| e.to_string())?.is_empty() {},
+            }
+        }
+        drop(reader);
+        stream.drain().map_err(|e| e.to_string())?;
+        Ok(members)
+    }
+
+    /// Walks `tar` as a verify does; `Err` with the fault it would report.
+    pub fn verify_structure(tar: &[u8]) -> Result<usize, String> {
+        let mut members = 0;
+        crate::verify::structure::walk(&mut &tar[..], |_| members += 1)
+            .map_err(|fault| format!("{fault:?}"))?;
+        Ok(members)
+    }
+}
+
 use std::io;
 use std::path::{Path, PathBuf};
 

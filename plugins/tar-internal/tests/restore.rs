@@ -504,6 +504,46 @@ fn gnu_tar_chains_restore_in_both_formats() {
 }
 
 #[test]
+fn a_file_listed_as_unchanged_but_in_no_earlier_level_is_reported_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let archives = aa_tests::chains::chain_with_a_lost_file(base);
+    let out = base.join("out");
+    let typed = [
+        (archives[0].as_path(), BackupType::Tar),
+        (archives[1].as_path(), BackupType::Tar),
+    ];
+    let (totals, events) = restore_with(&provider(base), chain(&typed), &out, &[], false);
+    let totals = totals.unwrap();
+    assert_eq!(
+        *events.problems.borrow(),
+        ["data/lost: missing: this level lists it as unchanged, but no earlier level holds it"]
+    );
+    assert_eq!(totals.problems, 1);
+    assert_eq!(fs::read_to_string(out.join("data/kept")).unwrap(), "kept");
+    assert_eq!(
+        fs::read_to_string(out.join("data/new")).unwrap(),
+        "new at level 1"
+    );
+
+    // Selected away, the loss is not this restore's.
+    let only_new = base.join("only");
+    let (totals, events) = restore_with(
+        &provider(base),
+        chain(&typed),
+        &only_new,
+        &["data/new"],
+        false,
+    );
+    assert_eq!(
+        totals.unwrap().problems,
+        0,
+        "{:?}",
+        events.problems.borrow()
+    );
+}
+
+#[test]
 fn the_plugin_exports_restore_and_it_works_across_the_boundary() {
     let library =
         aa_abi::host::PluginLibrary::load(&aa_tests::builtin_plugin("aa_plugin_tar_internal"))

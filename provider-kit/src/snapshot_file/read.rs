@@ -178,6 +178,10 @@ impl<R: BufRead> SnapshotReader<R> {
             return Err(SnapshotError::new(ErrorKind::NotSnapshot, 0, None));
         };
         let (version, format) = (&rest[..dash], &rest[dash + 1..]);
+        // GNU tar refuses a NUL before the dash too, and the writer could not write it back.
+        if version.contains(&0) {
+            return Err(SnapshotError::new(ErrorKind::NotSnapshot, 0, None));
+        }
         match parse_unsigned(format) {
             Some(2) => {}
             Some(old @ (0 | 1)) => {

@@ -87,6 +87,16 @@ fn header_only_has_no_records() {
     assert!(records.is_empty());
 }
 
+/// Found by fuzzing: a version line that was read but could not be written back.
+#[test]
+fn nul_in_the_tar_version_is_no_snapshot() {
+    let err = error_of(b"GNU tar-1.\x0034-2\n17\x009\0");
+    assert!(
+        err.to_string().contains("not a GNU tar snapshot file"),
+        "{err}"
+    );
+}
+
 fn error_of(bytes: &[u8]) -> SnapshotError {
     match read_all(bytes) {
         Ok(read) => panic!("{bytes:?} was accepted: {read:?}"),

@@ -5,7 +5,8 @@
 //!   names), then, from level 1 on, the deletion of every entry of the directory on disk that
 //!   the dumpdir does not list, or lists with another type (`D` that is not a directory, `Y`
 //!   that is one). Level 0 deletes nothing: what an overwrite target held beforehand stays
-//!   unless a member replaces it;
+//!   unless a member replaces it. An `N` (unchanged) entry that is not on disk was in no
+//!   earlier level: a loss, reported as a problem;
 //! * after each level k >= 1, the roots rule (the kit's [`roots`](aa_provider_kit::roots)):
 //!   every root of level k-1 that level k's roots record lacks is deleted. Without a record
 //!   (archives of the original `aa`, of GNU tar, of TarInternal before it wrote one), the roots
@@ -59,6 +60,8 @@ pub struct Restorer<'e> {
     /// hard links to them, made by a second reading of the level ([`super::links`]).
     pub(super) skipped_files: HashSet<Vec<u8>>,
     pub(super) pending_links: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The names problems were reported for, so a loss is reported once.
+    reported: HashSet<Vec<u8>>,
     totals: Totals,
 }
 
@@ -95,6 +98,7 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
         previous_only: Vec::new(),
         skipped_files: HashSet::new(),
         pending_links: Vec::new(),
+        reported: HashSet::new(),
         totals: Totals::default(),
     };
     let archives = &request.archives;
@@ -130,6 +134,7 @@ pub fn restore(request: &RestoreRequest, events: &dyn ItemEvents) -> Result<Tota
 impl Restorer<'_> {
     pub(super) fn problem(&mut self, name: &[u8], message: &str) {
         self.totals.problems += 1;
+        self.reported.insert(name.to_vec());
         let name = if name.is_empty() { &b"."[..] } else { name };
         self.events
             .problem(Some(Path::new(std::ffi::OsStr::from_bytes(name))), message);
@@ -231,6 +236,9 @@ impl Restorer<'_> {
             if !selected && !self.leads_to_selection(rel) {
                 return Ok(());
             }
+            if !first {
+                self.clear_replaced(rel, true)?;
+            }
             if let Some(bytes) = &m.dumpdir {
                 let items = match dumpdir::parse(bytes) {
                     Ok(items) => items,
@@ -238,12 +246,8 @@ impl Restorer<'_> {
                 };
                 self.renames(&items);
                 if !first {
-                    self.clear_replaced(rel, true)?;
                     self.purge(rel, &items)?;
                 }
-            }
-            if !first {
-                self.clear_replaced(rel, true)?;
             }
             self.directory(m, rel, selected)?;
             if selected {
@@ -335,6 +339,7 @@ impl Restorer<'_> {
             })
             .collect();
         let entries = list(dir.as_fd()).map_err(Err)?;
+        self.report_missing(rel, items, &entries);
         for (name, mut file_type) in entries {
             let mut child = rel.to_vec();
             if !child.is_empty() {
@@ -372,6 +377,26 @@ impl Restorer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Reports the names the dumpdir lists as unchanged that no earlier level restored
+    /// ([`dumpdir::LOST_UNCHANGED`]), once each.
+    fn report_missing(&mut self, rel: &[u8], items: &[Item], present: &[(Vec<u8>, FileType)]) {
+        let present: HashSet<&[u8]> = present.iter().map(|(n, _)| n.as_slice()).collect();
+        for item in items {
+            let Item::Entry(entry) = item else { continue };
+            if entry.code != Code::Unchanged || present.contains(entry.name.as_slice()) {
+                continue;
+            }
+            let mut child = rel.to_vec();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(&entry.name);
+            if self.selected(&child) && !self.reported.contains(&child) {
+                self.problem(&child, dumpdir::LOST_UNCHANGED);
+            }
+        }
     }
 
     /// The roots rule between two consecutive levels (see the module documentation).

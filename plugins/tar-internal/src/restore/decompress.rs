@@ -117,6 +117,23 @@ impl Stream {
         })
     }
 
+    /// A stream of `bytes` already in memory, without a thread: for the fuzz targets, which
+    /// feed raw tar bytes to the reader.
+    pub fn from_bytes(bytes: Vec<u8>) -> Stream {
+        // Both senders are dropped at once: the stream ends after `bytes`.
+        let (_, chunks) = sync_channel(0);
+        let (spent, _) = sync_channel(0);
+        Stream {
+            chunks,
+            spent,
+            current: bytes,
+            pos: 0,
+            offset: 0,
+            done: false,
+            thread: None,
+        }
+    }
+
     /// The offset in the tar stream of the next byte.
     pub fn offset(&self) -> u64 {
         self.offset + self.pos as u64

@@ -35,11 +35,11 @@
 mod beneath;
 mod bz2;
 mod chain;
-mod decompress;
+pub(crate) mod decompress;
 mod extract;
 pub(crate) mod fields;
 mod links;
-mod reader;
+pub(crate) mod reader;
 mod renames;
 mod select;
 

@@ -21,7 +21,7 @@
 //! without the end-of-archive blocks (TarInternal's incremental levels before they wrote
 //! them, or a plain tar cut at a member boundary) is reported as a problem, not an error.
 
-mod structure;
+pub(crate) mod structure;
 
 use std::cell::Cell;
 use std::ffi::OsStr;
