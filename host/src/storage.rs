@@ -293,6 +293,16 @@ impl Storage {
         self.write(realm, content)
     }
 
+    /// Stores each `(var, value)` of `updates`, in order, into `realm` with one write of
+    /// its file.
+    pub fn save_all(&self, realm: &str, updates: &[(String, String)]) -> Result<(), StorageError> {
+        let mut content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
+        for (var, value) in updates {
+            content.set(var, value.clone());
+        }
+        self.write(realm, content)
+    }
+
     /// Deletes `realm` and its file; false if there was no such realm.
     pub fn remove_realm(&self, realm: &str) -> Result<bool, StorageError> {
         if !self.realms.borrow().contains_key(realm) {

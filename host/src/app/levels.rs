@@ -284,22 +284,25 @@ pub fn save_level_info(
         name: ctx.settings.name(),
         dry: false,
     };
+    // Saved in one write, so a failure leaves the realm as it was, never half updated.
+    let mut updates: Vec<(String, String)> = Vec::new();
     if reason != RestartReason::NoRestart {
         let count = realm.int(vars::RESTART_COUNT)?.unwrap_or(0);
-        realm.save(vars::RESTART_COUNT, count + 1)?;
+        updates.push((vars::RESTART_COUNT.into(), (count + 1).to_string()));
     }
     if next < 2 || reason != RestartReason::NoRestart {
-        let today = format_date(today());
-        realm.save(vars::LAST_RESTART, &today)?;
+        let today = format_date(today()).to_string();
+        updates.push((vars::LAST_RESTART.into(), today.clone()));
         if next == 0 {
-            realm.save(vars::LAST_FULL_RESTART, &today)?;
-            realm.save(vars::RESTART_COUNT, 0)?;
+            updates.push((vars::LAST_FULL_RESTART.into(), today));
+            updates.push((vars::RESTART_COUNT.into(), 0.to_string()));
         }
     }
     let size = std::fs::metadata(backup)
         .map_err(|e| Failure::Backup(format!("{}: {e}", backup.display())))?
         .len();
-    realm.save(&format!("{}{next}", vars::BACKUP_SIZE), size)?;
+    updates.push((format!("{}{next}", vars::BACKUP_SIZE), size.to_string()));
+    app.storage.save_all(realm.name, &updates)?;
     // Sizes of the levels above `next` stay in the realm, as the original leaves them (it
     // drops them from memory only, after its last write). They are overwritten when the chain
     // reaches those levels again, and restarting never looks above the current level.
