@@ -192,7 +192,7 @@ fn two_machines_leave_each_other_alone(archiver: &str, ext: &str) {
     let final_name = format!("k.{ext}");
 
     let (mut a, a_partial) = started_writing(&sb, &["-a", archiver, "-c", "9", "k"], &final_name);
-    signal_group(&a, Signal::STOP);
+    stop_group(&a);
     let a_written = fs::metadata(&a_partial).unwrap().len();
 
     let out = machine_b.aa().args(["-a", archiver, "k"]).run();

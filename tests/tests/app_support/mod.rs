@@ -182,6 +182,33 @@ pub fn signal_group(child: &std::process::Child, signal: Signal) {
     let _ = kill_process_group(Pid::from_child(child), signal);
 }
 
+/// Stops `child`'s process group and returns once every process in it is stopped: `kill`
+/// only queues the signal, and a process still running could write after the caller looked.
+#[allow(dead_code)]
+pub fn stop_group(child: &std::process::Child) {
+    signal_group(child, Signal::STOP);
+    let group = child.id().to_string();
+    for _ in 0..10_000 {
+        let running = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .any(|stat| {
+                // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+                fields.get(2) == Some(&group.as_str())
+                    && !matches!(fields.first(), Some(&"T") | Some(&"t") | Some(&"Z"))
+            });
+        if !running {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("process group {group} did not stop");
+}
+
 /// Kills what is left of `child`'s process group.
 pub fn kill_group(child: &std::process::Child) {
     signal_group(child, Signal::KILL);
