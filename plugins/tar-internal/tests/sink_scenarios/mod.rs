@@ -2,7 +2,11 @@
 //! (TarExternal includes this file by path): every type into a file sink extracts with GNU
 //! tar to the source tree and is a valid file of its type; an incremental chain through the
 //! sink restores level by level; a sink failing a write midway or its commit gives an error,
-//! and the snapshots stay byte for byte as they were (the level number too).
+//! and the snapshots stay byte for byte as they were (the level number too); and the built
+//! plugin library does the same across the ABI boundary, as the host calls it.
+
+// Each test binary uses only some of the scenarios.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,7 +14,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aa_abi::capability::{BackingUpToSink, BackupSink};
+use aa_abi::capability::{BackingUpToSink, BackupSink, BACKUP_TO_SINK_V1};
+use aa_abi::host::PluginLibrary;
 use aa_abi::{BackupDefinition, BackupType, NoEvents, ProviderError};
 
 /// A byte sink that writes a file, as a host's local or remote storage would: the bytes go to
@@ -18,7 +23,7 @@ use aa_abi::{BackupDefinition, BackupType, NoEvents, ProviderError};
 /// have been written, or fail its commit.
 pub struct FileSink {
     file: fs::File,
-    written: u64,
+    pub written: u64,
     fail_after: Option<u64>,
     fail_commit: bool,
     pub committed: bool,
@@ -355,4 +360,81 @@ pub fn a_failing_commit_installs_no_snapshot<P: BackingUpToSink>(provider: impl 
             &format!("{backup_type}"),
         );
     }
+}
+
+/// A sink whose writes panic: the host's panic must not unwind into the provider.
+struct PanickingSink;
+
+impl BackupSink for PanickingSink {
+    fn write(&mut self, _bytes: &[u8]) -> Result<(), ProviderError> {
+        panic!("the test sink panics");
+    }
+
+    fn commit(&mut self) -> Result<(), ProviderError> {
+        panic!("the test sink panics");
+    }
+}
+
+/// The built library `lib_name` (as `cargo build` made it) exports `backup_to_sink_v1` with a
+/// layout the host accepts, and through it: a full backup and a level 0 go into the host's
+/// sink and extract to the tree; the sink's error and the argument checks come back as
+/// errors; a panicking sink is an error, not an abort; nothing is written to the destination.
+pub fn across_the_abi(lib_name: &str) {
+    let lib = aa_tests::target_dir().join("debug").join(lib_name);
+    assert!(
+        lib.is_file(),
+        "{} not found; build first: cargo build --workspace",
+        lib.display()
+    );
+    let library = PluginLibrary::load(&lib).unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
+    assert!(library.capabilities().can_backup_to_sink());
+    assert!(library.capabilities().names().contains(&BACKUP_TO_SINK_V1));
+
+    let case = Case::new(BackupType::TarZst);
+    let provider = library.create_provider(&case.work).unwrap();
+    for (level, name) in [(None, "full"), (Some(0), "level0")] {
+        let out = case.output(name);
+        let mut sink = FileSink::new(&out);
+        provider
+            .backup_to_sink(&case.definition, Some(3), level, &mut sink, &NoEvents)
+            .expect("the capability is present")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(sink.committed, "{name}");
+        assert_valid_archive(&out, BackupType::TarZst);
+        let extracted = case.base.join(format!("extracted-{name}"));
+        aa_tests::gnu_extract(&out, &extracted);
+        same_tree(&case.tree(), &extracted.join("tree"), name);
+    }
+    assert_eq!(provider.get_max_backup_level("s").unwrap(), 1);
+
+    add_large_file(&case);
+    let before = case.state();
+    let mut failing = FileSink::failing_after(&case.output("failed"), FAIL_AFTER);
+    let error = provider
+        .backup_to_sink(&case.definition, None, Some(1), &mut failing, &NoEvents)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.message(), "test sink: the connection was lost");
+    assert!(!failing.committed);
+    assert!(case.state() == before, "the snapshots changed");
+
+    // The checks every backup call passes: a strength out of range is refused up front.
+    let mut unused = FileSink::new(&case.output("refused"));
+    let error = provider
+        .backup_to_sink(&case.definition, Some(99), None, &mut unused, &NoEvents)
+        .unwrap()
+        .unwrap_err();
+    assert!(error.message().contains("out of the interval"), "{error}");
+    assert_eq!(unused.written, 0);
+
+    let error = provider
+        .backup_to_sink(&case.definition, None, None, &mut PanickingSink, &NoEvents)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        error.message(),
+        "the backup's destination failed unexpectedly"
+    );
+    assert!(case.state() == before, "the snapshots changed");
+    assert!(case.dest_is_empty());
 }
