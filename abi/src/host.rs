@@ -9,7 +9,9 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RSlice, RStr};
 
-use crate::capability::{Capabilities, ChainArchive, ItemEvents, RestoreRequest, Totals};
+use crate::capability::{
+    BackupSink, Capabilities, ChainArchive, ItemEvents, RestoreRequest, Totals,
+};
 use crate::error::ProviderError;
 use crate::events::BackupEvents;
 use crate::ffi::{
@@ -307,6 +309,32 @@ impl Provider {
     ) -> Option<Result<Totals, ProviderError>> {
         self.capabilities
             .dry_run(&self.work_dir, definition, level, events)
+    }
+
+    /// Writes a backup into `sink` instead of a file ([`crate::capability::BackingUpToSink`]):
+    /// a non-incremental one when `level` is `None`, else the incremental one of `level`.
+    /// `None` when the plugin lacks the capability. `Some(Ok)` means the provider committed the
+    /// sink (a provider that returns success without a commit is turned into an error here);
+    /// on an error the sink may have been committed only if the error came after the commit
+    /// (the snapshot could not be installed), else the host discards what was written.
+    pub fn backup_to_sink(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        sink: &mut dyn BackupSink,
+        events: &dyn BackupEvents,
+    ) -> Option<Result<(), ProviderError>> {
+        let adapter = EventsToFfi(events);
+        let events = BackupEventsFfi_TO::from_ptr(&adapter, TD_Opaque);
+        self.capabilities.backup_to_sink(
+            &self.work_dir,
+            definition,
+            compression_strength,
+            level,
+            sink,
+            events,
+        )
     }
 
     /// See [`crate::plugin::ArchiverProvider::backup_files`].

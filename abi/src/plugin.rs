@@ -327,7 +327,7 @@ fn opt_str<'a>(s: &'a ROption<RStr<'a>>) -> Option<&'a str> {
 }
 
 /// Presents the FFI events sink as [`BackupEvents`].
-struct EventsFromFfi<'a>(BackupEventsRef<'a>);
+pub(crate) struct EventsFromFfi<'a>(pub(crate) BackupEventsRef<'a>);
 
 impl BackupEvents for EventsFromFfi<'_> {
     fn file_add(&self, name: &Path) {

@@ -1,6 +1,7 @@
 //! The proof of ABI 1.0's growth rule (`abi/src/capability/mod.rs`): a plugin built against
 //! the frozen ABI 1.0 crate (`tests/abi-1.0/`, never edited) loads in the current host, makes
-//! backups and is reported without capabilities, however `abi/` has grown since; a plugin of
+//! backups and is reported without capabilities (and answers `None` for one added since, such
+//! as `backup_to_sink_v1`), however `abi/` has grown since; a plugin of
 //! 1.0 that exports the capabilities released with it is listed with them and called through
 //! them; and a plugin exporting a capability whose layout differs from the host's is refused
 //! with one line naming the capability.
@@ -31,6 +32,19 @@ impl aa_abi::capability::Restoring for HelloProvider {
 
 aa_abi::export_capabilities!(HelloPlugin: restore_v1);
 "#;
+
+/// A byte sink no provider may reach.
+struct Unreachable;
+
+impl aa_abi::capability::BackupSink for Unreachable {
+    fn write(&mut self, _bytes: &[u8]) -> Result<(), aa_abi::ProviderError> {
+        panic!("a 1.0 plugin wrote into a sink");
+    }
+
+    fn commit(&mut self) -> Result<(), aa_abi::ProviderError> {
+        panic!("a 1.0 plugin committed a sink");
+    }
+}
 
 /// `plugins/libhello.so` in a new sandbox, and `aa --list-providers` with it.
 fn listed(library: &Path) -> (Sandbox, PathBuf, AaOutput) {
@@ -90,9 +104,22 @@ fn hello_built_against_abi_1_0_loads_without_capabilities_and_makes_backups() {
     );
     assert_eq!(
         listed_capabilities(&out, "TarInternal"),
-        ["restore_v1", "verify_v1", "dry_run_v1"],
+        ["restore_v1", "verify_v1", "dry_run_v1", "backup_to_sink_v1"],
         "{out}"
     );
+    // Loaded directly, it lacks the capabilities added after it: backing up into a host's
+    // byte sink (an object store) is answered "absent", and nothing of it is called.
+    let hello = aa_abi::host::PluginLibrary::load(&library).unwrap();
+    assert!(!hello.capabilities().can_backup_to_sink());
+    let provider = hello
+        .create_provider(&sb.path().join("hello-work"))
+        .unwrap();
+    let definition =
+        aa_abi::BackupDefinition::new("data", aa_abi::BackupType::Tar, sb.dest_dir(), sb.src_dir())
+            .include(["tree"]);
+    assert!(provider
+        .backup_to_sink(&definition, None, None, &mut Unreachable, &aa_abi::NoEvents)
+        .is_none());
 
     // It makes backups, full ones (all Hello declares), each run replacing the last.
     let tree = simple_fixture(&sb.src_dir());

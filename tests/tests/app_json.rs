@@ -293,7 +293,7 @@ fn list_providers_names_each_provider_with_its_types_and_capabilities() {
             .contains(&Value::from("Incremental")));
         assert_eq!(
             provider["capabilities"],
-            serde_json::json!(["restore_v1", "verify_v1", "dry_run_v1"])
+            serde_json::json!(["restore_v1", "verify_v1", "dry_run_v1", "backup_to_sink_v1"])
         );
     }
     assert_eq!(lines.last().unwrap()["command"], "list-providers");

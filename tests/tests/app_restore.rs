@@ -77,7 +77,8 @@ fn list_providers_shows_each_providers_capabilities() {
     for names in caps.values() {
         for name in names {
             assert!(
-                ["restore_v1", "verify_v1", "dry_run_v1"].contains(&name.as_str()),
+                ["restore_v1", "verify_v1", "dry_run_v1", "backup_to_sink_v1"]
+                    .contains(&name.as_str()),
                 "{caps:?}"
             );
         }

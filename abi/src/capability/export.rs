@@ -10,13 +10,15 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr};
 use abi_stable::StableAbi;
 
 use super::ffi::{
-    CapabilityHeader, DryRunV1, DryRunV1Ref, ItemEventsRef, RestoreV1, RestoreV1Ref, VerifyV1,
-    VerifyV1Ref,
+    BackupSinkMut, BackupToSinkV1, BackupToSinkV1Ref, CapabilityHeader, DryRunV1, DryRunV1Ref,
+    ItemEventsRef, RestoreV1, RestoreV1Ref, VerifyV1, VerifyV1Ref,
 };
-use super::types::{ChainArchive, ItemEvents, RestoreRequest, Totals};
+use super::types::{BackupSink, ChainArchive, ItemEvents, RestoreRequest, Totals};
 use crate::error::ProviderError;
-use crate::plugin::{checks, guarded, ArchiverProvider, Plugin};
-use crate::types::{BackupDefinition, PathBytes};
+use crate::events::BackupEvents;
+use crate::ffi::BackupEventsRef;
+use crate::plugin::{checks, guarded, ArchiverProvider, EventsFromFfi, Plugin};
+use crate::types::{ArchiverFeature, BackupDefinition, PathBytes};
 
 /// Restores a chain of backups into a directory.
 pub trait Restoring: ArchiverProvider {
@@ -55,6 +57,39 @@ pub trait DryRunning: ArchiverProvider {
         level: Option<u32>,
         events: &dyn ItemEvents,
     ) -> Result<Totals, ProviderError>;
+}
+
+/// Writes backups into a byte sink of the host instead of a local file.
+pub trait BackingUpToSink: ArchiverProvider {
+    /// Writes the backup of `definition` into `sink`: with `level` `None` the backup
+    /// [`ArchiverProvider::backup_files`] makes, else the incremental one of `level` that
+    /// [`ArchiverProvider::backup_files_incrementally`] makes, byte for byte what that method
+    /// would write to its file. Then, in this order: an incremental level readies its
+    /// snapshot (what may still fail), [`BackupSink::commit`] is called, and only once it
+    /// succeeded the snapshot is installed, so that a snapshot never claims content that no
+    /// stored backup holds. On an error before the commit the provider returns it without
+    /// committing, its state unchanged. Nothing is written to the destination directory.
+    fn backup_to_sink(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        sink: &mut dyn BackupSink,
+        events: &dyn BackupEvents,
+    ) -> Result<(), ProviderError>;
+}
+
+/// Presents the FFI byte sink as [`BackupSink`].
+struct SinkFromFfi<'a>(BackupSinkMut<'a>);
+
+impl BackupSink for SinkFromFfi<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ProviderError> {
+        self.0.write(RSlice::from_slice(bytes)).into_result()
+    }
+
+    fn commit(&mut self) -> Result<(), ProviderError> {
+        self.0.commit().into_result()
+    }
 }
 
 /// Presents the FFI item sink as [`ItemEvents`].
@@ -142,6 +177,50 @@ where
     })
 }
 
+extern "C" fn backup_to_sink_entry<P: Plugin>(
+    work_dir: &PathBytes,
+    definition: &BackupDefinition,
+    compression_strength: ROption<u32>,
+    level: ROption<u32>,
+    sink: BackupSinkMut<'_>,
+    events: BackupEventsRef<'_>,
+) -> RResult<(), ProviderError>
+where
+    P::Provider: BackingUpToSink,
+{
+    guarded(|| {
+        let id = P::identification();
+        let (strength, level) = (compression_strength.into_option(), level.into_option());
+        // The checks of `backup_files` and `backup_files_incrementally`.
+        if level.is_some() {
+            checks::backup_type(&id, definition.backup_type)?;
+            checks::feature(&id, definition.backup_type, ArchiverFeature::Incremental)?;
+        }
+        checks::backup(&id, definition, strength)?;
+        create::<P>(work_dir)?.backup_to_sink(
+            definition,
+            strength,
+            level,
+            &mut SinkFromFfi(sink),
+            &EventsFromFfi(events),
+        )
+    })
+}
+
+/// The header [`export_capabilities!`](crate::export_capabilities) exports for
+/// `backup_to_sink_v1`.
+pub fn backup_to_sink_v1_header<P: Plugin>() -> CapabilityHeader
+where
+    P::Provider: BackingUpToSink,
+{
+    header(
+        BackupToSinkV1 {
+            backup_to_sink: backup_to_sink_entry::<P>,
+        }
+        .leak_into_prefix(),
+    )
+}
+
 /// The header [`export_capabilities!`](crate::export_capabilities) exports for `restore_v1`.
 pub fn restore_v1_header<P: Plugin>() -> CapabilityHeader
 where
@@ -186,10 +265,12 @@ where
 const _: () = assert!(std::mem::size_of::<RestoreV1Ref>() == std::mem::size_of::<*const ()>());
 const _: () = assert!(std::mem::size_of::<VerifyV1Ref>() == std::mem::size_of::<*const ()>());
 const _: () = assert!(std::mem::size_of::<DryRunV1Ref>() == std::mem::size_of::<*const ()>());
+const _: () = assert!(std::mem::size_of::<BackupToSinkV1Ref>() == std::mem::size_of::<*const ()>());
 
 /// Exports capabilities of a [`Plugin`]'s provider, each under its own symbol:
-/// `aa_abi::export_capabilities!(MyPlugin: restore_v1, verify_v1, dry_run_v1);` The provider
-/// implements the matching trait ([`Restoring`], [`Verifying`], [`DryRunning`]). A plugin that
+/// `aa_abi::export_capabilities!(MyPlugin: restore_v1, verify_v1, dry_run_v1, backup_to_sink_v1);`
+/// The provider implements the matching trait ([`Restoring`], [`Verifying`], [`DryRunning`],
+/// [`BackingUpToSink`]). A plugin that
 /// exports none of them is a plain ABI 1.0 plugin.
 #[macro_export]
 macro_rules! export_capabilities {
@@ -212,6 +293,12 @@ macro_rules! export_capabilities {
         #[no_mangle]
         pub extern "C" fn aa_capability_dry_run_v1() -> $crate::capability::ffi::CapabilityHeader {
             $crate::capability::dry_run_v1_header::<$plugin>()
+        }
+    };
+    (@one $plugin:ty, backup_to_sink_v1) => {
+        #[no_mangle]
+        pub extern "C" fn aa_capability_backup_to_sink_v1() -> $crate::capability::ffi::CapabilityHeader {
+            $crate::capability::backup_to_sink_v1_header::<$plugin>()
         }
     };
 }

@@ -6,13 +6,14 @@
 
 use std::ffi::c_void;
 
-use abi_stable::sabi_types::RRef;
+use abi_stable::sabi_types::{RMut, RRef};
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr};
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::{sabi_trait, StableAbi};
 
 use super::types::{ChainArchive, RestoreRequest, Totals};
 use crate::error::ProviderError;
+use crate::ffi::BackupEventsRef;
 use crate::types::{BackupDefinition, PathBytes};
 
 /// What a capability symbol returns. Frozen for as long as ABI 1.x lives: it is read before any
@@ -88,4 +89,39 @@ pub struct DryRunV1 {
         level: ROption<u32>,
         events: ItemEventsRef<'_>,
     ) -> RResult<Totals, ProviderError>,
+}
+
+/// Receives the bytes of a backup ([`crate::capability::BackupSink`] across the boundary).
+/// `Send`: a provider may write from a thread of its own, one call at a time.
+#[sabi_trait]
+pub trait BackupSinkFfi: Send {
+    /// See [`crate::capability::BackupSink::write`].
+    fn write(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), ProviderError>;
+
+    /// See [`crate::capability::BackupSink::commit`].
+    #[sabi(last_prefix_field)]
+    fn commit(&mut self) -> RResult<(), ProviderError>;
+}
+
+/// A borrowed byte sink as passed to a capability.
+pub type BackupSinkMut<'a> = BackupSinkFfi_TO<'a, RMut<'a, ()>>;
+
+/// The backup-to-sink capability, version 1.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = BackupToSinkV1Ref)))]
+#[sabi(missing_field(panic))]
+pub struct BackupToSinkV1 {
+    /// Writes the backup of `definition` into `sink` (a non-incremental one when `level` is
+    /// none, else the incremental one of that level), with a provider whose state lives in
+    /// `work_dir`.
+    #[sabi(last_prefix_field)]
+    pub backup_to_sink: extern "C" fn(
+        work_dir: &PathBytes,
+        definition: &BackupDefinition,
+        compression_strength: ROption<u32>,
+        level: ROption<u32>,
+        sink: BackupSinkMut<'_>,
+        events: BackupEventsRef<'_>,
+    ) -> RResult<(), ProviderError>,
 }

@@ -9,16 +9,17 @@ use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::RawLibrary;
 use abi_stable::prefix_type::{PrefixRef, PrefixRefTrait, WithMetadata_};
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RSlice, RStr};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr};
 use abi_stable::StableAbi;
 
 use super::ffi::{
-    CapabilityEntry, CapabilityHeader, DryRunV1Ref, ItemEventsFfi, ItemEventsFfi_TO, RestoreV1Ref,
-    VerifyV1Ref,
+    BackupSinkFfi, BackupSinkFfi_TO, BackupToSinkV1Ref, CapabilityEntry, CapabilityHeader,
+    DryRunV1Ref, ItemEventsFfi, ItemEventsFfi_TO, RestoreV1Ref, VerifyV1Ref,
 };
-use super::types::{ChainArchive, ItemEvents, RestoreRequest, Totals};
-use super::{symbol_name, DRY_RUN_V1, RESTORE_V1, VERIFY_V1};
+use super::types::{BackupSink, ChainArchive, ItemEvents, RestoreRequest, Totals};
+use super::{symbol_name, BACKUP_TO_SINK_V1, DRY_RUN_V1, RESTORE_V1, VERIFY_V1};
 use crate::error::ProviderError;
+use crate::ffi::BackupEventsRef;
 use crate::types::{BackupDefinition, PathBytes};
 
 /// A capability a plugin exports with a layout this host cannot use; the plugin is refused.
@@ -46,6 +47,7 @@ pub struct Capabilities {
     restore: Option<RestoreV1Ref>,
     verify: Option<VerifyV1Ref>,
     dry_run: Option<DryRunV1Ref>,
+    backup_to_sink: Option<BackupToSinkV1Ref>,
 }
 
 impl fmt::Debug for Capabilities {
@@ -76,6 +78,7 @@ impl Capabilities {
             restore: find::<RestoreV1Ref>(library, RESTORE_V1)?,
             verify: find::<VerifyV1Ref>(library, VERIFY_V1)?,
             dry_run: find::<DryRunV1Ref>(library, DRY_RUN_V1)?,
+            backup_to_sink: find::<BackupToSinkV1Ref>(library, BACKUP_TO_SINK_V1)?,
         })
     }
 
@@ -85,6 +88,7 @@ impl Capabilities {
             (RESTORE_V1, self.restore.is_some()),
             (VERIFY_V1, self.verify.is_some()),
             (DRY_RUN_V1, self.dry_run.is_some()),
+            (BACKUP_TO_SINK_V1, self.backup_to_sink.is_some()),
         ];
         present
             .into_iter()
@@ -105,6 +109,44 @@ impl Capabilities {
     /// Whether the dry-run capability is present.
     pub fn can_dry_run(&self) -> bool {
         self.dry_run.is_some()
+    }
+
+    /// Whether the backup-to-sink capability is present.
+    pub fn can_backup_to_sink(&self) -> bool {
+        self.backup_to_sink.is_some()
+    }
+
+    pub(crate) fn backup_to_sink(
+        &self,
+        work_dir: &Path,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        sink: &mut dyn BackupSink,
+        events: BackupEventsRef<'_>,
+    ) -> Option<Result<(), ProviderError>> {
+        let module = self.backup_to_sink?;
+        let mut adapter = SinkToFfi {
+            sink,
+            committed: false,
+        };
+        let result = (module.backup_to_sink())(
+            &PathBytes::new(work_dir),
+            definition,
+            compression_strength.into(),
+            level.into(),
+            BackupSinkFfi_TO::from_ptr(&mut adapter, TD_Opaque),
+            events,
+        )
+        .into_result();
+        // A provider that succeeds without a commit stored nothing; the host must not think
+        // otherwise.
+        Some(match result {
+            Ok(()) if !adapter.committed => Err(ProviderError::other(
+                "the provider ended the backup without committing it",
+            )),
+            other => other,
+        })
     }
 
     pub(crate) fn restore(
@@ -196,5 +238,44 @@ impl ItemEventsFfi for ItemsToFfi<'_> {
     fn problem(&self, name: ROption<RSlice<'_, u8>>, message: RStr<'_>) {
         self.0
             .problem(name.into_option().map(path_of), message.as_str());
+    }
+}
+
+/// Adapts a host [`BackupSink`] to the FFI sink: one commit, nothing written after it, and a
+/// panic of the host's sink (called from a provider's thread) kept from unwinding into the
+/// provider.
+struct SinkToFfi<'a> {
+    sink: &'a mut dyn BackupSink,
+    committed: bool,
+}
+
+fn sink_guarded(f: impl FnOnce() -> Result<(), ProviderError>) -> RResult<(), ProviderError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(_) => RResult::RErr(ProviderError::other(
+            "the backup's destination failed unexpectedly",
+        )),
+    }
+}
+
+impl BackupSinkFfi for SinkToFfi<'_> {
+    fn write(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), ProviderError> {
+        if self.committed {
+            return RResult::RErr(ProviderError::other(
+                "the provider wrote to the backup after committing it",
+            ));
+        }
+        sink_guarded(|| self.sink.write(bytes.as_slice()))
+    }
+
+    fn commit(&mut self) -> RResult<(), ProviderError> {
+        if self.committed {
+            return RResult::RErr(ProviderError::other(
+                "the provider committed the backup twice",
+            ));
+        }
+        let result = sink_guarded(|| self.sink.commit());
+        self.committed = result.is_ok();
+        result
     }
 }

@@ -26,9 +26,9 @@
 //! checks that the current host loads it, makes backups with it and reports it without
 //! capabilities, and refuses a plugin whose `restore_v1` layout differs, naming the capability.
 //!
-//! Plugins implement [`Restoring`], [`Verifying`] or [`DryRunning`] on their provider and export
-//! them with [`export_capabilities!`](crate::export_capabilities); hosts reach them through
-//! [`crate::host::Provider`].
+//! Plugins implement [`Restoring`], [`Verifying`], [`DryRunning`] or [`BackingUpToSink`] on
+//! their provider and export them with [`export_capabilities!`](crate::export_capabilities);
+//! hosts reach them through [`crate::host::Provider`].
 
 mod export;
 pub mod ffi;
@@ -36,10 +36,12 @@ mod load;
 mod types;
 
 #[doc(hidden)]
-pub use export::{dry_run_v1_header, restore_v1_header, verify_v1_header};
-pub use export::{DryRunning, Restoring, Verifying};
+pub use export::{
+    backup_to_sink_v1_header, dry_run_v1_header, restore_v1_header, verify_v1_header,
+};
+pub use export::{BackingUpToSink, DryRunning, Restoring, Verifying};
 pub use load::{Capabilities, CapabilityError};
-pub use types::{ChainArchive, ItemEvents, RestoreRequest, Totals};
+pub use types::{BackupSink, ChainArchive, ItemEvents, RestoreRequest, Totals};
 
 /// The restore capability, version 1 ([`Restoring`]).
 pub const RESTORE_V1: &str = "restore_v1";
@@ -48,8 +50,12 @@ pub const VERIFY_V1: &str = "verify_v1";
 /// The dry-run capability, version 1 ([`DryRunning`]).
 pub const DRY_RUN_V1: &str = "dry_run_v1";
 
+/// The backup-to-sink capability, version 1 ([`BackingUpToSink`]): backups written into a
+/// byte sink of the host (an object store) instead of a local file.
+pub const BACKUP_TO_SINK_V1: &str = "backup_to_sink_v1";
+
 /// Every capability this version of the ABI knows, in the order hosts report them.
-pub const KNOWN: [&str; 3] = [RESTORE_V1, VERIFY_V1, DRY_RUN_V1];
+pub const KNOWN: [&str; 4] = [RESTORE_V1, VERIFY_V1, DRY_RUN_V1, BACKUP_TO_SINK_V1];
 
 /// The symbol a plugin exports capability `name` under, NUL-terminated.
 pub fn symbol_name(name: &str) -> String {

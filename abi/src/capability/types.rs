@@ -5,6 +5,7 @@ use std::path::Path;
 use abi_stable::std_types::RVec;
 use abi_stable::StableAbi;
 
+use crate::error::ProviderError;
 use crate::types::{BackupType, PathBytes};
 
 /// One backup file of a chain: level 0 is the full backup, each later level holds what changed
@@ -81,4 +82,21 @@ pub trait ItemEvents {
     /// member refused for safety (a name with `..`, an absolute name, a path through a link) is
     /// reported here.
     fn problem(&self, name: Option<&Path>, message: &str);
+}
+
+/// Where a provider writes a backup file's bytes when the host, not the provider, stores it
+/// (an object store, say): the [`crate::capability::BackingUpToSink`] capability.
+///
+/// The bytes are the complete backup file, exactly as the provider would write it locally.
+/// Nothing becomes visible until [`commit`](BackupSink::commit) succeeds; a sink dropped or
+/// left without a commit is an aborted backup, which the host discards. `Send`: a provider
+/// may write from a thread of its own, but never from two at once (`&mut self`).
+pub trait BackupSink: Send {
+    /// Appends `bytes` to the backup. An error ends the backup: the provider stops and
+    /// returns it, without a commit.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ProviderError>;
+
+    /// The backup is complete: make it visible, replacing an earlier one of the same name.
+    /// Called once, after the last write; nothing is written after it.
+    fn commit(&mut self) -> Result<(), ProviderError>;
 }

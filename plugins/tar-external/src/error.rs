@@ -42,6 +42,8 @@ enum ErrorKind {
         detail: String,
     },
     InvalidValue(String),
+    /// An error the host gave (its byte sink), passed on as it is.
+    Host(ProviderError),
 }
 
 impl Error {
@@ -102,6 +104,13 @@ impl Error {
         }
     }
 
+    /// An error of the host's byte sink, reported unchanged.
+    pub fn host(error: ProviderError) -> Error {
+        Error {
+            kind: ErrorKind::Host(error),
+        }
+    }
+
     pub fn invalid_value(message: String) -> Error {
         Error {
             kind: ErrorKind::InvalidValue(message),
@@ -137,6 +146,7 @@ impl fmt::Display for Error {
                 write!(f, "GNU tar failed ({status}): {detail}")
             }
             ErrorKind::InvalidValue(message) => f.write_str(message),
+            ErrorKind::Host(error) => f.write_str(error.message()),
         }
     }
 }
@@ -155,6 +165,7 @@ impl From<Error> for ProviderError {
             }
             ErrorKind::NoSpace { .. } => ProviderError::io(Errno::NOSPC.raw_os_error(), message),
             ErrorKind::InvalidValue(_) => ProviderError::invalid_value(message),
+            ErrorKind::Host(error) => error,
             ErrorKind::Incompatible { .. } | ErrorKind::TarFailed { .. } => {
                 ProviderError::other(message)
             }

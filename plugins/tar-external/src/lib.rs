@@ -36,7 +36,9 @@
 //! Capabilities: restore (`Restoring`, module `restore`), GNU tar extracting each level, made
 //! safe and exact at the top level around it; verify (`Verifying`, module `verify`), the
 //! decompressor's integrity test and GNU tar's listing; dry run (`DryRunning`, module
-//! `dry_run`), GNU tar as the real run, writing to `/dev/null` on a private snapshot copy.
+//! `dry_run`), GNU tar as the real run, writing to `/dev/null` on a private snapshot copy;
+//! backup to a sink (`BackingUpToSink`, module `sink`), GNU tar's stdout streamed into a byte
+//! sink of the host.
 
 mod classify;
 mod compress;
@@ -50,6 +52,7 @@ pub mod quoting;
 mod record;
 mod restore;
 mod run;
+mod sink;
 mod snapshot_name;
 mod vanished_tops;
 mod verify;
@@ -61,7 +64,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aa_abi::capability::{
-    ChainArchive, DryRunning, ItemEvents, RestoreRequest, Restoring, Totals, Verifying,
+    BackingUpToSink, BackupSink, ChainArchive, DryRunning, ItemEvents, RestoreRequest, Restoring,
+    Totals, Verifying,
 };
 use aa_abi::naming::OutputFile;
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
@@ -135,7 +139,7 @@ impl Plugin for TarExternal {
 }
 
 aa_abi::export_archiver_plugin!(TarExternal);
-aa_abi::export_capabilities!(TarExternal: restore_v1, verify_v1, dry_run_v1);
+aa_abi::export_capabilities!(TarExternal: restore_v1, verify_v1, dry_run_v1, backup_to_sink_v1);
 
 /// The provider. GNU tar is located on first use and the result cached, so listing providers
 /// works on a system without it.
@@ -163,21 +167,64 @@ impl TarExternalProvider {
         }
     }
 
-    /// Writes the archive of `definition` at `level` (`None`: a non-incremental backup) and
-    /// returns it complete but not committed (see [`commit`]). With `snapshot`, tar runs in
-    /// listed-incremental mode on it.
-    fn create_archive(
+    /// Writes the archive of `definition` into `target` and returns it complete but not
+    /// committed (see [`commit`]). With `snapshot`, tar runs in listed-incremental mode on it.
+    fn create_archive<'s>(
         &self,
         definition: &BackupDefinition,
         compression_strength: Option<u32>,
-        final_path: PathBuf,
-        overwrite_at_start: bool,
+        target: Target<'s>,
         snapshot: Option<Listed<'_>>,
         events: &dyn BackupEvents,
-    ) -> Result<OutputFile, Error> {
+    ) -> Result<Archive<'s>, Error> {
         let tar = self.tar_path()?;
         // Without its root the backup would be empty; refuse before touching the old one.
         backup_root(definition).map_err(|e| Error::io(definition.root(), e))?;
+        // tar resolves relative paths against its own working directory; pin them down.
+        let absolute = snapshot
+            .map(|s| std::path::absolute(s.snapshot).map_err(|e| Error::io(s.snapshot, e)))
+            .transpose()?;
+        let snapshot = snapshot.zip(absolute.as_deref()).map(|(s, path)| Listed {
+            snapshot: path,
+            check_device: s.check_device,
+        });
+        // An incremental archive starts with the roots record, which tar must not truncate
+        // away: tar then writes to its stdout, after the record (module `prefix`).
+        let roots = || {
+            snapshot
+                .is_some()
+                .then(|| prefix::existing_roots(definition.root(), &include_names(definition)))
+        };
+        let (final_path, overwrite_at_start) = match target {
+            Target::Sink { sink, name } => {
+                let record = match &roots() {
+                    Some(roots) => prefix::record(definition.backup_type, roots)
+                        .map_err(|e| Error::io(&name, e))?,
+                    None => Vec::new(),
+                };
+                let archive = std::path::absolute(&name).map_err(|e| Error::io(&name, e))?;
+                let args = tar_arguments(
+                    definition,
+                    compression_strength,
+                    &archive,
+                    Path::new("-"),
+                    snapshot,
+                );
+                let run = TarRun {
+                    tar,
+                    args,
+                    names: include_names(definition),
+                    archive: &name,
+                    archive_fd: None,
+                    archive_on_stdout: true,
+                };
+                return sink::run_into_sink(run, &record, sink, events).map(Archive::Sink);
+            }
+            Target::File {
+                final_path,
+                overwrite_at_start,
+            } => (final_path, overwrite_at_start),
+        };
         let mut output = OutputFile::new(final_path, overwrite_at_start);
         // Created (and, as a partial file, locked) here, and written by tar through this
         // descriptor, never by name (see `run::archive_through_fd`). Made before tar starts,
@@ -188,26 +235,17 @@ impl TarExternalProvider {
             .map_err(|e| Error::io(output.final_path(), e))?;
         let in_file = |e| Error::io(output.final_path(), e);
         let tar_fd = OwnedFd::from(file.try_clone().map_err(in_file)?);
-        // An incremental archive starts with the roots record, which tar must not truncate
-        // away: tar then writes to its stdout, the file after the record (module `prefix`).
-        let on_stdout = snapshot.is_some();
-        let file_operand = if on_stdout {
-            let roots = prefix::existing_roots(definition.root(), &include_names(definition));
-            prefix::write_record(&file, definition.backup_type, &roots).map_err(in_file)?;
-            PathBuf::from("-")
-        } else {
-            run::archive_through_fd(tar_fd.as_raw_fd())
+        let roots = roots();
+        let on_stdout = roots.is_some();
+        let file_operand = match &roots {
+            Some(roots) => {
+                prefix::write_record(&file, definition.backup_type, roots).map_err(in_file)?;
+                PathBuf::from("-")
+            }
+            None => run::archive_through_fd(tar_fd.as_raw_fd()),
         };
-        // tar resolves relative paths against its own working directory; pin them down.
         let archive =
             std::path::absolute(output.path()).map_err(|e| Error::io(output.path(), e))?;
-        let absolute = snapshot
-            .map(|s| std::path::absolute(s.snapshot).map_err(|e| Error::io(s.snapshot, e)))
-            .transpose()?;
-        let snapshot = snapshot.zip(absolute.as_deref()).map(|(s, path)| Listed {
-            snapshot: path,
-            check_device: s.check_device,
-        });
         let args = tar_arguments(
             definition,
             compression_strength,
@@ -226,44 +264,20 @@ impl TarExternalProvider {
             },
             events,
         )?;
-        Ok(output)
-    }
-}
-
-/// Moves a complete backup into place.
-fn commit(output: OutputFile) -> Result<PathBuf, Error> {
-    let final_path = output.final_path().to_path_buf();
-    output.commit().map_err(|e| Error::io(&final_path, e))
-}
-
-impl ArchiverProvider for TarExternalProvider {
-    fn backup_files(
-        &self,
-        definition: &BackupDefinition,
-        compression_strength: Option<u32>,
-        overwrite_at_start: bool,
-        events: &dyn BackupEvents,
-    ) -> Result<PathBuf, ProviderError> {
-        let final_path = backup_path(definition, None, None)?;
-        let output = self.create_archive(
-            definition,
-            compression_strength,
-            final_path,
-            overwrite_at_start,
-            None,
-            events,
-        )?;
-        Ok(commit(output)?)
+        Ok(Archive::File(output))
     }
 
-    fn backup_files_incrementally(
+    /// Makes the incremental backup of `definition` at `level` (the next one if `None`) into
+    /// what `target` makes of the backup's local path, and commits it: the backup file's path
+    /// (`None` for a sink).
+    fn make_level<'s>(
         &self,
         definition: &BackupDefinition,
         compression_strength: Option<u32>,
         level: Option<u32>,
-        overwrite_at_start: bool,
+        target: impl FnOnce(PathBuf) -> Target<'s>,
         events: &dyn BackupEvents,
-    ) -> Result<PathBuf, ProviderError> {
+    ) -> Result<Option<PathBuf>, ProviderError> {
         let id = definition.backup_id.as_str();
         check_backup_id(id)?;
         let level = self.snapshots.resolve_level(id, level)?;
@@ -277,12 +291,11 @@ impl ArchiverProvider for TarExternalProvider {
         let names = SnapshotName::new(working.path(), shown);
         let start = dump_start_time();
         let renamed = names.events(events);
-        let output = self
+        let archive = self
             .create_archive(
                 definition,
                 compression_strength,
-                final_path,
-                overwrite_at_start,
+                target(final_path),
                 Some(Listed {
                     snapshot: working.path(),
                     check_device,
@@ -298,17 +311,132 @@ impl ArchiverProvider for TarExternalProvider {
             .into());
         }
         // Finished and readied before the archive replaces the previous one, so that a
-        // failure here (a full disk) leaves both as they were; `output` removes the new one.
+        // failure here (a full disk) leaves both as they were; `archive` removes the new one.
         let mut working = dump_time::lower_dump_time(&self.snapshots, working, start)?;
         working.prepare()?;
-        let path = commit(output)?;
+        let path = commit(archive)?;
         // Only after the archive is in place: a snapshot must never claim content that no
         // stored backup holds.
         self.snapshots.install(id, level, working)?;
         Ok(path)
     }
+}
+
+/// Where tar's archive goes.
+enum Target<'s> {
+    /// The backup file, written beside the previous backup ([`OutputFile`]).
+    File {
+        final_path: PathBuf,
+        overwrite_at_start: bool,
+    },
+    /// The host's byte sink; `name` is the backup's local path, for messages only.
+    Sink {
+        sink: &'s mut dyn BackupSink,
+        name: PathBuf,
+    },
+}
+
+/// A complete archive, not committed yet.
+enum Archive<'s> {
+    File(OutputFile),
+    Sink(&'s mut dyn BackupSink),
+}
+
+/// Moves a complete backup into place: its path, or `None` for a sink.
+fn commit(archive: Archive<'_>) -> Result<Option<PathBuf>, Error> {
+    match archive {
+        Archive::File(output) => {
+            let final_path = output.final_path().to_path_buf();
+            output
+                .commit()
+                .map(Some)
+                .map_err(|e| Error::io(&final_path, e))
+        }
+        Archive::Sink(sink) => sink.commit().map(|()| None).map_err(Error::host),
+    }
+}
+
+/// The path a committed backup file has ([`commit`] of a file gives one).
+fn committed_path(path: Option<PathBuf>) -> Result<PathBuf, ProviderError> {
+    path.ok_or_else(|| ProviderError::other("the backup went to a sink, not a file"))
+}
+
+impl ArchiverProvider for TarExternalProvider {
+    fn backup_files(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        overwrite_at_start: bool,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, ProviderError> {
+        let final_path = backup_path(definition, None, None)?;
+        let archive = self.create_archive(
+            definition,
+            compression_strength,
+            Target::File {
+                final_path,
+                overwrite_at_start,
+            },
+            None,
+            events,
+        )?;
+        committed_path(commit(archive)?)
+    }
+
+    fn backup_files_incrementally(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        overwrite_at_start: bool,
+        events: &dyn BackupEvents,
+    ) -> Result<PathBuf, ProviderError> {
+        let path = self.make_level(
+            definition,
+            compression_strength,
+            level,
+            |final_path| Target::File {
+                final_path,
+                overwrite_at_start,
+            },
+            events,
+        )?;
+        committed_path(path)
+    }
 
     aa_provider_kit::snapshot_state_methods!(|self| &self.snapshots);
+}
+
+impl BackingUpToSink for TarExternalProvider {
+    fn backup_to_sink(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        sink: &mut dyn BackupSink,
+        events: &dyn BackupEvents,
+    ) -> Result<(), ProviderError> {
+        let Some(level) = level else {
+            let name = backup_path(definition, None, None)?;
+            let archive = self.create_archive(
+                definition,
+                compression_strength,
+                Target::Sink { sink, name },
+                None,
+                events,
+            )?;
+            commit(archive)?;
+            return Ok(());
+        };
+        self.make_level(
+            definition,
+            compression_strength,
+            Some(level),
+            |name| Target::Sink { sink, name },
+            events,
+        )
+        .map(drop)
+    }
 }
 
 impl Restoring for TarExternalProvider {

@@ -13,7 +13,8 @@
 //! erase the record, and pads a compressor's output with zeros to a whole record when N is a
 //! pipe, which bzip2 and xz reject after a stream. So tar is given the backup file as its
 //! stdout (`--file=-`), positioned after the record: tar, or its compressor, writes from
-//! there on (see `run::TarRun::archive_on_stdout`).
+//! there on (see `run::TarRun::archive_on_stdout`). Into the host's byte sink, the record's
+//! bytes go first and tar's stdout, a pipe then, follows them (`crate::sink`).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -40,26 +41,35 @@ pub fn existing_roots(root: &Path, includes: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Writes the record of `roots` at the current position of `file`, compressed for
-/// `backup_type`.
-pub fn write_record(file: &File, backup_type: BackupType, roots: &[Vec<u8>]) -> io::Result<()> {
+/// The record of `roots` as the backup's first bytes, compressed for `backup_type`: written
+/// at the start of the backup file, or into the host's sink.
+pub fn record(backup_type: BackupType, roots: &[Vec<u8>]) -> io::Result<Vec<u8>> {
     let blocks = record_blocks(roots);
     let Some(program) = compress::program(backup_type) else {
-        let mut file = file;
-        return file.write_all(&blocks);
+        return Ok(blocks);
     };
     let mut child = Command::new(program)
         .arg("-c")
         .stdin(Stdio::piped())
-        .stdout(file.try_clone()?)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot run {program}: {e}")))?;
-    let written = match child.stdin.take() {
-        Some(mut stdin) => stdin.write_all(&blocks),
-        None => Err(io::Error::other("no stdin")),
-    };
-    let output = child.wait_with_output()?;
+    let stdin = child.stdin.take();
+    // Fed from a thread of its own: a large record would fill the output pipe before the
+    // compressor had read it all.
+    let (written, output) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || match stdin {
+            Some(mut stdin) => stdin.write_all(&blocks),
+            None => Err(io::Error::other("no stdin")),
+        });
+        let output = child.wait_with_output();
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the record writer failed")));
+        (written, output)
+    });
+    let output = output?;
     written?;
     if !output.status.success() {
         let message = String::from_utf8_lossy(&output.stderr);
@@ -74,5 +84,12 @@ pub fn write_record(file: &File, backup_type: BackupType, roots: &[Vec<u8>]) -> 
             message.join("; ")
         )));
     }
-    Ok(())
+    Ok(output.stdout)
+}
+
+/// Writes the record of `roots` at the current position of `file`, compressed for
+/// `backup_type`.
+pub fn write_record(file: &File, backup_type: BackupType, roots: &[Vec<u8>]) -> io::Result<()> {
+    let mut file = file;
+    file.write_all(&record(backup_type, roots)?)
 }

@@ -18,10 +18,13 @@
 //! | `header`, `pax` | the tar format alone, no I/O: ustar headers, PAX extended records |
 //! | `pipeline` | the threads between the tar stream and the backup file |
 //! | `compress` | the codecs, and how the compression strength maps onto them |
-//! | `output` | where the tar stream goes (`TarOutput`), the backup file (`O_DIRECT`) |
+//! | `output` | where the tar stream goes (`TarOutput`), the backup file (`O_DIRECT`) or the host's sink |
 //! | `sys` | the system calls of walk and archiver (rustix), file opening, owner names |
 //! | `verify` | the `verify_v1` capability: a backup decompressed and its tar structure checked |
 //! | `dry_run` | the `dry_run_v1` capability: the backup's own walk into a sink, nothing written |
+//!
+//! The `backup_to_sink_v1` capability writes the same backups, through the same pipeline,
+//! into a byte sink of the host instead of a file (`backup`).
 //!
 //! This module ties them to the plugin ABI; the backup file is an [`OutputFile`](aa_abi::naming::OutputFile), which keeps
 //! the previous backup until the new one is complete. Another source of entries (an
@@ -117,7 +120,9 @@ pub mod fuzzing {
 use std::io;
 use std::path::{Path, PathBuf};
 
-use aa_abi::capability::{ChainArchive, DryRunning, ItemEvents, Totals, Verifying};
+use aa_abi::capability::{
+    BackingUpToSink, BackupSink, ChainArchive, DryRunning, ItemEvents, Totals, Verifying,
+};
 use aa_abi::plugin::{backup_path, ArchiverProvider, Plugin};
 use aa_abi::{
     ArchiverFeature, BackupDefinition, BackupEvents, BackupType, ProviderError,
@@ -126,7 +131,7 @@ use aa_abi::{
 use aa_provider_kit::{backup_root, OwnBackups, Snapshots};
 
 use crate::archive::Archiver;
-use crate::backup::StoreError;
+use crate::backup::{Destination, StoreError};
 use crate::compress::Codec;
 use crate::output::TarOutput;
 use crate::walk::Walker;
@@ -165,7 +170,12 @@ impl Plugin for TarInternalPlugin {
 }
 
 aa_abi::export_archiver_plugin!(TarInternalPlugin);
-aa_abi::export_capabilities!(TarInternalPlugin: restore_v1, verify_v1, dry_run_v1);
+aa_abi::export_capabilities!(
+    TarInternalPlugin: restore_v1,
+    verify_v1,
+    dry_run_v1,
+    backup_to_sink_v1
+);
 
 /// The `TarInternal` archiver provider.
 pub struct TarInternalProvider {
@@ -229,8 +239,10 @@ impl ArchiverProvider for TarInternalProvider {
         let walker = full_walker(definition, root)?;
 
         backup::write_backup(
-            backup_path(definition, None, None)?,
-            overwrite_at_start,
+            Destination::File {
+                path: backup_path(definition, None, None)?,
+                overwrite_at_start,
+            },
             codec,
             events,
             |archiver| store_full(archiver, walker),
@@ -258,6 +270,42 @@ impl ArchiverProvider for TarInternalProvider {
     }
 
     aa_provider_kit::snapshot_state_methods!(|self| self.snapshots());
+}
+
+impl BackingUpToSink for TarInternalProvider {
+    fn backup_to_sink(
+        &self,
+        definition: &BackupDefinition,
+        compression_strength: Option<u32>,
+        level: Option<u32>,
+        sink: &mut dyn BackupSink,
+        events: &dyn BackupEvents,
+    ) -> Result<(), ProviderError> {
+        let Some(level) = level else {
+            let name = backup_path(definition, None, None)?;
+            let root = backup_root(definition).map_err(|e| fatal(definition.root(), &e))?;
+            let codec = Codec::new(definition.backup_type, compression_strength)
+                .map_err(|e| ProviderError::unsupported_type(e.to_string()))?;
+            let walker = full_walker(definition, root)?;
+            backup::write_backup(
+                Destination::Sink { sink, name },
+                codec,
+                events,
+                |archiver| store_full(archiver, walker),
+                || Ok(()),
+                |()| Ok(()),
+            )?;
+            return Ok(());
+        };
+        incremental::provider::backup_to_sink(
+            &self.work_dir,
+            definition,
+            compression_strength,
+            level,
+            sink,
+            events,
+        )
+    }
 }
 
 impl Verifying for TarInternalProvider {

@@ -1,6 +1,8 @@
 //! Where the tar stream goes: [`TarOutput`], which the archiver writes through (the
-//! pipeline's chunks implement it, `crate::pipeline::Stream`), and [`Output`], the backup
-//! file at the end of the pipeline, written sequentially and made durable cheaply.
+//! pipeline's chunks implement it, `crate::pipeline::Stream`), and [`Output`], what the end
+//! of the pipeline writes the backup's bytes to: the backup file ([`DirectFile`]), written
+//! sequentially and made durable cheaply, or a channel to the host's byte sink
+//! ([`SinkOutput`], see `crate::backup`), so that both get the same bytes from the same code.
 //!
 //! A backup is flushed to disk before it replaces the previous one ([`OutputFile`]'s commit).
 //! Through the page cache that costs twice: the data is copied into the cache, then the final
@@ -21,6 +23,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::sync::mpsc::SyncSender;
 
 use rustix::fs::OFlags;
 use rustix::io::Errno;
@@ -33,8 +36,99 @@ const STAGING: usize = 4 << 20;
 /// Bytes between two starts of write-back, for buffered writes.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
+/// Where the pipeline's last stage writes the backup's bytes.
+pub enum Output {
+    /// The backup file.
+    File(DirectFile),
+    /// The host's byte sink, through a relay thread.
+    Sink(SinkOutput),
+}
+
+impl Output {
+    /// The backup file `file` (see [`DirectFile::new`]).
+    pub fn new(file: File) -> Output {
+        Output::File(DirectFile::new(file))
+    }
+
+    /// Writes what is still buffered. Nothing may be written after it.
+    pub fn finish(self) -> io::Result<()> {
+        match self {
+            Output::File(file) => file.finish(),
+            Output::Sink(sink) => sink.finish(),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::File(file) => file.write(buf),
+            Output::Sink(sink) => sink.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bytes handed to the sink's relay at a time: few calls across the boundary, little memory
+/// (the channel holds [`SINK_CHUNKS_IN_FLIGHT`] of them at most).
+pub const SINK_CHUNK: usize = 1 << 20;
+/// Chunks on their way to the relay.
+pub const SINK_CHUNKS_IN_FLIGHT: usize = 2;
+
+/// The backup's bytes in [`SINK_CHUNK`]s on a bounded channel to the thread that writes them
+/// into the host's sink (`crate::backup`). The pipeline's threads live longer than a borrowed
+/// sink could, so the sink stays with a scoped thread and only owned chunks travel.
+pub struct SinkOutput {
+    chunks: SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl SinkOutput {
+    pub fn new(chunks: SyncSender<Vec<u8>>) -> SinkOutput {
+        SinkOutput {
+            chunks,
+            buf: Vec::with_capacity(SINK_CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SINK_CHUNK));
+        // The relay stops only when the sink failed; it keeps that error for the report.
+        self.chunks
+            .send(chunk)
+            .map_err(|_| io::Error::other("the backup's destination stopped"))
+    }
+
+    /// Sends the last bytes. A sink output dropped without it (an aborted pipeline) never
+    /// delivers them, and the backup is not committed.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Write for SinkOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(SINK_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&buf[..n]);
+        if self.buf.len() == SINK_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The backup file (see the module documentation).
-pub struct Output {
+pub struct DirectFile {
     file: File,
     /// `Some` while the file is written with `O_DIRECT`.
     staging: Option<Staging>,
@@ -79,13 +173,13 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-impl Output {
+impl DirectFile {
     /// Writes `file` from its current offset, which must be 0 for direct writes to be tried
     /// (a new or truncated file, as backups are).
-    pub fn new(file: File) -> Output {
+    pub fn new(file: File) -> DirectFile {
         let at_start = matches!(file.metadata(), Ok(m) if m.len() == 0);
         let direct = at_start && set_direct(&file, true).is_ok();
-        Output {
+        DirectFile {
             file,
             staging: direct.then(Staging::new),
             written: 0,
@@ -165,7 +259,7 @@ impl Output {
     }
 }
 
-impl Write for Output {
+impl Write for DirectFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.staging.is_none() {
             self.write_buffered(buf)?;
@@ -188,7 +282,7 @@ impl Write for Output {
     }
 
     /// Staged bytes stay staged: they can only be written in whole blocks until
-    /// [`Output::finish`].
+    /// [`DirectFile::finish`].
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -255,7 +349,7 @@ mod tests {
         ] {
             let path = dir.path().join(format!("out-{len}"));
             let data = pattern(len);
-            let mut out = Output::new(File::create(&path).unwrap());
+            let mut out = DirectFile::new(File::create(&path).unwrap());
             for piece in data.chunks(300_007) {
                 out.write_all(piece).unwrap();
             }
@@ -270,7 +364,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         let data = pattern(STAGING + 5);
-        let mut out = Output::new(File::create(&path).unwrap());
+        let mut out = DirectFile::new(File::create(&path).unwrap());
         out.stop_direct().unwrap();
         out.write_all(&data).unwrap();
         out.finish().unwrap();
@@ -280,7 +374,7 @@ mod tests {
             .append(true)
             .open(&path)
             .unwrap();
-        let mut out = Output::new(file);
+        let mut out = DirectFile::new(file);
         assert!(out.staging.is_none());
         out.write_all(b"more").unwrap();
         out.finish().unwrap();

@@ -23,7 +23,6 @@
 //! thread then reports the kept error (e.g. "No space left on device"), not the closed channel.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -186,7 +185,7 @@ pub struct Pipeline {
 }
 
 /// Starts the stages that compress the tar stream with `codec` and write it to `file`.
-pub fn start(codec: Codec, file: File, settings: Settings) -> io::Result<(Stream, Pipeline)> {
+pub fn start(codec: Codec, file: Output, settings: Settings) -> io::Result<(Stream, Pipeline)> {
     let threads = settings.threads.max(1);
     let error = FirstError::default();
     let (free_tx, free_rx) = mpsc::channel();
@@ -219,7 +218,6 @@ pub fn start(codec: Codec, file: File, settings: Settings) -> io::Result<(Stream
             .name(name.to_string())
             .spawn(work)
     };
-    let file = Output::new(file);
     // Either a stream encoder that owns the file, or the file for the chunk writer.
     let encoder: Result<Box<dyn StreamEncoder>, Output> = match codec {
         Codec::Plain => Ok(Box::new(PlainEncoder(file))),
@@ -388,6 +386,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Read;
     use std::process::Command;
 
@@ -409,7 +408,8 @@ mod tests {
     fn run(codec: Codec, settings: Settings, data: &[u8]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
-        let (mut stream, pipeline) = start(codec, File::create(&path).unwrap(), settings).unwrap();
+        let (mut stream, pipeline) =
+            start(codec, Output::new(File::create(&path).unwrap()), settings).unwrap();
         // Odd-sized writes and windows, as the archiver makes them.
         let mut rest = data;
         let mut turn = 0;
@@ -515,7 +515,7 @@ mod tests {
             let full = File::options().write(true).open("/dev/full").unwrap();
             let (mut stream, pipeline) = start(
                 codec,
-                full,
+                Output::new(full),
                 Settings {
                     threads: 2,
                     chunk: Some(4096),

@@ -1,7 +1,10 @@
 //! The built plugin library, loaded as the host loads it, exports the verify and dry-run
-//! capabilities with layouts the host accepts, and they work across the boundary. Like the
+//! capabilities with layouts the host accepts, and they work across the boundary; so does
+//! `backup_to_sink_v1` (`sink_scenarios::across_the_abi`). Like the
 //! workspace's other tests of built plugins, it reads the library `cargo build` made
 //! (`cargo test` does not rebuild the cdylib).
+
+mod sink_scenarios;
 
 use std::cell::RefCell;
 use std::fs;
@@ -73,4 +76,9 @@ fn the_library_verifies_and_dry_runs_through_the_abi() {
     let totals = provider.verify(&chain, &checked).unwrap().unwrap();
     assert_eq!(totals.items, 2);
     assert_eq!(checked.0.into_inner(), listed.0.into_inner());
+}
+
+#[test]
+fn the_library_backs_up_into_a_host_sink_through_the_abi() {
+    sink_scenarios::across_the_abi("libaa_plugin_tar_internal.so");
 }

@@ -66,6 +66,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use aa_abi::capability::BackupSink;
 use aa_abi::plugin::backup_path;
 use aa_abi::{BackupDefinition, BackupEvents, ProviderError};
 use aa_provider_kit::{backup_root, check_backup_id, Snapshots};
@@ -76,6 +77,7 @@ use super::store::{store_level, Planned};
 use super::support::{snapshot_failure, RootRelative, RootRelativeListing};
 use super::{Options, Planner};
 use crate::archive::{Archiver, Listing};
+use crate::backup::Destination;
 use crate::compress::Codec;
 use crate::fatal;
 use crate::output::NullOutput;
@@ -169,6 +171,49 @@ pub fn backup_files_incrementally(
     overwrite_at_start: bool,
     events: &dyn BackupEvents,
 ) -> Result<PathBuf, ProviderError> {
+    make_level(
+        work_dir,
+        definition,
+        compression_strength,
+        level,
+        |final_path| Destination::File {
+            path: final_path,
+            overwrite_at_start,
+        },
+        events,
+    )
+}
+
+/// Makes the incremental backup of `definition` at `level` into `sink`, as
+/// [`backup_files_incrementally`] makes it into a file (`backup_to_sink_v1`).
+pub fn backup_to_sink(
+    work_dir: &Path,
+    definition: &BackupDefinition,
+    compression_strength: Option<u32>,
+    level: u32,
+    sink: &mut dyn BackupSink,
+    events: &dyn BackupEvents,
+) -> Result<(), ProviderError> {
+    make_level(
+        work_dir,
+        definition,
+        compression_strength,
+        Some(level),
+        |name| Destination::Sink { sink, name },
+        events,
+    )
+    .map(drop)
+}
+
+/// A level, into the destination `destination` makes of the backup's local path.
+fn make_level<'s>(
+    work_dir: &Path,
+    definition: &BackupDefinition,
+    compression_strength: Option<u32>,
+    level: Option<u32>,
+    destination: impl FnOnce(PathBuf) -> Destination<'s>,
+    events: &dyn BackupEvents,
+) -> Result<PathBuf, ProviderError> {
     let id = definition.backup_id.as_str();
     let snapshots = Snapshots::new(work_dir);
     let mut start = start(&snapshots, definition, compression_strength, level)?;
@@ -193,8 +238,7 @@ pub fn backup_files_incrementally(
     // Pass 2.
     let planned = Planned::File(working_path.clone());
     crate::backup::write_backup(
-        final_path,
-        overwrite_at_start,
+        destination(final_path),
         start.codec,
         &events,
         |archiver| store_level(archiver, &start.root_fd, &planned, scanned),
