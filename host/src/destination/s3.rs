@@ -14,9 +14,12 @@
 //!
 //! Memory: a backup is written in parts of [`S3Options::part_size`] bytes (S3's minimum is
 //! 5 MiB, except for the last part), with up to [`S3Options::parts_in_flight`] parts being sent
-//! at once while the next one fills, so an upload holds at most about
-//! `part_size x (parts_in_flight + 1)` bytes (40 MiB with the defaults). S3 allows 10,000 parts:
-//! the default 8 MiB parts allow backups up to 78 GiB.
+//! at once; OpenDAL fills one part and holds back one more (it starts the multipart upload
+//! only on the second part, so a small backup is one PUT). An upload so holds at most
+//! `part_size x (parts_in_flight + 2)` bytes of data, plus a [`COALESCE`] buffer here: 48 MiB
+//! with the defaults (8 MiB x 4).
+//! S3 allows 10,000 parts: the default 8 MiB parts allow backups up to 78 GiB. A server-side
+//! copy is one CopyObject, which S3 allows up to 5 GiB.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -39,6 +42,9 @@ pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
 /// S3's largest part.
 const MAX_PART_SIZE: usize = 5 << 30;
+/// Small writes (a tar block) are gathered into pieces of this size before they go to OpenDAL:
+/// fewer trips through the runtime, and fewer buffers in OpenDAL's part queue.
+const COALESCE: usize = 256 << 10;
 
 /// How to reach an object store. The application fills it from `aa.conf`; what is left `None`
 /// comes from the environment as the AWS CLI reads it.
@@ -249,8 +255,7 @@ impl S3Store {
         Ok(S3Upload {
             runtime: self.runtime.clone(),
             writer: Some(writer),
-            part: Vec::new(),
-            part_size: self.part_size,
+            pending: Vec::new(),
             url: self.url(name),
             endpoint: self.endpoint.clone(),
         })
@@ -372,9 +377,8 @@ pub struct S3Upload {
     runtime: Arc<Runtime>,
     /// `None` once committed or aborted.
     writer: Option<opendal::Writer>,
-    /// The part being filled: handed over whole, so OpenDAL sends exactly one part per write.
-    part: Vec<u8>,
-    part_size: usize,
+    /// Written bytes not yet handed to OpenDAL (which cuts them into parts).
+    pending: Vec<u8>,
     url: String,
     endpoint: String,
 }
@@ -384,9 +388,10 @@ impl S3Upload {
         DestinationError::new(format!("{}: {}", self.url, describe(e, &self.endpoint)))
     }
 
-    /// Sends the filled part (parts in flight permitting).
-    fn send_part(&mut self) -> Result<(), DestinationError> {
-        let part = std::mem::take(&mut self.part);
+    /// Hands the pending bytes to OpenDAL, which sends a part when one is full (parts in
+    /// flight permitting).
+    fn send_pending(&mut self) -> Result<(), DestinationError> {
+        let part = std::mem::take(&mut self.pending);
         let Some(writer) = self.writer.as_mut() else {
             return Err(DestinationError::new(format!(
                 "{}: the upload is already finished",
@@ -407,7 +412,7 @@ impl S3Upload {
 
     fn abort_now(&mut self) -> Option<DestinationError> {
         let mut writer = self.writer.take()?;
-        self.part = Vec::new();
+        self.pending = Vec::new();
         self.runtime
             .block_on(writer.abort())
             .err()
@@ -415,8 +420,8 @@ impl S3Upload {
     }
 
     pub(super) fn commit(mut self) -> Result<(), DestinationError> {
-        if !self.part.is_empty() {
-            self.send_part()?;
+        if !self.pending.is_empty() {
+            self.send_pending()?;
         }
         let Some(mut writer) = self.writer.take() else {
             return Err(DestinationError::new(format!(
@@ -447,13 +452,13 @@ impl Write for S3Upload {
                 self.url
             )));
         }
-        if self.part.capacity() == 0 {
-            self.part.reserve_exact(self.part_size);
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(COALESCE);
         }
-        let n = buf.len().min(self.part_size - self.part.len());
-        self.part.extend_from_slice(&buf[..n]);
-        if self.part.len() == self.part_size {
-            self.send_part()?;
+        let n = buf.len().min(COALESCE - self.pending.len());
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() == COALESCE {
+            self.send_pending()?;
         }
         Ok(n)
     }
