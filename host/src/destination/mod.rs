@@ -225,7 +225,7 @@ impl Store {
     pub fn reader(&self, name: &str) -> Result<ObjectReader, DestinationError> {
         let inner = match self {
             Store::Local(d) => ReaderInner::Local(d.reader(check_name(self, name)?)?),
-            Store::S3(s) => ReaderInner::S3(s.reader(check_name(self, name)?)?),
+            Store::S3(s) => ReaderInner::S3(Box::new(s.reader(check_name(self, name)?)?)),
         };
         Ok(ObjectReader { inner })
     }
@@ -284,7 +284,8 @@ pub struct ObjectReader {
 
 enum ReaderInner {
     Local(std::fs::File),
-    S3(s3::S3Reader),
+    // Boxed: its stream state is large, a file is one descriptor.
+    S3(Box<s3::S3Reader>),
 }
 
 impl Read for ObjectReader {
