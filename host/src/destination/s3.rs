@@ -50,7 +50,8 @@ const COALESCE: usize = 256 << 10;
 /// comes from the environment as the AWS CLI reads it.
 #[derive(Debug, Clone)]
 pub struct S3Options {
-    /// The service's URL (`http://127.0.0.1:9000`); else `AWS_ENDPOINT_URL`; else AWS.
+    /// The service's URL (`http://127.0.0.1:9000`); else `AWS_ENDPOINT_URL_S3`, else
+    /// `AWS_ENDPOINT_URL`; else AWS.
     pub endpoint: Option<String>,
     /// Else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else `us-east-1`.
     pub region: Option<String>,
@@ -89,6 +90,38 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Where the store is, once the options are completed from the environment.
+#[derive(Debug, PartialEq, Eq)]
+struct Where {
+    region: String,
+    endpoint: Option<String>,
+    path_style: bool,
+}
+
+impl S3Options {
+    /// The region, endpoint and addressing, as the AWS CLI completes them: `AWS_REGION`, then
+    /// `AWS_DEFAULT_REGION`; `AWS_ENDPOINT_URL_S3`, then `AWS_ENDPOINT_URL`.
+    fn locate(&self, env: &dyn Fn(&str) -> Option<String>) -> Where {
+        let region = self
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"));
+        let path_style = self.path_style.unwrap_or(endpoint.is_some());
+        Where {
+            region,
+            endpoint,
+            path_style,
+        }
+    }
+}
+
 /// One bucket prefix of an object store.
 #[derive(Debug)]
 pub struct S3Store {
@@ -122,14 +155,11 @@ impl S3Store {
             Some(c) => c.clone(),
             None => Credentials::from_environment().map_err(|e| fail(e.to_string()))?,
         };
-        let region = options
-            .region
-            .clone()
-            .or_else(|| env("AWS_REGION"))
-            .or_else(|| env("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| "us-east-1".to_string());
-        let endpoint = options.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL"));
-        let path_style = options.path_style.unwrap_or(endpoint.is_some());
+        let Where {
+            region,
+            endpoint,
+            path_style,
+        } = options.locate(&env);
 
         let mut builder = S3::default()
             .bucket(bucket)
@@ -492,6 +522,63 @@ mod tests {
             Some("AccessDenied")
         );
         assert_eq!(s3_error_code("plain"), None);
+    }
+
+    #[test]
+    fn options_are_completed_from_the_environment() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let aws = S3Options::default().locate(&vars(&[]));
+        assert_eq!(
+            aws,
+            Where {
+                region: "us-east-1".into(),
+                endpoint: None,
+                path_style: false
+            }
+        );
+        let env = vars(&[
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+            ("AWS_ENDPOINT_URL", "http://general:9000"),
+        ]);
+        assert_eq!(
+            S3Options::default().locate(&env),
+            Where {
+                region: "eu-west-3".into(),
+                endpoint: Some("http://general:9000".into()),
+                path_style: true
+            }
+        );
+        let env = vars(&[
+            ("AWS_REGION", "eu-north-1"),
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+            ("AWS_ENDPOINT_URL", "http://general:9000"),
+            ("AWS_ENDPOINT_URL_S3", "http://s3only:9000"),
+        ]);
+        let found = S3Options::default().locate(&env);
+        assert_eq!(found.region, "eu-north-1");
+        assert_eq!(found.endpoint.as_deref(), Some("http://s3only:9000"));
+        // What aa.conf sets wins over the environment.
+        let configured = S3Options {
+            region: Some("ap-south-1".into()),
+            endpoint: Some("https://minio.lan".into()),
+            path_style: Some(false),
+            ..S3Options::default()
+        };
+        assert_eq!(
+            configured.locate(&env),
+            Where {
+                region: "ap-south-1".into(),
+                endpoint: Some("https://minio.lan".into()),
+                path_style: false
+            }
+        );
     }
 
     #[test]
