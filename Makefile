@@ -3,7 +3,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DEMO_OUT := $(CURDIR)/demo-output
 
-.PHONY: all build release demo test python-aa lint fmt install clean
+.PHONY: all build release demo test python-aa moto lint fmt install clean
 
 all: build
 
@@ -27,8 +27,12 @@ demo: build
 python-aa:
 	@tests/setup-python-aa.sh
 
+# moto's S3-compatible server (from PyPI, in target/moto-venv) for the object-store tests.
+moto:
+	@tests/setup-moto.sh
+
 # Every test: unit tests of each crate and the end-to-end tests of the built binary.
-test: build python-aa
+test: build python-aa moto
 	$(CARGO) test --workspace
 
 lint:

@@ -15,6 +15,10 @@ mod app;
 mod archiver;
 mod cli;
 mod config;
+/// Backup destinations (a directory or an object store); public, undocumented, only for the
+/// object-store tests until the application uses it.
+#[doc(hidden)]
+pub mod destination;
 mod ini;
 mod interrupt;
 mod json;

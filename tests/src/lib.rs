@@ -18,6 +18,7 @@
 //! * `rerun`: re-running a test in a child process (as `nobody`, or with `PATH` changed);
 //! * `path_fakes`: programs on `PATH` and fake ones put first;
 //! * `python_aa`: the reference Python `aa` of the differential tests;
+//! * `moto`: a real S3-compatible server (`moto_server`) for the object-store tests;
 //! * `chains`: incremental chains through `aa`, for the restore, verify and dry-run matrices;
 //! * `faults`: the fault injector (`faults/shim.c`) and the cases that must lose nothing;
 //! * `abi_builds`: the Hello example built against a copy of an ABI crate (current or frozen);
@@ -30,6 +31,7 @@ pub mod faults;
 mod fixtures;
 mod increments;
 mod locate;
+mod moto;
 mod path_fakes;
 mod python_aa;
 mod rerun;
@@ -48,6 +50,7 @@ pub use increments::exact_increments_scenario;
 pub use locate::{
     aa_bin, build_cdylib, build_hello_provider, builtin_plugin, target_dir, workspace_dir,
 };
+pub use moto::{free_port, moto_server_bin, Moto};
 pub use path_fakes::{on_path, path_with_gzip_script, path_with_script};
 pub use python_aa::{python_aa, under_ci};
 pub use rerun::{is_rerun_of, is_root, rerun_test, unprivileged, RunAs, RERUN_VAR};
