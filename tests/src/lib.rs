@@ -36,6 +36,7 @@ mod path_fakes;
 mod python_aa;
 mod rerun;
 mod sandbox;
+pub mod sink_scenarios;
 mod snapshot_devices;
 
 pub use aa_conformance::{

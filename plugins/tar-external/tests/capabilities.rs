@@ -3,8 +3,7 @@
 //! TarInternal). It reads the library `cargo build` made (`cargo test` does not rebuild the
 //! cdylib).
 
-#[path = "../../tar-internal/tests/sink_scenarios/mod.rs"]
-mod sink_scenarios;
+use aa_tests::sink_scenarios;
 
 #[test]
 fn the_library_backs_up_into_a_host_sink_through_the_abi() {

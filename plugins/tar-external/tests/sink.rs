@@ -1,13 +1,11 @@
 //! TarExternal's `backup_to_sink_v1`: GNU tar's stdout streamed into the host's sink passes
-//! the scenarios every provider passes (shared with TarInternal, whose tests hold them).
-
-#[path = "../../tar-internal/tests/sink_scenarios/mod.rs"]
-mod sink_scenarios;
+//! the scenarios every provider passes (`aa_tests::sink_scenarios`, shared with TarInternal).
 
 use std::path::Path;
 
 use aa_abi::plugin::Plugin;
 use aa_plugin_tar_external::{TarExternal, TarExternalProvider};
+use aa_tests::sink_scenarios;
 
 fn provider(work: &Path) -> TarExternalProvider {
     TarExternal::create(work).unwrap()

@@ -4,8 +4,6 @@
 //! workspace's other tests of built plugins, it reads the library `cargo build` made
 //! (`cargo test` does not rebuild the cdylib).
 
-mod sink_scenarios;
-
 use std::cell::RefCell;
 use std::fs;
 use std::path::Path;
@@ -13,6 +11,7 @@ use std::path::Path;
 use aa_abi::capability::{ChainArchive, ItemEvents, DRY_RUN_V1, VERIFY_V1};
 use aa_abi::host::PluginLibrary;
 use aa_abi::{BackupDefinition, BackupType, NoEvents, PathBytes};
+use aa_tests::sink_scenarios;
 
 #[derive(Default)]
 struct Items(RefCell<Vec<(String, u64)>>);

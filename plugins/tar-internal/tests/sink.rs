@@ -1,8 +1,6 @@
 //! TarInternal's `backup_to_sink_v1`: the scenarios every provider passes (`sink_scenarios`),
 //! and the bytes in the sink being those of the local backup file.
 
-mod sink_scenarios;
-
 use std::fs;
 use std::path::Path;
 
@@ -10,7 +8,7 @@ use aa_abi::capability::BackingUpToSink;
 use aa_abi::plugin::{ArchiverProvider, Plugin};
 use aa_abi::{BackupType, NoEvents};
 use aa_plugin_tar_internal::{TarInternalPlugin, TarInternalProvider};
-use sink_scenarios::{Case, FileSink};
+use aa_tests::sink_scenarios::{self, Case, FileSink};
 
 fn provider(work: &Path) -> TarInternalProvider {
     TarInternalPlugin::create(work).unwrap()

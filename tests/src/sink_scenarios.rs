@@ -1,12 +1,9 @@
-//! The `backup_to_sink_v1` scenarios both providers must pass, shared by their `tests/sink.rs`
-//! (TarExternal includes this file by path): every type into a file sink extracts with GNU
+//! The `backup_to_sink_v1` scenarios both providers must pass, run by their `tests/sink.rs`:
+//! every type into a file sink extracts with GNU
 //! tar to the source tree and is a valid file of its type; an incremental chain through the
 //! sink restores level by level; a sink failing a write midway or its commit gives an error,
 //! and the snapshots stay byte for byte as they were (the level number too); and the built
 //! plugin library does the same across the ABI boundary, as the host calls it.
-
-// Each test binary uses only some of the scenarios.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -120,7 +117,7 @@ pub fn assert_valid_archive(path: &Path, backup_type: BackupType) {
         _ => "zst",
     };
     assert_eq!(
-        aa_tests::detect_format(path),
+        crate::detect_format(path),
         expected,
         "{}",
         path.display()
@@ -136,10 +133,10 @@ pub const TYPES: [BackupType; 5] = [
 ];
 
 pub fn same_tree(source: &Path, restored: &Path, context: &str) {
-    aa_tests::assert_same_tree(
-        &aa_tests::record_tree(source),
-        &aa_tests::record_tree(restored),
-        aa_tests::Compare { mtime_nanos: false },
+    crate::assert_same_tree(
+        &crate::record_tree(source),
+        &crate::record_tree(restored),
+        crate::Compare { mtime_nanos: false },
         context,
     );
 }
@@ -159,7 +156,7 @@ impl Case {
         let base = tmp.path().to_path_buf();
         let src = base.join("src");
         fs::create_dir_all(&src).unwrap();
-        aa_tests::simple_fixture(&src);
+        crate::simple_fixture(&src);
         let dest = base.join("dest");
         fs::create_dir_all(&dest).unwrap();
         let definition = BackupDefinition::new("s", backup_type, &dest, &src).include(["tree"]);
@@ -206,7 +203,7 @@ pub fn every_type_extracts_to_the_source_tree<P: BackingUpToSink>(provider: impl
         assert!(case.dest_is_empty(), "{backup_type}");
         assert_valid_archive(&out, backup_type);
         let extracted = case.base.join("extracted");
-        aa_tests::gnu_extract(&out, &extracted);
+        crate::gnu_extract(&out, &extracted);
         same_tree(
             &case.tree(),
             &extracted.join("tree"),
@@ -259,7 +256,7 @@ pub fn an_incremental_chain_restores<P: BackingUpToSink>(provider: impl Fn(&Path
             archives.push(out);
             let restored = case.base.join(format!("restored{level}"));
             let chain: Vec<&Path> = archives.iter().map(PathBuf::as_path).collect();
-            aa_tests::gnu_restore_incremental(&chain, &restored).unwrap();
+            crate::gnu_restore_incremental(&chain, &restored).unwrap();
             same_tree(
                 &tree,
                 &restored.join("tree"),
@@ -271,7 +268,7 @@ pub fn an_incremental_chain_restores<P: BackingUpToSink>(provider: impl Fn(&Path
 
 /// Incompressible content, so the backup is larger than the sink lets through.
 fn add_large_file(case: &Case) {
-    fs::write(case.tree().join("large.bin"), aa_tests::noise(4 << 20, 7)).unwrap();
+    fs::write(case.tree().join("large.bin"), crate::noise(4 << 20, 7)).unwrap();
 }
 
 const FAIL_AFTER: u64 = 1_500_000;
@@ -353,7 +350,7 @@ pub fn a_failing_commit_installs_no_snapshot<P: BackingUpToSink>(provider: impl 
             .unwrap();
         assert_eq!(p.get_max_backup_level("s").unwrap(), 2);
         let restored = case.base.join("restored");
-        aa_tests::gnu_restore_incremental(&[&level0, &level1], &restored).unwrap();
+        crate::gnu_restore_incremental(&[&level0, &level1], &restored).unwrap();
         same_tree(
             &case.tree(),
             &restored.join("tree"),
@@ -380,7 +377,7 @@ impl BackupSink for PanickingSink {
 /// sink and extract to the tree; the sink's error and the argument checks come back as
 /// errors; a panicking sink is an error, not an abort; nothing is written to the destination.
 pub fn across_the_abi(lib_name: &str) {
-    let lib = aa_tests::target_dir().join("debug").join(lib_name);
+    let lib = crate::target_dir().join("debug").join(lib_name);
     assert!(
         lib.is_file(),
         "{} not found; build first: cargo build --workspace",
@@ -402,7 +399,7 @@ pub fn across_the_abi(lib_name: &str) {
         assert!(sink.committed, "{name}");
         assert_valid_archive(&out, BackupType::TarZst);
         let extracted = case.base.join(format!("extracted-{name}"));
-        aa_tests::gnu_extract(&out, &extracted);
+        crate::gnu_extract(&out, &extracted);
         same_tree(&case.tree(), &extracted.join("tree"), name);
     }
     assert_eq!(provider.get_max_backup_level("s").unwrap(), 1);
