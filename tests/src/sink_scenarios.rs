@@ -116,12 +116,7 @@ pub fn assert_valid_archive(path: &Path, backup_type: BackupType) {
         BackupType::TarXz => "xz",
         _ => "zst",
     };
-    assert_eq!(
-        crate::detect_format(path),
-        expected,
-        "{}",
-        path.display()
-    );
+    assert_eq!(crate::detect_format(path), expected, "{}", path.display());
 }
 
 pub const TYPES: [BackupType; 5] = [
