@@ -13,6 +13,7 @@
 //! `app`, the actions, which know no terminal and no plugin.
 mod app;
 mod archiver;
+mod atomic_write;
 mod cli;
 mod config;
 /// Backup destinations (a directory or an object store); public, undocumented, only for the

@@ -12,12 +12,13 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use aa_abi::naming::accessible;
 use rustix::io::Errno;
 
+use crate::atomic_write::replace;
 use crate::ini::{Ini, IniOptions};
 
 /// The storage subdirectory of the user configuration directory.
@@ -265,14 +266,8 @@ impl Storage {
                 std::process::id()
             ))
         };
-        let (written, renamed) = (temp("probe"), temp("probed"));
-        let result = (|| {
-            let mut f = fs::File::create(&written)?;
-            f.write_all(content.render().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&written, &renamed)
-        })();
-        let _ = fs::remove_file(&written);
+        let renamed = temp("probed");
+        let result = replace(&renamed, &temp("probe"), content.render().as_bytes(), 0o666);
         let _ = fs::remove_file(&renamed);
         if let Ok(times) = times {
             // Best effort: the times are cosmetic, the probe's verdict is not.
@@ -288,9 +283,7 @@ impl Storage {
         var: &str,
         value: impl fmt::Display,
     ) -> Result<(), StorageError> {
-        let mut content = self.with_realm(realm, |r| r.cloned().unwrap_or_default())?;
-        content.set(var, value.to_string());
-        self.write(realm, content)
+        self.save_all(realm, &[(var.to_string(), value.to_string())])
     }
 
     /// Stores each `(var, value)` of `updates`, in order, into `realm` with one write of
@@ -324,16 +317,8 @@ impl Storage {
         let temp = self
             .dir
             .join(format!(".{realm}{REALM_SUFFIX}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut f = fs::File::create(&temp)?;
-            f.write_all(content.render().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&temp, &file)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&temp);
-            return Err(StorageError::io(&file, e));
-        }
+        replace(&file, &temp, content.render().as_bytes(), 0o666)
+            .map_err(|e| StorageError::io(&file, e))?;
         self.realms
             .borrow_mut()
             .insert(realm.to_string(), Ok(content));

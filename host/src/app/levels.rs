@@ -276,7 +276,7 @@ pub fn save_level_info(
     let (Some(next), Some(reason)) = (info.next_level, info.restart_reason) else {
         return Ok(());
     };
-    if !ctx.incremental() || !ctx.settings.flag(Opt::Restarting) {
+    if !saves_level_state(ctx) {
         return Ok(());
     }
     let realm = Realm {
@@ -337,10 +337,10 @@ pub fn check_level_state(app: &App<'_>, ctx: &ArchiveContext<'_, '_>) -> Result<
     Ok(())
 }
 
-/// Whether the run saves the level state in the realm once the backup exists (the same
-/// condition as `save_level_info`'s).
+/// Whether the run saves the level state in the realm once the backup exists
+/// ([`save_level_info`]).
 pub fn saves_level_state(ctx: &ArchiveContext<'_, '_>) -> bool {
-    ctx.supports(Opt::Incremental) && ctx.settings.flag(Opt::Restarting) && ctx.incremental()
+    ctx.incremental() && ctx.settings.flag(Opt::Restarting)
 }
 
 /// A number stored in `realm`, `None` if not stored.

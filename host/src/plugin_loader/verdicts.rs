@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::fs::{self, Metadata, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -257,20 +257,8 @@ fn write_entries(path: &Path, entries: &[Entry]) -> Result<(), String> {
     let dir = path.parent().ok_or("no directory")?;
     ensure_own_dir(dir)?;
     let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(render(entries).as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| e.to_string())
+    crate::atomic_write::replace(path, &tmp, render(entries).as_bytes(), 0o600)
+        .map_err(|e| e.to_string())
 }
 
 /// Makes `dir` (mode 0700) unless it exists, but only below a directory the user owns: a root
