@@ -182,25 +182,32 @@ pub fn signal_group(child: &std::process::Child, signal: Signal) {
     let _ = kill_process_group(Pid::from_child(child), signal);
 }
 
-/// Stops `child`'s process group and returns once every process in it is stopped: `kill`
-/// only queues the signal, and a process still running could write after the caller looked.
+/// Stops `child`'s process group and returns once every thread of every process in it is
+/// stopped: `kill` only queues the signal, each thread stops on its own (a compressor's writer
+/// thread may still be writing when its main thread shows stopped), and one still running
+/// could write after the caller looked.
 #[allow(dead_code)]
 pub fn stop_group(child: &std::process::Child) {
     signal_group(child, Signal::STOP);
     let group = child.id().to_string();
-    for _ in 0..10_000 {
-        let running = std::fs::read_dir("/proc")
+    let threads = || {
+        std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .any(|stat| {
-                // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-                let fields: Vec<&str> = stat
-                    .rsplit_once(')')
-                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-                fields.get(2) == Some(&group.as_str())
-                    && !matches!(fields.first(), Some(&"T") | Some(&"t") | Some(&"Z"))
-            });
+            .filter_map(|process| std::fs::read_dir(process.path().join("task")).ok())
+            .flat_map(|tasks| tasks.flatten())
+            .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+            .collect::<Vec<String>>()
+    };
+    for _ in 0..10_000 {
+        let running = threads().iter().any(|stat| {
+            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+            fields.get(2) == Some(&group.as_str())
+                && !matches!(fields.first(), Some(&"T") | Some(&"t") | Some(&"Z"))
+        });
         if !running {
             return;
         }
