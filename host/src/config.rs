@@ -87,6 +87,12 @@ options! {
     CommandAfterAllBackups = "command-after-all-backups": Str,
     CommandBeforeBackup = "command-before-backup": Str,
     CommandAfterBackup = "command-after-backup": Str,
+    /// An object store's URL (`http://127.0.0.1:9000`), for an `s3://` destination; ours.
+    S3Endpoint = "s3-endpoint": Str,
+    /// An object store's region, for an `s3://` destination; ours.
+    S3Region = "s3-region": Str,
+    /// Path-style addressing of an object store (MinIO-like servers); ours.
+    S3PathStyle = "s3-path-style": Bool,
     /// A count on the command line (`-vv`), an integer in files.
     Verbose = "verbose": Int,
     Quiet = "quiet": Bool,
@@ -129,7 +135,7 @@ impl Opt {
     /// Options a `.aa` file may set in its `[Archive]` section; the specification reader
     /// lists them by name, and a test keeps the two lists the same.
     #[cfg(test)]
-    const ARCHIVE_SPEC: [Opt; 16] = [
+    const ARCHIVE_SPEC: [Opt; 19] = [
         Opt::Archiver,
         Opt::CompressionLevel,
         Opt::DestDir,
@@ -146,6 +152,9 @@ impl Opt {
         Opt::NumberOfOldBackups,
         Opt::CommandBeforeBackup,
         Opt::CommandAfterBackup,
+        Opt::S3Endpoint,
+        Opt::S3Region,
+        Opt::S3PathStyle,
     ];
 
     /// Whether the option may appear in a configuration file (`user_file`: the user's one,

@@ -3,7 +3,7 @@
 //! for the backup type.
 
 use aa_abi::host::Provider;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use aa_abi::{ArchiverFeature, BackupType};
@@ -11,6 +11,7 @@ use aa_abi::{ArchiverFeature, BackupType};
 use super::{App, Failure};
 use crate::archiver::{Archiver, ArchiverService};
 use crate::config::{parse_value, Configuration, Opt, OptionSource, RawOptions, Value};
+use crate::destination::{Destination, S3Options, Store};
 use crate::report::Report;
 use crate::spec::{ArchiveSpec, SpecError};
 
@@ -122,10 +123,45 @@ impl<'s, 'a> ArchiveContext<'s, 'a> {
         self.settings.flag(Opt::Incremental) && self.supports(Opt::Incremental)
     }
 
-    /// Where the backups go.
+    /// Where the backups go, as a path: a directory, or the `s3://` URL as written (see
+    /// [`ArchiveContext::target`]).
     pub fn destination(&self) -> Result<PathBuf, Failure> {
         self.settings
             .path(Opt::DestDir)
             .ok_or_else(|| Failure::Option("the option \"dest-dir\" is undefined".to_string()))
+    }
+
+    /// Where the backups go: a directory or an object store.
+    pub fn target(&self) -> Result<Destination, Failure> {
+        target(&self.destination()?)
+    }
+
+    /// Opens the destination, with the archive's `s3-*` options for an object store.
+    pub fn open_store(&self) -> Result<Store, Failure> {
+        let destination = self.target()?;
+        Ok(Store::open(&destination, &s3_options(self.settings))?)
+    }
+}
+
+/// The destination a `dest-dir` path names: an `s3://` URL, or else a directory.
+pub fn target(dest_dir: &Path) -> Result<Destination, Failure> {
+    match dest_dir.to_str() {
+        Some(text) => Destination::parse(text)
+            .map_err(|e| Failure::Option(format!("the option \"dest-dir\": {e}"))),
+        // Not UTF-8: no URL.
+        None => Ok(Destination::Local(dest_dir.to_path_buf())),
+    }
+}
+
+/// How to reach an object store, from the `s3-*` options; the rest (credentials, and what
+/// these leave unset) comes from the environment.
+pub fn s3_options(options: &dyn OptionSource) -> S3Options {
+    S3Options {
+        endpoint: options.string(Opt::S3Endpoint).filter(|e| !e.is_empty()),
+        region: options.string(Opt::S3Region).filter(|r| !r.is_empty()),
+        path_style: options
+            .is_present(Opt::S3PathStyle)
+            .then(|| options.flag(Opt::S3PathStyle)),
+        ..S3Options::default()
     }
 }

@@ -47,6 +47,7 @@ use aa_abi::error::ProviderError;
 
 use crate::archiver::ArchiverService;
 use crate::config::{Configuration, Opt, OptionSource};
+use crate::destination::DestinationError;
 use crate::lock::LockError;
 use crate::report::Report;
 use crate::service::{ServiceAccessor, ServiceError};
@@ -74,6 +75,8 @@ pub enum Failure {
     Lock(String),
     /// A file of the backup itself (its size, its name) could not be read.
     Backup(String),
+    /// The destination (a directory or an object store) refused or failed an operation.
+    Destination(String),
 }
 
 impl Failure {
@@ -86,7 +89,8 @@ impl Failure {
             | Failure::Storage(m)
             | Failure::Keeping(m)
             | Failure::Lock(m)
-            | Failure::Backup(m) => m,
+            | Failure::Backup(m)
+            | Failure::Destination(m) => m,
         }
     }
 }
@@ -112,6 +116,12 @@ impl From<ServiceError> for Failure {
 impl From<LockError> for Failure {
     fn from(e: LockError) -> Failure {
         Failure::Lock(e.to_string())
+    }
+}
+
+impl From<DestinationError> for Failure {
+    fn from(e: DestinationError) -> Failure {
+        Failure::Destination(e.to_string())
     }
 }
 

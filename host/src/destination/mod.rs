@@ -319,12 +319,34 @@ impl Upload {
         }
     }
 
+    /// What aborts this upload from another thread (the signal thread, on Ctrl-C): `None`
+    /// for a local file, which the interrupt handling removes by its name.
+    pub fn abort_handle(&self) -> Option<AbortHandle> {
+        match &self.inner {
+            UploadInner::Local(_) => None,
+            UploadInner::S3(u) => Some(AbortHandle(u.abort_handle())),
+        }
+    }
+
     /// Gives the backup up: the partial file is removed, the multipart upload aborted.
     pub fn abort(self) -> Result<(), DestinationError> {
         match self.inner {
             UploadInner::Local(u) => u.abort(),
             UploadInner::S3(u) => u.abort(),
         }
+    }
+}
+
+/// Aborts an [`Upload`] from another thread, between two of its writes: what a signal
+/// handler uses, as the process ends before the writing thread would drop its upload. The
+/// upload's next write then fails.
+#[derive(Clone)]
+pub struct AbortHandle(s3::S3AbortHandle);
+
+impl AbortHandle {
+    /// Aborts the upload unless it is already committed or aborted; says whether it aborted.
+    pub fn abort(&self) -> Result<bool, DestinationError> {
+        self.0.abort()
     }
 }
 

@@ -22,7 +22,7 @@
 //! copy is one CopyObject, which S3 allows up to 5 GiB.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -284,7 +284,7 @@ impl S3Store {
             .map_err(|e| self.error(Some(name), &e))?;
         Ok(S3Upload {
             runtime: self.runtime.clone(),
-            writer: Some(writer),
+            writer: Arc::new(Mutex::new(Some(writer))),
             pending: Vec::new(),
             url: self.url(name),
             endpoint: self.endpoint.clone(),
@@ -405,12 +405,45 @@ impl Read for S3Reader {
 /// A multipart upload in progress. Dropped without commit, it is aborted.
 pub struct S3Upload {
     runtime: Arc<Runtime>,
-    /// `None` once committed or aborted.
-    writer: Option<opendal::Writer>,
+    /// `None` once committed or aborted. Shared with [`S3AbortHandle`]s, which may take it
+    /// from another thread (the signal thread, on Ctrl-C) between two writes.
+    writer: Arc<Mutex<Option<opendal::Writer>>>,
     /// Written bytes not yet handed to OpenDAL (which cuts them into parts).
     pending: Vec<u8>,
     url: String,
     endpoint: String,
+}
+
+/// Aborts an [`S3Upload`] from another thread; see [`super::AbortHandle`].
+#[derive(Clone)]
+pub struct S3AbortHandle {
+    runtime: Arc<Runtime>,
+    writer: Arc<Mutex<Option<opendal::Writer>>>,
+    url: String,
+    endpoint: String,
+}
+
+impl S3AbortHandle {
+    /// Aborts the upload unless it is already finished; says whether it was still running.
+    /// Waits for a write in progress (bounded by the I/O timeout).
+    pub(super) fn abort(&self) -> Result<bool, DestinationError> {
+        let taken = lock(&self.writer).take();
+        let Some(mut writer) = taken else {
+            return Ok(false);
+        };
+        self.runtime
+            .block_on(writer.abort())
+            .map(|()| true)
+            .map_err(|e| {
+                DestinationError::new(format!("{}: {}", self.url, describe(&e, &self.endpoint)))
+            })
+    }
+}
+
+/// The writer slot, even after a panic elsewhere poisoned it (it holds no invariant a panic
+/// could break: an upload is either there or gone).
+fn lock(slot: &Mutex<Option<opendal::Writer>>) -> MutexGuard<'_, Option<opendal::Writer>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl S3Upload {
@@ -418,15 +451,29 @@ impl S3Upload {
         DestinationError::new(format!("{}: {}", self.url, describe(e, &self.endpoint)))
     }
 
+    fn finished(&self) -> DestinationError {
+        DestinationError::new(format!(
+            "{}: the upload was aborted or is finished",
+            self.url
+        ))
+    }
+
+    pub(super) fn abort_handle(&self) -> S3AbortHandle {
+        S3AbortHandle {
+            runtime: self.runtime.clone(),
+            writer: self.writer.clone(),
+            url: self.url.clone(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
     /// Hands the pending bytes to OpenDAL, which sends a part when one is full (parts in
     /// flight permitting).
     fn send_pending(&mut self) -> Result<(), DestinationError> {
         let part = std::mem::take(&mut self.pending);
-        let Some(writer) = self.writer.as_mut() else {
-            return Err(DestinationError::new(format!(
-                "{}: the upload is already finished",
-                self.url
-            )));
+        let mut slot = lock(&self.writer);
+        let Some(writer) = slot.as_mut() else {
+            return Err(self.finished());
         };
         match self.runtime.block_on(writer.write(part)) {
             Ok(()) => Ok(()),
@@ -434,30 +481,26 @@ impl S3Upload {
                 let error = self.error(&e);
                 // A failed part fails the upload: abort it now rather than on drop, so a
                 // caller that retries does not leave it pending.
-                self.abort_now();
+                if let Some(mut writer) = slot.take() {
+                    let _ = self.runtime.block_on(writer.abort());
+                }
                 Err(error)
             }
         }
     }
 
     fn abort_now(&mut self) -> Option<DestinationError> {
-        let mut writer = self.writer.take()?;
         self.pending = Vec::new();
-        self.runtime
-            .block_on(writer.abort())
-            .err()
-            .map(|e| self.error(&e))
+        self.abort_handle().abort().err()
     }
 
     pub(super) fn commit(mut self) -> Result<(), DestinationError> {
         if !self.pending.is_empty() {
             self.send_pending()?;
         }
-        let Some(mut writer) = self.writer.take() else {
-            return Err(DestinationError::new(format!(
-                "{}: the upload is already finished",
-                self.url
-            )));
+        let mut slot = lock(&self.writer);
+        let Some(mut writer) = slot.take() else {
+            return Err(self.finished());
         };
         match self.runtime.block_on(writer.close()) {
             Ok(_) => Ok(()),
@@ -476,11 +519,8 @@ impl S3Upload {
 
 impl Write for S3Upload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.writer.is_none() {
-            return Err(io::Error::other(format!(
-                "{}: the upload was aborted",
-                self.url
-            )));
+        if lock(&self.writer).is_none() {
+            return Err(self.finished().into());
         }
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(COALESCE);

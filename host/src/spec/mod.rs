@@ -44,7 +44,7 @@ const ARCHIVE: &str = "Archive";
 const CONTENT: &str = "Content";
 
 /// Options a specification may set in `[Archive]`, overriding the configuration.
-pub(crate) const ARCHIVE_OPTIONS: [&str; 16] = [
+pub(crate) const ARCHIVE_OPTIONS: [&str; 19] = [
     "archiver",
     "compression-level",
     "dest-dir",
@@ -61,6 +61,9 @@ pub(crate) const ARCHIVE_OPTIONS: [&str; 16] = [
     "number-of-old-backups",
     "command-before-backup",
     "command-after-backup",
+    "s3-endpoint",
+    "s3-region",
+    "s3-path-style",
 ];
 
 /// Options of `[Content]`.
