@@ -12,6 +12,7 @@ use aa_abi::naming::{accessible, backup_file_path};
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
 
 use super::archive::{ArchiveContext, ArchiveSettings};
+use super::backups::Backups;
 use super::journal::{self, journal_path};
 use super::keeping::{JournalPlace, Keeping};
 use super::levels::{
@@ -158,7 +159,6 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     .ok_or_else(|| Failure::Option("unknown backup type".into()))?;
     let place = JournalPlace {
         path: journal,
-        final_path: &final_path,
         overwrite_at_start,
     };
     if saves_level_state(&ctx) {
@@ -166,7 +166,8 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         // failing disk under the realm is found before the old backups are touched.
         app.storage.probe_write(settings.name())?;
     }
-    let mut keeping = Keeping::new(&ctx.provider, &definition, report, incremental, place);
+    let backups = Backups::of(&ctx, &definition)?;
+    let mut keeping = Keeping::new(&backups, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
     }
@@ -224,11 +225,8 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         made_but("old kept backups were not all removed", e);
     }
     if incremental && remove_obsolete {
-        if let Err(e) =
-            ctx.provider
-                .remove_backup_increments(&definition, Some(next_level + 1), None)
-        {
-            made_but("the obsolete increments were not removed", e.into());
+        if let Err(e) = backups.remove_increments(next_level + 1, None) {
+            made_but("the obsolete increments were not removed", e);
         }
     }
     if report.errors() > errors_before {

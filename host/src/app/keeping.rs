@@ -14,13 +14,14 @@
 //! before the first is done, so that a run stopped at any point is undone (or finished) by its
 //! own signal handling or by the next run. Each rename, the commit and the rollback run as
 //! [`interrupt::critical`] sections: the signal thread never acts in the middle of one.
+//!
+//! The backups are renamed through [`Backups`]: a local directory's by the archiver provider,
+//! an object store's by server-side copies and deletes, in the same order, which loses no
+//! backup whichever step a crash stops at (see [`super::journal`]).
 
-use aa_abi::host::Provider;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use aa_abi::naming::backup_file_path;
-use aa_abi::BackupDefinition;
-
+use super::backups::Backups;
 use super::journal::{self, Journal, Step};
 use super::Failure;
 use crate::interrupt::{self, InterruptGuard};
@@ -56,21 +57,21 @@ struct Planned {
     hold: bool,
 }
 
-/// Where the journal goes and what it must know of the new backup.
-pub struct JournalPlace<'a> {
+/// Where the journal goes and what it must know of the new backup (whose final name it takes
+/// from the backups).
+pub struct JournalPlace {
     pub path: PathBuf,
-    /// The new backup's final path.
-    pub final_path: &'a Path,
     pub overwrite_at_start: bool,
 }
 
 /// Renames done for keeping, to be committed or rolled back.
 pub struct Keeping<'a> {
-    provider: &'a Provider,
-    definition: &'a BackupDefinition,
+    backups: &'a Backups<'a>,
     report: &'a Report,
     incremental: bool,
-    place: JournalPlace<'a>,
+    place: JournalPlace,
+    /// The level of the new backup (`None`: not incremental).
+    level: Option<u32>,
     /// The renames to do, in order.
     plan: Vec<Planned>,
     /// Once renaming started; with what undoes it on an interrupt.
@@ -82,33 +83,36 @@ pub struct Keeping<'a> {
     dry: bool,
 }
 
-/// What keeping would do to one backup file, as a dry run shows it.
+/// What keeping would do to one backup file, as a dry run shows it: the file (object) names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Rename {
-        from: PathBuf,
-        to: PathBuf,
+        from: String,
+        to: String,
     },
     /// The oldest kept backup, beyond the number to keep.
-    Remove(PathBuf),
+    Remove(String),
     /// A kept backup beyond the number, removed with `remove-obsolete-backups`.
-    RemoveObsolete(PathBuf),
+    RemoveObsolete(String),
 }
 
 impl<'a> Keeping<'a> {
+    /// `place.final_path` is the new backup's final name as the journal names it
+    /// ([`Backups::journal_name`]).
     pub fn new(
-        provider: &'a Provider,
-        definition: &'a BackupDefinition,
+        backups: &'a Backups<'a>,
         report: &'a Report,
         incremental: bool,
-        place: JournalPlace<'a>,
+        mut place: JournalPlace,
     ) -> Keeping<'a> {
+        // A store is never written in place: its new backup appears only once complete.
+        place.overwrite_at_start &= !backups.is_remote();
         Keeping {
-            provider,
-            definition,
+            backups,
             report,
             incremental,
             place,
+            level: None,
             plan: Vec::new(),
             journal: None,
             held: Vec::new(),
@@ -140,12 +144,11 @@ impl<'a> Keeping<'a> {
         } else {
             number
         };
+        self.level = self.incremental.then_some(from_level);
         let exists = if self.incremental {
-            self.provider
-                .does_any_backup_level_exist(self.definition, from_level, None)?
+            self.backups.any_level_exists(from_level, None)?
         } else {
-            self.provider
-                .does_backup_exist(self.definition, None, None)?
+            self.backups.exists(None, None)?
         };
         if exists {
             if number > 0 {
@@ -196,22 +199,18 @@ impl<'a> Keeping<'a> {
         }
         let mut steps = Vec::new();
         for p in &self.plan {
-            let (Some(from), Some(to)) = (
-                self.path(p.from.as_deref(), p.level),
-                self.path(Some(&p.to), p.level),
-            ) else {
-                return Err(Failure::Option("unknown backup type".into()));
-            };
             steps.push(Step {
-                from,
-                to,
+                from: self.backups.journal_name(p.level, p.from.as_deref())?,
+                to: self.backups.journal_name(p.level, Some(&p.to))?,
                 hold: p.hold,
             });
         }
         let place = &self.place;
-        let journal = Journal::create(
+        let final_name = self.backups.journal_name(self.level, None)?;
+        let journal = Journal::create_in(
             place.path.clone(),
-            place.final_path,
+            self.backups.store_record(),
+            &final_name,
             place.overwrite_at_start,
             &steps,
         )
@@ -228,11 +227,13 @@ impl<'a> Keeping<'a> {
                 break;
             };
             interrupt::critical(|| -> Result<(), Failure> {
-                self.provider
-                    .keep_backup(self.definition, p.from.as_deref(), &p.to, p.level)?;
-                journal
-                    .done(i)
-                    .map_err(|e| Failure::Keeping(format!("{}: {e}", journal.path().display())))
+                let shown = journal.path().display().to_string();
+                let in_journal = |e: std::io::Error| Failure::Keeping(format!("{shown}: {e}"));
+                self.backups
+                    .keep(p.from.as_deref(), &p.to, p.level, &mut || {
+                        journal.started(i).map_err(in_journal)
+                    })?;
+                journal.done(i).map_err(in_journal)
             })?;
         }
         Ok(())
@@ -241,10 +242,7 @@ impl<'a> Keeping<'a> {
     fn shift(&mut self, number: i64, keeping: Option<&str>) -> Result<(), Failure> {
         let index = keeping.map_or(0, |k| keeping_number(k) + 1);
         let new_id = keeping_id(index);
-        if self
-            .provider
-            .does_backup_exist(self.definition, None, Some(&new_id))?
-        {
+        if self.backups.exists(None, Some(&new_id))? {
             if index + 1 < number {
                 self.shift(number, Some(&new_id))?;
             } else if index + 1 == number {
@@ -298,18 +296,12 @@ impl<'a> Keeping<'a> {
         from: u32,
         keeping: Option<&str>,
     ) -> Result<Option<u32>, Failure> {
-        if !self
-            .provider
-            .does_any_backup_level_exist(self.definition, from, keeping)?
-        {
+        if !self.backups.any_level_exists(from, keeping)? {
             return Ok(None);
         }
         // Bounded: the backups could vanish while we look (the original looped forever then).
         for level in from..from.saturating_add(10_000) {
-            if self
-                .provider
-                .does_backup_exist(self.definition, Some(level), keeping)?
-            {
+            if self.backups.exists(Some(level), keeping)? {
                 return Ok(Some(level));
             }
         }
@@ -320,10 +312,7 @@ impl<'a> Keeping<'a> {
     fn existing_levels(&self, from: u32, keeping: Option<&str>) -> Result<Vec<u32>, Failure> {
         let mut levels = Vec::new();
         if let Some(mut level) = self.first_existing_level(from, keeping)? {
-            while self
-                .provider
-                .does_backup_exist(self.definition, Some(level), keeping)?
-            {
+            while self.backups.exists(Some(level), keeping)? {
                 levels.push(level);
                 level += 1;
             }
@@ -334,14 +323,13 @@ impl<'a> Keeping<'a> {
     /// What [`Keeping::keep`] planned, and what [`Keeping::commit`] would then remove, in
     /// order; from the same plan a real run carries out.
     pub fn changes(&self) -> Result<Vec<Change>, Failure> {
-        let unknown = || Failure::Option("unknown backup type".into());
         let mut changes = Vec::new();
         for p in &self.plan {
-            let from = self.path(p.from.as_deref(), p.level).ok_or_else(unknown)?;
+            let from = self.backups.name(p.level, p.from.as_deref())?;
             if p.hold {
                 changes.push(Change::Remove(from));
             } else {
-                let to = self.path(Some(&p.to), p.level).ok_or_else(unknown)?;
+                let to = self.backups.name(p.level, Some(&p.to))?;
                 changes.push(Change::Rename { from, to });
             }
         }
@@ -361,17 +349,13 @@ impl<'a> Keeping<'a> {
                         .collect(),
                     None => Vec::new(),
                 }
-            } else if self
-                .provider
-                .does_backup_exist(self.definition, None, Some(&id))?
-            {
+            } else if self.backups.exists(None, Some(&id))? {
                 vec![None]
             } else {
                 Vec::new()
             };
             for level in levels {
-                let path = self.path(Some(&id), level).ok_or_else(unknown)?;
-                changes.push(Change::RemoveObsolete(path));
+                changes.push(Change::RemoveObsolete(self.backups.name(level, Some(&id))?));
             }
         }
         Ok(changes)
@@ -400,20 +384,13 @@ impl<'a> Keeping<'a> {
                     self.report.info(&format!(
                         "Removing obsolete kept incremental backup with keeping ID \"{id}\"."
                     ));
-                    self.provider.remove_backup_increments(
-                        self.definition,
-                        Some(first),
-                        Some(&id),
-                    )?;
+                    self.backups.remove_increments(first, Some(&id))?;
                 }
-            } else if self
-                .provider
-                .does_backup_exist(self.definition, None, Some(&id))?
-            {
+            } else if self.backups.exists(None, Some(&id))? {
                 self.report.info(&format!(
                     "Removing obsolete kept backup with keeping ID \"{id}\"."
                 ));
-                self.provider.remove_backup(self.definition, Some(&id))?;
+                self.backups.remove(Some(&id))?;
             }
         }
         Ok(())
@@ -427,18 +404,14 @@ impl<'a> Keeping<'a> {
                     self.report.info(&format!(
                         "Removing kept backup with keeping ID \"{original}\"."
                     ));
-                    self.provider
-                        .remove_backup(self.definition, Some(&held.keeping_id))?;
+                    self.backups.remove(Some(&held.keeping_id))?;
                 }
                 Some(first) => {
                     self.report.info(&format!(
                         "Removing kept incremental backup with keeping ID \"{original}\"."
                     ));
-                    self.provider.remove_backup_increments(
-                        self.definition,
-                        Some(first),
-                        Some(&held.keeping_id),
-                    )?;
+                    self.backups
+                        .remove_increments(first, Some(&held.keeping_id))?;
                 }
             }
         }
@@ -450,7 +423,8 @@ impl<'a> Keeping<'a> {
         if let Some((journal, guard)) = self.journal.take() {
             let path = journal.path().to_path_buf();
             drop(journal);
-            if let Err(e) = interrupt::critical(|| journal::recover(&path, true)) {
+            let store = self.backups.store();
+            if let Err(e) = interrupt::critical(|| journal::recover_using(&path, true, store)) {
                 self.report
                     .error(&format!("Unable to restore the kept backups: {e}"));
             }
@@ -458,16 +432,6 @@ impl<'a> Keeping<'a> {
         }
         self.held.clear();
         self.remove_from = None;
-    }
-
-    fn path(&self, keeping: Option<&str>, level: Option<u32>) -> Option<PathBuf> {
-        backup_file_path(
-            self.definition.destination(),
-            &self.definition.backup_id,
-            self.definition.backup_type,
-            level,
-            keeping,
-        )
     }
 }
 

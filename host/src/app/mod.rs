@@ -21,6 +21,7 @@
 //! memory), so they run through the same ABI layer as a plugin's provider.
 
 pub mod archive;
+pub mod backups;
 pub mod capable;
 pub mod chain;
 pub mod commands;
