@@ -291,3 +291,177 @@ impl Remote {
         Ok(levels)
     }
 }
+
+/// Stores on a moto server, for the tests of keeping in an object store.
+#[cfg(test)]
+pub(crate) mod on_moto {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use aa_abi::BackupType;
+    use aa_tests::Moto;
+
+    use super::Backups;
+    use crate::app::journal::StoreRecord;
+    use crate::destination::{Credentials, Destination, S3Options, Store, MIN_PART_SIZE};
+
+    /// A server with a bucket `bkp`; `None` (the test is skipped) when moto is not installed.
+    pub(crate) fn moto() -> Option<Moto> {
+        let moto = Moto::start()?;
+        moto.create_bucket("bkp");
+        Some(moto)
+    }
+
+    fn options(moto: &Moto) -> S3Options {
+        S3Options {
+            endpoint: Some(moto.endpoint()),
+            region: Some("us-east-1".into()),
+            path_style: Some(true),
+            part_size: MIN_PART_SIZE,
+            parts_in_flight: 2,
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(30),
+            credentials: Some(Credentials {
+                access_key_id: "testing".into(),
+                secret_access_key: "testing".into(),
+                session_token: None,
+            }),
+        }
+    }
+
+    /// The store `s3://bkp/PREFIX` and what a journal records of it.
+    pub(crate) fn store(moto: &Moto, prefix: &str) -> (Store, Destination, StoreRecord) {
+        let destination = Destination::parse(&format!("s3://bkp/{prefix}")).unwrap();
+        let options = options(moto);
+        let store = Store::open(&destination, &options).unwrap();
+        (store, destination.clone(), StoreRecord::new(&destination, &options))
+    }
+
+    /// The `.tar.gz` backups of archive `home` in `s3://bkp/PREFIX`.
+    pub(crate) fn backups(moto: &Moto, prefix: &str) -> Backups<'static> {
+        let (store, destination, record) = store(moto, prefix);
+        Backups::remote(store, destination, record, "home", BackupType::TarGz)
+    }
+
+    /// Uploads `text` as the object `name`, as a backup run would.
+    pub(crate) fn put(store: &Store, name: &str, text: &str) {
+        let mut upload = store.upload(name).unwrap();
+        upload.write_all(text.as_bytes()).unwrap();
+        upload.commit().unwrap();
+    }
+
+    /// Every object of the store with its content, sorted by name.
+    pub(crate) fn contents(store: &Store) -> Vec<(String, String)> {
+        store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|o| {
+                let mut text = String::new();
+                store
+                    .reader(&o.name)
+                    .unwrap()
+                    .read_to_string(&mut text)
+                    .unwrap();
+                (o.name, text)
+            })
+            .collect()
+    }
+
+    /// `(name, content)` pairs, for comparing with [`contents`].
+    pub(crate) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_moto::*;
+    use super::*;
+
+    #[test]
+    fn a_store_s_backups_are_found_kept_and_removed_by_their_object_names() {
+        let Some(moto) = moto() else {
+            return;
+        };
+        let backups = backups(&moto, "host");
+        let store = backups.store().unwrap();
+        for name in ["home.tar.gz", "home.1.tar.gz", "home.2.tar.gz", "homes.1.tar.gz"] {
+            put(store, name, name);
+        }
+        assert_eq!(backups.name(Some(1), Some("aa")).unwrap(), "home.1.aa.tar.gz");
+        assert_eq!(
+            backups.shown(Some(2), None).unwrap(),
+            "s3://bkp/host/home.2.tar.gz"
+        );
+        assert_eq!(
+            backups.journal_name(None, Some("ab")).unwrap(),
+            PathBuf::from("home.ab.tar.gz")
+        );
+        assert!(backups.exists(None, None).unwrap());
+        assert!(backups.exists(Some(2), None).unwrap());
+        assert!(!backups.exists(Some(3), None).unwrap());
+        assert!(!backups.exists(None, Some("aa")).unwrap());
+        assert!(backups.any_level_exists(2, None).unwrap());
+        assert!(!backups.any_level_exists(3, None).unwrap());
+        assert!(!backups.any_level_exists(0, Some("aa")).unwrap());
+        assert_eq!(
+            backups.names_above(0).unwrap(),
+            ["home.1.tar.gz", "home.2.tar.gz"]
+        );
+
+        let mut started = 0;
+        backups
+            .keep(None, "aa", None, &mut || {
+                started += 1;
+                Ok(())
+            })
+            .unwrap();
+        backups
+            .keep(None, "aa", Some(1), &mut || Ok(()))
+            .unwrap();
+        assert_eq!(started, 1);
+        assert!(backups.any_level_exists(0, Some("aa")).unwrap());
+        assert!(!backups.exists(None, None).unwrap());
+        assert_eq!(
+            contents(store),
+            pairs(&[
+                ("home.1.aa.tar.gz", "home.1.tar.gz"),
+                ("home.2.tar.gz", "home.2.tar.gz"),
+                ("home.aa.tar.gz", "home.tar.gz"),
+                ("homes.1.tar.gz", "homes.1.tar.gz"),
+            ])
+        );
+
+        // A backup at the new name is never replaced, and nothing starts.
+        put(store, "home.tar.gz", "new");
+        let refused = backups.keep(None, "aa", None, &mut || panic!("started"));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "s3://bkp/host/home.aa.tar.gz: backup already exists"
+        );
+        assert_eq!(contents(store).len(), 5);
+
+        backups.remove(Some("aa")).unwrap();
+        backups.remove_increments(2, None).unwrap();
+        backups.remove_increments(1, Some("aa")).unwrap();
+        assert_eq!(
+            contents(store),
+            pairs(&[("home.tar.gz", "new"), ("homes.1.tar.gz", "homes.1.tar.gz")])
+        );
+    }
+
+    #[test]
+    fn an_unreachable_store_is_an_error_naming_it() {
+        let Some(moto) = moto() else {
+            return;
+        };
+        let (store, destination, record) = store(&moto, "x");
+        drop(moto);
+        let backups = Backups::remote(store, destination, record, "home", BackupType::Tar);
+        let e = backups.exists(None, None).unwrap_err().to_string();
+        assert!(e.contains("s3://bkp/x"), "{e}");
+    }
+}

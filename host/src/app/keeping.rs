@@ -509,4 +509,229 @@ mod tests {
             assert_eq!(keeping_number(&keeping_id(n)), n);
         }
     }
+
+    /// Keeping in an object store: the same renames, made of server-side copies and deletes.
+    mod on_a_store {
+        use super::*;
+        use crate::app::backups::on_moto::*;
+        use crate::report::memory::Memory;
+        use std::path::Path;
+
+        /// One run of archive `home`: keeps what is there, makes the backup (of `level` for an
+        /// incremental one) with `content`, commits; what it reported on standard output.
+        fn run(
+            backups: &Backups<'_>,
+            journal: &Path,
+            (number, remove_obsolete): (i64, bool),
+            level: Option<u32>,
+            content: &str,
+        ) -> Vec<String> {
+            let (report, memory) = Memory::report(Verbosity::Normal);
+            let place = JournalPlace {
+                path: journal.to_path_buf(),
+                overwrite_at_start: true,
+            };
+            let mut keeping = Keeping::new(backups, &report, level.is_some(), place);
+            keeping
+                .keep(number, level.unwrap_or(0), remove_obsolete)
+                .unwrap();
+            let store = backups.store().unwrap();
+            put(store, &backups.name(level, None).unwrap(), content);
+            keeping.commit().unwrap();
+            assert!(!journal.exists());
+            assert_eq!(report.errors() + report.warnings(), 0, "{:?}", memory.err());
+            memory.out()
+        }
+
+        fn journal() -> (tempfile::TempDir, PathBuf) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("journal/home.keeping");
+            (dir, path)
+        }
+
+        #[test]
+        fn kept_backups_shift_and_the_oldest_beyond_the_number_is_removed() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "host");
+            let store = backups.store().unwrap();
+            let (_dir, journal) = journal();
+            assert!(run(&backups, &journal, (2, false), None, "run 1").is_empty());
+            assert_eq!(contents(store), pairs(&[("home.tar.gz", "run 1")]));
+            assert_eq!(
+                run(&backups, &journal, (2, false), None, "run 2"),
+                ["Keeping already existing backups."]
+            );
+            run(&backups, &journal, (2, false), None, "run 3");
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.aa.tar.gz", "run 2"),
+                    ("home.ab.tar.gz", "run 1"),
+                    ("home.tar.gz", "run 3"),
+                ])
+            );
+            let out = run(&backups, &journal, (2, false), None, "run 4");
+            assert!(
+                out.contains(&"Removing kept backup with keeping ID \"ab\".".to_string()),
+                "{out:?}"
+            );
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.aa.tar.gz", "run 3"),
+                    ("home.ab.tar.gz", "run 2"),
+                    ("home.tar.gz", "run 4"),
+                ])
+            );
+        }
+
+        #[test]
+        fn an_incremental_chain_is_kept_as_a_whole() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "inc");
+            let store = backups.store().unwrap();
+            let (_dir, journal) = journal();
+            for (level, content) in [(0, "a0"), (1, "a1"), (2, "a2"), (0, "b0"), (1, "b1")] {
+                run(&backups, &journal, (1, false), Some(level), content);
+            }
+            // The restart to 0 kept the whole chain a; making level 1 again kept nothing, as
+            // level 1 was not there then.
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.1.aa.tar.gz", "a1"),
+                    ("home.1.tar.gz", "b1"),
+                    ("home.2.aa.tar.gz", "a2"),
+                    ("home.aa.tar.gz", "a0"),
+                    ("home.tar.gz", "b0"),
+                ])
+            );
+            // Chain b replaces chain a, all of whose levels go.
+            let out = run(&backups, &journal, (1, false), Some(0), "c0");
+            assert!(
+                out.contains(
+                    &"Removing kept incremental backup with keeping ID \"aa\".".to_string()
+                ),
+                "{out:?}"
+            );
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.1.aa.tar.gz", "b1"),
+                    ("home.aa.tar.gz", "b0"),
+                    ("home.tar.gz", "c0"),
+                ])
+            );
+        }
+
+        #[test]
+        fn obsolete_kept_backups_and_increments_are_removed() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "obsolete");
+            let store = backups.store().unwrap();
+            for name in ["home.tar.gz", "home.aa.tar.gz", "home.ab.tar.gz", "home.ac.tar.gz"] {
+                put(store, name, name);
+            }
+            let (_dir, journal) = journal();
+            let out = run(&backups, &journal, (1, true), None, "new");
+            assert!(
+                out.contains(
+                    &"Removing obsolete kept backup with keeping ID \"ac\".".to_string()
+                ),
+                "{out:?}"
+            );
+            assert_eq!(
+                contents(store),
+                pairs(&[("home.aa.tar.gz", "home.tar.gz"), ("home.tar.gz", "new")])
+            );
+
+            // What a run of level 1 removes once made, with remove-obsolete-backups.
+            let backups = crate::app::backups::on_moto::backups(&moto, "levels");
+            let store = backups.store().unwrap();
+            for name in ["home.tar.gz", "home.1.tar.gz", "home.2.tar.gz", "home.3.tar.gz"] {
+                put(store, name, name);
+            }
+            backups.remove_increments(2, None).unwrap();
+            assert_eq!(
+                contents(store),
+                pairs(&[("home.1.tar.gz", "home.1.tar.gz"), ("home.tar.gz", "home.tar.gz")])
+            );
+        }
+
+        #[test]
+        fn a_failed_backup_gives_every_kept_backup_back() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            for incremental in [false, true] {
+                let backups = backups(&moto, &format!("rollback-{incremental}"));
+                let store = backups.store().unwrap();
+                let names: &[&str] = if incremental {
+                    &["home.tar.gz", "home.1.tar.gz", "home.aa.tar.gz", "home.1.aa.tar.gz"]
+                } else {
+                    &["home.tar.gz", "home.aa.tar.gz", "home.ab.tar.gz"]
+                };
+                for name in names {
+                    put(store, name, name);
+                }
+                let before = contents(store);
+                let (_dir, journal) = journal();
+                let (report, _memory) = Memory::report(Verbosity::Normal);
+                let place = JournalPlace {
+                    path: journal.clone(),
+                    overwrite_at_start: false,
+                };
+                let mut keeping = Keeping::new(&backups, &report, incremental, place);
+                keeping.keep(2, 0, true).unwrap();
+                assert_ne!(contents(store), before);
+                assert!(journal.exists());
+                keeping.rollback();
+                assert_eq!(report.errors(), 0);
+                assert_eq!(contents(store), before, "incremental: {incremental}");
+                assert!(!journal.exists());
+            }
+        }
+
+        /// The dry run's plan names the objects.
+        #[test]
+        fn a_dry_run_plans_with_object_names_and_changes_nothing() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "dry");
+            let store = backups.store().unwrap();
+            for name in ["home.tar.gz", "home.aa.tar.gz", "home.ab.tar.gz"] {
+                put(store, name, name);
+            }
+            let before = contents(store);
+            let (_dir, journal) = journal();
+            let (report, _memory) = Memory::report(Verbosity::Normal);
+            let place = JournalPlace {
+                path: journal.clone(),
+                overwrite_at_start: false,
+            };
+            let mut keeping = Keeping::new(&backups, &report, false, place).dry_run();
+            keeping.keep(1, 0, true).unwrap();
+            let name = |n: &str| n.to_string();
+            assert_eq!(
+                keeping.changes().unwrap(),
+                [
+                    Change::Remove(name("home.aa.tar.gz")),
+                    Change::Rename {
+                        from: name("home.tar.gz"),
+                        to: name("home.aa.tar.gz")
+                    },
+                    Change::RemoveObsolete(name("home.ab.tar.gz")),
+                ]
+            );
+            assert_eq!(contents(store), before);
+            assert!(!journal.exists());
+        }
+    }
 }
