@@ -32,8 +32,8 @@ pub enum Backups<'a> {
         provider: &'a Provider,
         definition: &'a BackupDefinition,
     },
-    /// Objects of a store.
-    Remote(Remote),
+    /// Objects of a store (boxed: a store is large, and there is one per archive's run).
+    Remote(Box<Remote>),
 }
 
 /// The backups of one archive in an object store.
@@ -65,13 +65,13 @@ impl<'a> Backups<'a> {
             });
         }
         let options = s3_options(ctx.settings);
-        Ok(Backups::Remote(Remote {
+        Ok(Backups::Remote(Box::new(Remote {
             store: ctx.open_store()?,
             record: StoreRecord::new(&destination, &options),
             destination,
             name: ctx.settings.name().to_string(),
             backup_type: ctx.backup_type(),
-        }))
+        })))
     }
 
     /// The backups of archive `name` in `store`, opened on `destination` as `record` says.
@@ -83,13 +83,13 @@ impl<'a> Backups<'a> {
         name: &str,
         backup_type: BackupType,
     ) -> Backups<'a> {
-        Backups::Remote(Remote {
+        Backups::Remote(Box::new(Remote {
             store,
             destination,
             record,
             name: name.to_string(),
             backup_type,
-        })
+        }))
     }
 
     pub fn is_remote(&self) -> bool {
@@ -334,7 +334,11 @@ pub(crate) mod on_moto {
         let destination = Destination::parse(&format!("s3://bkp/{prefix}")).unwrap();
         let options = options(moto);
         let store = Store::open(&destination, &options).unwrap();
-        (store, destination.clone(), StoreRecord::new(&destination, &options))
+        (
+            store,
+            destination.clone(),
+            StoreRecord::new(&destination, &options),
+        )
     }
 
     /// The `.tar.gz` backups of archive `home` in `s3://bkp/PREFIX`.
@@ -388,10 +392,18 @@ mod tests {
         };
         let backups = backups(&moto, "host");
         let store = backups.store().unwrap();
-        for name in ["home.tar.gz", "home.1.tar.gz", "home.2.tar.gz", "homes.1.tar.gz"] {
+        for name in [
+            "home.tar.gz",
+            "home.1.tar.gz",
+            "home.2.tar.gz",
+            "homes.1.tar.gz",
+        ] {
             put(store, name, name);
         }
-        assert_eq!(backups.name(Some(1), Some("aa")).unwrap(), "home.1.aa.tar.gz");
+        assert_eq!(
+            backups.name(Some(1), Some("aa")).unwrap(),
+            "home.1.aa.tar.gz"
+        );
         assert_eq!(
             backups.shown(Some(2), None).unwrap(),
             "s3://bkp/host/home.2.tar.gz"
@@ -419,9 +431,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        backups
-            .keep(None, "aa", Some(1), &mut || Ok(()))
-            .unwrap();
+        backups.keep(None, "aa", Some(1), &mut || Ok(())).unwrap();
         assert_eq!(started, 1);
         assert!(backups.any_level_exists(0, Some("aa")).unwrap());
         assert!(!backups.exists(None, None).unwrap());

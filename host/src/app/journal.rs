@@ -551,6 +551,17 @@ fn recover_store(
         }
         return Ok(Recovered::Finished(removed));
     }
+    if complete && !record.rollback {
+        // Undoing would replace the complete new backup: left for the next run to finish.
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{}: the new backup \"{}\" is complete; the next run finishes the keeping",
+                path.display(),
+                record.final_path.display()
+            ),
+        ));
+    }
     if !record.rollback {
         mark(&mut file, "rollback")?;
     }
@@ -787,5 +798,273 @@ mod tests {
         let record = read(&journal).unwrap();
         assert_eq!(record.final_path, odd);
         assert_eq!(record.steps, steps);
+    }
+
+    #[test]
+    fn a_store_s_journal_records_how_to_open_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("j/t.keeping");
+        let store = StoreRecord {
+            url: "s3://bkp/a b".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: None,
+            path_style: Some(false),
+        };
+        let steps = [Step {
+            from: "t.tar".into(),
+            to: "t.aa.tar".into(),
+            hold: false,
+        }];
+        let mut j = Journal::create_in(
+            journal.clone(),
+            Some(&store),
+            Path::new("t.tar"),
+            false,
+            &steps,
+        )
+        .unwrap();
+        j.started(0).unwrap();
+        let record = read(&journal).unwrap();
+        assert_eq!(record.store, Some(store));
+        assert_eq!(record.steps, steps);
+        assert_eq!(record.started, [true]);
+        // A file's journal marks no start.
+        let mut j = Journal::create(journal.clone(), Path::new("/d/t.tar"), false, &steps).unwrap();
+        j.started(0).unwrap();
+        let record = read(&journal).unwrap();
+        assert_eq!((record.store, record.started), (None, vec![false]));
+    }
+
+    /// The keeping of `t.tar`, `t.aa.tar`, `t.ab.tar` with number 2, on a moto bucket: a
+    /// rename there is a copy then a delete.
+    mod on_a_store {
+        use super::*;
+        use crate::app::backups::on_moto::{self, contents, pairs, put};
+        use aa_tests::Moto;
+
+        /// Where a step was stopped.
+        #[derive(Debug, Clone, Copy)]
+        enum Stop {
+            BeforeStart,
+            Started,
+            Copied,
+            Deleted,
+        }
+
+        const STOPS: [Stop; 4] = [
+            Stop::BeforeStart,
+            Stop::Started,
+            Stop::Copied,
+            Stop::Deleted,
+        ];
+
+        fn steps() -> Vec<Step> {
+            let step = |from: &str, to: &str, hold| Step {
+                from: from.into(),
+                to: to.into(),
+                hold,
+            };
+            vec![
+                step("t.ab.tar", "t.ab-removing.tar", true),
+                step("t.aa.tar", "t.ab.tar", false),
+                step("t.tar", "t.aa.tar", false),
+            ]
+        }
+
+        fn before() -> Vec<(String, String)> {
+            pairs(&[
+                ("t.aa.tar", "run 2"),
+                ("t.ab.tar", "run 1"),
+                ("t.tar", "run 3"),
+            ])
+        }
+
+        /// What a clean run leaves once its new backup (`run 4`) is made.
+        fn after() -> Vec<(String, String)> {
+            pairs(&[
+                ("t.aa.tar", "run 3"),
+                ("t.ab.tar", "run 2"),
+                ("t.tar", "run 4"),
+            ])
+        }
+
+        struct Case {
+            store: Store,
+            journal: PathBuf,
+            _dir: tempfile::TempDir,
+        }
+
+        /// The three backups in `s3://bkp/PREFIX`, and a keeping of them as the run does it,
+        /// stopped in step `k` at `stop` (`k` = 3: every step done).
+        fn case(moto: &Moto, prefix: &str, k: usize, stop: Stop) -> Case {
+            let (store, _, record) = on_moto::store(moto, prefix);
+            for (name, text) in before() {
+                put(&store, &name, &text);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let journal = dir.path().join("j/t.keeping");
+            let steps = steps();
+            let mut j = Journal::create_in(
+                journal.clone(),
+                Some(&record),
+                Path::new("t.tar"),
+                false,
+                &steps,
+            )
+            .unwrap();
+            let name = |p: &Path| p.to_str().unwrap().to_string();
+            for (i, step) in steps.iter().enumerate().take(k + 1) {
+                let last = if i < k { Stop::Deleted } else { stop };
+                if matches!(last, Stop::BeforeStart) {
+                    break;
+                }
+                j.started(i).unwrap();
+                if matches!(last, Stop::Copied | Stop::Deleted) {
+                    store.copy(&name(&step.from), &name(&step.to)).unwrap();
+                }
+                if matches!(last, Stop::Deleted) {
+                    store.delete(&name(&step.from)).unwrap();
+                }
+                if i < k {
+                    j.done(i).unwrap();
+                }
+            }
+            Case {
+                store,
+                journal,
+                _dir: dir,
+            }
+        }
+
+        fn append(journal: &Path, marks: &[&str]) {
+            let mut file = OpenOptions::new().append(true).open(journal).unwrap();
+            for text in marks {
+                mark(&mut file, text).unwrap();
+            }
+        }
+
+        #[test]
+        fn a_keeping_stopped_at_any_step_is_undone_or_finished() {
+            let Some(moto) = on_moto::moto() else {
+                return;
+            };
+            for k in 0..=3 {
+                // Every step done: where the last one stopped does not matter.
+                let stops = if k < 3 { &STOPS[..] } else { &STOPS[3..] };
+                for &stop in stops {
+                    // Undone: no new backup was made.
+                    let c = case(&moto, &format!("undo-{k}-{stop:?}"), k, stop);
+                    let r = recover_using(&c.journal, false, Some(&c.store)).unwrap();
+                    assert!(
+                        matches!(r, Some(Recovered::Undone(_))),
+                        "{k} {stop:?}: {r:?}"
+                    );
+                    assert_eq!(contents(&c.store), before(), "{k} {stop:?}");
+                    assert!(!c.journal.exists());
+                    assert_eq!(recover_using(&c.journal, false, None).unwrap(), None);
+                }
+            }
+            // Finished: every step done and the new backup made (a run makes it only once the
+            // last step is marked done, so an unmarked step never meets a new backup).
+            let c = case(&moto, "forward", 3, Stop::Deleted);
+            put(&c.store, "t.tar", "run 4");
+            let r = recover_using(&c.journal, false, Some(&c.store)).unwrap();
+            assert_eq!(r, Some(Recovered::Finished(1)));
+            assert_eq!(contents(&c.store), after());
+            assert!(!c.journal.exists());
+            // The run failed after every step, before its backup was complete: undone.
+            let c = case(&moto, "failed", 3, Stop::Deleted);
+            let r = recover_using(&c.journal, true, Some(&c.store)).unwrap();
+            assert_eq!(r, Some(Recovered::Undone(3)));
+            assert_eq!(contents(&c.store), before());
+        }
+
+        /// A copy made and its original not yet deleted is the same backup twice: the copy goes
+        /// when undoing, and the original when the step is finished, never the only one.
+        #[test]
+        fn a_step_stopped_between_copy_and_delete_loses_nothing() {
+            let Some(moto) = on_moto::moto() else {
+                return;
+            };
+            // The last step copied: the old backup is still at the final name, which must not
+            // pass for a complete new one.
+            let c = case(&moto, "copied-last", 2, Stop::Copied);
+            assert_eq!(
+                contents(&c.store),
+                pairs(&[
+                    ("t.aa.tar", "run 3"),
+                    ("t.ab-removing.tar", "run 1"),
+                    ("t.ab.tar", "run 2"),
+                    ("t.tar", "run 3"),
+                ])
+            );
+            let r = recover_using(&c.journal, false, Some(&c.store)).unwrap();
+            assert_eq!(r, Some(Recovered::Undone(2)));
+            assert_eq!(contents(&c.store), before());
+
+            // Undoing, stopped between the copy back and the delete, at each step.
+            for i in 0..3 {
+                let c = case(&moto, &format!("undoing-{i}"), 3, Stop::Deleted);
+                let name = |p: &Path| p.to_str().unwrap().to_string();
+                let steps = steps();
+                append(&c.journal, &["rollback"]);
+                for j in (i + 1..3).rev() {
+                    c.store
+                        .copy(&name(&steps[j].to), &name(&steps[j].from))
+                        .unwrap();
+                    c.store.delete(&name(&steps[j].to)).unwrap();
+                    append(
+                        &c.journal,
+                        &[&format!("undoing {j}"), &format!("undone {j}")],
+                    );
+                }
+                append(&c.journal, &[&format!("undoing {i}")]);
+                c.store
+                    .copy(&name(&steps[i].to), &name(&steps[i].from))
+                    .unwrap();
+                let r = recover_using(&c.journal, false, Some(&c.store)).unwrap();
+                assert!(matches!(r, Some(Recovered::Undone(_))), "{i}: {r:?}");
+                assert_eq!(contents(&c.store), before(), "{i}");
+            }
+
+            // A recovery stopped after it deleted a half-made copy, then again while it restored
+            // the step before: the name that copy had is a restored backup by then.
+            let c = case(&moto, "settled", 2, Stop::Copied);
+            c.store.delete("t.aa.tar").unwrap();
+            append(&c.journal, &["undone 2", "rollback", "undoing 1"]);
+            c.store.copy("t.ab.tar", "t.aa.tar").unwrap();
+            let r = recover_using(&c.journal, false, Some(&c.store)).unwrap();
+            assert_eq!(r, Some(Recovered::Undone(2)));
+            assert_eq!(contents(&c.store), before());
+
+            // Finishing, stopped after the backup set aside was deleted.
+            let c = case(&moto, "finishing", 3, Stop::Deleted);
+            put(&c.store, "t.tar", "run 4");
+            append(&c.journal, &["complete"]);
+            c.store.delete("t.ab-removing.tar").unwrap();
+            let r = recover_using(&c.journal, false, Some(&c.store)).unwrap();
+            assert_eq!(r, Some(Recovered::Finished(0)));
+            assert_eq!(contents(&c.store), after());
+        }
+
+        /// The complete new backup is never replaced by an undo: the journal stays for the next
+        /// run, which finishes the keeping.
+        #[test]
+        fn an_undo_never_replaces_a_backup() {
+            let Some(moto) = on_moto::moto() else {
+                return;
+            };
+            let c = case(&moto, "complete", 3, Stop::Deleted);
+            put(&c.store, "t.tar", "run 4");
+            let e = recover_using(&c.journal, true, Some(&c.store)).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+            assert!(c.journal.exists());
+            assert_eq!(contents(&c.store).len(), 4);
+            assert_eq!(
+                recover_using(&c.journal, false, Some(&c.store)).unwrap(),
+                Some(Recovered::Finished(1))
+            );
+            assert_eq!(contents(&c.store), after());
+        }
     }
 }

@@ -635,15 +635,18 @@ mod tests {
             };
             let backups = backups(&moto, "obsolete");
             let store = backups.store().unwrap();
-            for name in ["home.tar.gz", "home.aa.tar.gz", "home.ab.tar.gz", "home.ac.tar.gz"] {
+            for name in [
+                "home.tar.gz",
+                "home.aa.tar.gz",
+                "home.ab.tar.gz",
+                "home.ac.tar.gz",
+            ] {
                 put(store, name, name);
             }
             let (_dir, journal) = journal();
             let out = run(&backups, &journal, (1, true), None, "new");
             assert!(
-                out.contains(
-                    &"Removing obsolete kept backup with keeping ID \"ac\".".to_string()
-                ),
+                out.contains(&"Removing obsolete kept backup with keeping ID \"ac\".".to_string()),
                 "{out:?}"
             );
             assert_eq!(
@@ -654,13 +657,21 @@ mod tests {
             // What a run of level 1 removes once made, with remove-obsolete-backups.
             let backups = crate::app::backups::on_moto::backups(&moto, "levels");
             let store = backups.store().unwrap();
-            for name in ["home.tar.gz", "home.1.tar.gz", "home.2.tar.gz", "home.3.tar.gz"] {
+            for name in [
+                "home.tar.gz",
+                "home.1.tar.gz",
+                "home.2.tar.gz",
+                "home.3.tar.gz",
+            ] {
                 put(store, name, name);
             }
             backups.remove_increments(2, None).unwrap();
             assert_eq!(
                 contents(store),
-                pairs(&[("home.1.tar.gz", "home.1.tar.gz"), ("home.tar.gz", "home.tar.gz")])
+                pairs(&[
+                    ("home.1.tar.gz", "home.1.tar.gz"),
+                    ("home.tar.gz", "home.tar.gz")
+                ])
             );
         }
 
@@ -673,7 +684,12 @@ mod tests {
                 let backups = backups(&moto, &format!("rollback-{incremental}"));
                 let store = backups.store().unwrap();
                 let names: &[&str] = if incremental {
-                    &["home.tar.gz", "home.1.tar.gz", "home.aa.tar.gz", "home.1.aa.tar.gz"]
+                    &[
+                        "home.tar.gz",
+                        "home.1.tar.gz",
+                        "home.aa.tar.gz",
+                        "home.1.aa.tar.gz",
+                    ]
                 } else {
                     &["home.tar.gz", "home.aa.tar.gz", "home.ab.tar.gz"]
                 };
