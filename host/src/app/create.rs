@@ -123,7 +123,12 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         ));
     }
 
-    let overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
+    let mut overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
+    if overwrite_at_start && store.is_some() {
+        // An upload never writes in place: it replaces the old backup only once complete.
+        report.verbose("Option \"overwrite-at-start\" has no effect with an object store: the new backup replaces the old one when it is complete.");
+        overwrite_at_start = false;
+    }
     let compression = match settings.int(Opt::CompressionLevel) {
         Some(level) if ctx.supports(Opt::CompressionLevel) => {
             Some(u32::try_from(level).map_err(|_| {
