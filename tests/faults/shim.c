@@ -8,7 +8,7 @@
  * covers descriptors inherited or duplicated, such as a tar writing to its standard output).
  *
  * Configuration (environment):
- *   AA_FAULT_OP      write | fsync | rename | read | eintr | pause
+ *   AA_FAULT_OP      write | fsync | rename | read | eintr | pause | netreset
  *   AA_FAULT_PREFIX  the directory whose files fail (canonical, absolute); not for eintr
  *   AA_FAULT_ERRNO   the errno number to fail with (EIO 5, ENOSPC 28)
  *   AA_FAULT_AFTER   write/read: bytes that succeed first, in each process (default 0)
@@ -20,7 +20,11 @@
  * with EINTR without doing it, so a caller that retries always gets through. pause is read's
  * accounting without a failure: the read that would pass AA_FAULT_AFTER bytes (and every later
  * one under the prefix) blocks for good, so a test can act on a run stopped at a known point
- * of its reading (signal it, say) without racing it.
+ * of its reading (signal it, say) without racing it. netreset counts the bytes sent on any
+ * socket instead (no prefix) and fails the one send that passes AA_FAULT_AFTER with the errno
+ * (ECONNRESET 104), once: a connection lost in the middle of an upload, after which the
+ * network works again (so what the program does next, such as aborting the upload, can be
+ * seen).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -34,6 +38,7 @@
 #include <string.h>
 #include <stdio_ext.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -43,7 +48,7 @@
 /* A macro in glibc at -O; the function is what callers link against. */
 #undef fwrite_unlocked
 
-enum op { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_READ, OP_EINTR, OP_PAUSE };
+enum op { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_READ, OP_EINTR, OP_PAUSE, OP_NETRESET };
 
 static enum op fault_op = OP_NONE;
 static const char *prefix;
@@ -83,6 +88,8 @@ __attribute__((constructor)) static void setup(void) {
         fault_op = OP_EINTR;
     else if (!strcmp(op, "pause"))
         fault_op = OP_PAUSE;
+    else if (!strcmp(op, "netreset"))
+        fault_op = OP_NETRESET;
     prefix = getenv("AA_FAULT_PREFIX");
     prefix_len = prefix ? strlen(prefix) : 0;
     const char *e = getenv("AA_FAULT_ERRNO");
@@ -254,8 +261,53 @@ REAL(fwrite_unlocked);
 REAL(waitpid);
 REAL(wait4);
 REAL(poll);
+REAL(send);
+REAL(sendto);
+REAL(sendmsg);
+
+static size_t iov_total(const struct iovec *iov, int iovcnt);
+
+/* netreset: whether this send of `count` bytes on `fd` is the one that fails (errno set).
+ * Sockets are sent on from several threads: the count and the mark are atomic. */
+static int net_reset(int fd, size_t count, const char *what) {
+    static unsigned long long sent;
+    static int reset;
+    if (fault_op != OP_NETRESET || __atomic_load_n(&reset, __ATOMIC_SEQ_CST))
+        return 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return 0;
+    if (__atomic_add_fetch(&sent, count, __ATOMIC_SEQ_CST) <= after)
+        return 0;
+    if (__atomic_exchange_n(&reset, 1, __ATOMIC_SEQ_CST))
+        return 0;
+    note(what, "socket");
+    errno = fault_errno;
+    return 1;
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags) {
+    if (net_reset(fd, len, "send"))
+        return -1;
+    return LOAD(send)(fd, buf, len, flags);
+}
+
+ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+               socklen_t tolen) {
+    if (net_reset(fd, len, "sendto"))
+        return -1;
+    return LOAD(sendto)(fd, buf, len, flags, to, tolen);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+    if (net_reset(fd, iov_total(msg->msg_iov, (int)msg->msg_iovlen), "sendmsg"))
+        return -1;
+    return LOAD(sendmsg)(fd, msg, flags);
+}
 
 ssize_t write(int fd, const void *buf, size_t count) {
+    if (net_reset(fd, count, "write"))
+        return -1;
     FAIL_DATA(OP_WRITE, fd, count, "write", LOAD(write)(fd, buf, n));
 }
 
@@ -289,6 +341,8 @@ static size_t iov_total(const struct iovec *iov, int iovcnt) {
 /* The vector calls: a fault inside the vector writes what is allowed as a plain write. */
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
     if (interrupted("writev"))
+        return -1;
+    if (net_reset(fd, iov_total(iov, iovcnt), "writev"))
         return -1;
     size_t total = iov_total(iov, iovcnt);
     long long allowed = data_allowance(OP_WRITE, fd, total, "writev");
