@@ -106,7 +106,7 @@ fn setup(archiver: &str) -> Option<Setup> {
             })
     );
     let key = format!("host/{name}");
-    assert_eq!(keys(&moto), [key.clone()]);
+    assert_eq!(keys(&moto), std::slice::from_ref(&key));
     // Read through the store: moto answers unsigned requests for a single-PUT object with 403.
     let before = object(&moto, &name);
     fs::write(sb.src_dir().join("second"), noise(28 * MIB, 2)).unwrap();
@@ -138,7 +138,7 @@ fn nothing_left(setup: &Setup, output: &str) {
         Vec::<String>::new(),
         "{output}"
     );
-    assert_eq!(keys(moto), [setup.key.clone()], "{output}");
+    assert_eq!(keys(moto), std::slice::from_ref(&setup.key), "{output}");
     assert!(
         object(moto, &setup.name) == setup.before,
         "the previous backup changed"
@@ -171,7 +171,7 @@ fn interrupted_upload(archiver: &str, signal: Signal) {
     let mut child = aa(sb)
         .env("LD_PRELOAD", injector())
         .env("AA_FAULT_OP", "pause")
-        .env("AA_FAULT_PREFIX", &src)
+        .env("AA_FAULT_PREFIX", src)
         .env("AA_FAULT_AFTER", (20 * MIB).to_string())
         .env("AA_FAULT_LOG", &log)
         .arg("home")
