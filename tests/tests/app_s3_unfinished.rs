@@ -173,7 +173,7 @@ fn interrupted_upload(archiver: &str, signal: Signal) {
         .env("AA_FAULT_OP", "pause")
         .env("AA_FAULT_PREFIX", src)
         .env("AA_FAULT_AFTER", (20 * MIB).to_string())
-        .env("AA_FAULT_LOG", &log)
+        .env("AA_FAULT_LOG", log)
         .arg("home")
         .spawn_capturing();
     wait_for(&mut child, "the source read paused", || log.exists());
