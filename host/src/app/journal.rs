@@ -106,7 +106,7 @@ pub fn journal_path(user_config_dir: &Path, name: &str) -> PathBuf {
 }
 
 impl Journal {
-    /// Writes the journal of the planned `steps` before the first of them is done.
+    /// The journal of files' renames (what the tests of files use).
     #[cfg(test)]
     pub fn create(
         path: PathBuf,
@@ -117,8 +117,9 @@ impl Journal {
         Journal::create_in(path, None, final_path, overwrite_at_start, steps)
     }
 
-    /// [`Journal::create`] for the backups of `store` (`None`: files), whose steps and final
-    /// backup are then object names.
+    /// Writes the journal of the planned `steps` before the first of them is done, for the
+    /// backups of `store` (`None`: files, named by path), whose steps and final backup are then
+    /// object names.
     pub fn create_in(
         path: PathBuf,
         store: Option<&StoreRecord>,

@@ -532,6 +532,8 @@ mod tests {
                 overwrite_at_start: true,
             };
             let mut keeping = Keeping::new(backups, &report, level.is_some(), place);
+            // A store is never written in place.
+            assert!(!keeping.place.overwrite_at_start);
             keeping
                 .keep(number, level.unwrap_or(0), remove_obsolete)
                 .unwrap();
