@@ -708,7 +708,24 @@ mod tests {
                 let mut keeping = Keeping::new(&backups, &report, incremental, place);
                 keeping.keep(2, 0, true).unwrap();
                 assert_ne!(contents(store), before);
-                assert!(journal.exists());
+                // Each step marked as started (its new name free) before its copy, and done
+                // after its delete: what recovery relies on.
+                let text = std::fs::read_to_string(&journal).unwrap();
+                let steps = text.lines().filter(|l| l.starts_with("rename ")).count()
+                    + text.lines().filter(|l| l.starts_with("hold ")).count();
+                assert_eq!(steps, if incremental { 4 } else { 3 }, "{text}");
+                let marks: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.starts_with("start ") || l.starts_with("done "))
+                    .collect();
+                let expected: Vec<String> = (0..steps)
+                    .flat_map(|i| [format!("start {i}"), format!("done {i}")])
+                    .collect();
+                assert_eq!(marks, expected);
+                assert!(
+                    text.contains(&format!("\nstore s3://bkp/rollback-{incremental}\n")),
+                    "{text}"
+                );
                 keeping.rollback();
                 assert_eq!(report.errors(), 0);
                 assert_eq!(contents(store), before, "incremental: {incremental}");
