@@ -104,6 +104,14 @@ impl<'a> Backups<'a> {
         }
     }
 
+    /// The destination of a remote store.
+    pub fn destination(&self) -> Option<&Destination> {
+        match self {
+            Backups::Local { .. } => None,
+            Backups::Remote(r) => Some(&r.destination),
+        }
+    }
+
     /// What the keeping journal records to open the store again; `None` for local files.
     pub fn store_record(&self) -> Option<&StoreRecord> {
         match self {

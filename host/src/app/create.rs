@@ -111,8 +111,10 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     ctx.report_unsupported_options(report);
 
     let definition = backup_definition(report, &ctx)?;
-    // Opened (and the provider checked) before anything is written or renamed.
-    let store = remote_store(&ctx)?;
+    // The provider checked and the store opened before anything is written or renamed.
+    check_remote(&ctx)?;
+    let backups = Backups::of(&ctx, &definition)?;
+    let store = backups.store().zip(backups.destination());
     if store.is_none() {
         partials::remove_abandoned(&definition);
     }
@@ -178,7 +180,6 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         // failing disk under the realm is found before the old backups are touched.
         app.storage.probe_write(settings.name())?;
     }
-    let backups = Backups::of(&ctx, &definition)?;
     let mut keeping = Keeping::new(&backups, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
@@ -202,7 +203,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     }));
     let started = Instant::now();
     let level = incremental.then_some(next_level);
-    let created = match &store {
+    let created = match store {
         Some((store, target)) => {
             let name = file_name(&final_path);
             upload_backup(
@@ -263,12 +264,12 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     Ok(backup)
 }
 
-/// The store of a remote destination (and the destination), `None` for a local directory. A
-/// provider that cannot write into a host's sink is refused here, before anything changes.
-fn remote_store(ctx: &ArchiveContext<'_, '_>) -> Result<Option<(Store, Destination)>, Failure> {
+/// A remote destination needs a provider that writes into a host's sink: one that cannot is
+/// refused here, before anything changes.
+pub fn check_remote(ctx: &ArchiveContext<'_, '_>) -> Result<(), Failure> {
     let target = ctx.target()?;
     if !target.is_remote() {
-        return Ok(None);
+        return Ok(());
     }
     if !ctx.provider.capabilities().can_backup_to_sink() {
         return Err(Failure::Provider(format!(
@@ -277,7 +278,7 @@ fn remote_store(ctx: &ArchiveContext<'_, '_>) -> Result<Option<(Store, Destinati
             ctx.archiver, ctx.archiver.provider
         )));
     }
-    Ok(Some((ctx.open_store()?, target)))
+    Ok(())
 }
 
 /// Has the provider write the backup into the destination directory; its path and size.

@@ -71,7 +71,9 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
             ));
         }
     }
-    // A remote destination's names are its objects, shown as `s3://` URLs.
+    // A remote destination's names are its objects, shown as `s3://` URLs; the real run
+    // would refuse a provider that cannot write into one.
+    create::check_remote(&ctx)?;
     let backups = Backups::of(&ctx, &definition)?;
     let level = incremental.then_some(next_level);
     let final_name = backups.name(level, None)?;
