@@ -124,7 +124,10 @@ impl ObjectPipes {
     /// The first store error met while streaming `name`, if any.
     pub fn error_of(&self, name: &str) -> Option<String> {
         let errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
-        errors.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone())
+        errors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.clone())
     }
 
     /// The first store error met while streaming any of the objects.
@@ -169,7 +172,8 @@ impl ObjectPipes {
                 }
             }
             drop(release);
-            let rounds = std::mem::take(&mut *server.rounds.lock().unwrap_or_else(|e| e.into_inner()));
+            let rounds =
+                std::mem::take(&mut *server.rounds.lock().unwrap_or_else(|e| e.into_inner()));
             for round in rounds {
                 let _ = round.join();
             }
@@ -233,7 +237,10 @@ impl Acceptor {
     fn run(self) {
         let next = self.path.with_file_name(format!(
             ".next-{}",
-            self.path.file_name().unwrap_or(OsStr::new("")).to_string_lossy()
+            self.path
+                .file_name()
+                .unwrap_or(OsStr::new(""))
+                .to_string_lossy()
         ));
         loop {
             // Blocks until a reader opens the pipe (or `finish` does).

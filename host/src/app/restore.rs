@@ -63,8 +63,8 @@ impl Backups {
             .iter()
             .map(|a| chain::file_name(a.path()))
             .collect();
-        let pipes = ObjectPipes::serve(remote.store.clone(), &remote.destination, &names)
-            .map_err(|e| {
+        let pipes =
+            ObjectPipes::serve(remote.store.clone(), &remote.destination, &names).map_err(|e| {
                 Failure::Directory(format!(
                     "Unable to make the pipes that stream the backups of \"{}\": {e}",
                     remote.destination
@@ -87,9 +87,7 @@ impl Backups {
 /// streaming comes first, since the provider only saw the stream end early.
 pub fn provider_failure(pipes: Option<&ObjectPipes>, message: &str) -> String {
     match pipes {
-        Some(pipes) => pipes
-            .first_error()
-            .unwrap_or_else(|| pipes.shown(message)),
+        Some(pipes) => pipes.first_error().unwrap_or_else(|| pipes.shown(message)),
         None => message.to_string(),
     }
 }

@@ -1,0 +1,288 @@
+//! `aa --restore` and `aa --verify` with `dest-dir = s3://...` against a real S3 server
+//! (moto): the chain is found from the bucket's listing and each backup is read from it as a
+//! stream (the host serves a named pipe per level, see `host/src/app/object_pipes.rs`). The
+//! chains are made by GNU tar (`--listed-incremental`) and uploaded under the names `aa` gives
+//! them; the restored trees must equal the source, for both providers.
+
+mod app_support;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aa_host::destination::{Destination, S3Options, Store};
+use aa_tests::*;
+use app_support::*;
+
+const BUCKET: &str = "bkp";
+const URL: &str = "s3://bkp/host/home";
+
+fn store(moto: &Moto) -> Store {
+    let options = S3Options {
+        endpoint: Some(moto.endpoint()),
+        region: Some("us-east-1".into()),
+        path_style: Some(true),
+        credentials: Some(aa_host::destination::Credentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        }),
+        ..S3Options::default()
+    };
+    Store::open(&Destination::parse(URL).unwrap(), &options).unwrap()
+}
+
+fn put(store: &Store, name: &str, bytes: &[u8]) {
+    use std::io::Write;
+    let mut upload = store.upload(name).unwrap();
+    upload.write_all(bytes).unwrap();
+    upload.commit().unwrap();
+}
+
+fn get(store: &Store, name: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    store.reader(name).unwrap().read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+/// The temporary directory `aa` is given (TMPDIR): it must be empty after every run.
+fn tmp(sb: &Sandbox) -> PathBuf {
+    let dir = sb.path().join("tmp");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `aa` with the moto credentials and the sandbox's TMPDIR.
+fn aa(sb: &Sandbox) -> Aa {
+    sb.aa()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("TMPDIR", tmp(sb))
+}
+
+/// A verification that found a bad backup: exit status 1, the verdict on standard output.
+fn assert_verify_failed(out: &AaOutput) {
+    out.assert_no_panic();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+}
+
+fn assert_tmp_empty(sb: &Sandbox) {
+    assert_eq!(aa_tests::dir_names(&tmp(sb)), Vec::<String>::new());
+}
+
+/// `home.aa` backing up `a.txt` and `d` of the source into the bucket, with `archiver`.
+fn write_remote_spec(sb: &Sandbox, moto: &Moto, archiver: &str) {
+    sb.write_spec_text(
+        "home",
+        &format!(
+            "[Content]\npath = {}\ninclude-files = a.txt d\nexclude-files =\n\n[Archive]\n\
+             dest-dir = {URL}\ns3-endpoint = {}\ns3-region = us-east-1\narchiver = {archiver}\n\
+             incremental = yes\n",
+            sb.src_dir().display(),
+            moto.endpoint()
+        ),
+    );
+}
+
+/// GNU tar's level `level` of `a.txt` and `d` of the source, continuing `snar`.
+fn gnu_tar_level(sb: &Sandbox, snar: &Path, level: u32) -> Vec<u8> {
+    let made = sb.path().join("gnu");
+    fs::create_dir_all(&made).unwrap();
+    let file = made.join(format!("level{level}.tar.gz"));
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&file)
+        .arg(format!("--listed-incremental={}", snar.display()))
+        .arg("-C")
+        .arg(sb.src_dir())
+        .args(["a.txt", "d"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar level {level}");
+    fs::read(&file).unwrap()
+}
+
+/// Levels 0, 1, 2 of `home` by GNU tar, uploaded as `home.tar.gz`, `home.1.tar.gz`,
+/// `home.2.tar.gz`: `a.txt` changes, `d/b.txt` is deleted and `d/c.txt` added at level 2.
+fn gnu_chain_in_bucket(sb: &Sandbox, store: &Store) {
+    small_source(sb);
+    let snar = sb.path().join("home.snar");
+    let names = ["home.tar.gz", "home.1.tar.gz", "home.2.tar.gz"];
+    for (level, name) in names.iter().enumerate() {
+        fs::write(sb.src_dir().join("a.txt"), format!("run {level}\n")).unwrap();
+        if level == 2 {
+            fs::remove_file(sb.src_dir().join("d/b.txt")).unwrap();
+            fs::write(sb.src_dir().join("d/c.txt"), "c\n").unwrap();
+        }
+        settle_timestamps();
+        let bytes = gnu_tar_level(sb, &snar, level as u32);
+        put(store, name, &bytes);
+    }
+}
+
+fn source_record(sb: &Sandbox) -> TreeRecord {
+    let mut record = record_tree(&sb.src_dir());
+    record.retain(|path, _| !path.is_empty());
+    record
+}
+
+fn restored_record(dir: &Path) -> TreeRecord {
+    let mut record = record_tree(dir);
+    record.retain(|path, _| !path.is_empty());
+    record
+}
+
+fn target(sb: &Sandbox) -> PathBuf {
+    sb.path().join("restored")
+}
+
+fn restore(sb: &Sandbox) -> AaOutput {
+    let out = aa(sb)
+        .args(["--restore", "home", "-v", "--target"])
+        .arg(target(sb))
+        .run();
+    assert_tmp_empty(sb);
+    out
+}
+
+fn verify(sb: &Sandbox) -> AaOutput {
+    let out = aa(sb).args(["--verify", "home"]).run();
+    assert_tmp_empty(sb);
+    out
+}
+
+fn the_chain_is_restored_and_verified_from_the_bucket(archiver: &str) {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket(BUCKET);
+    let store = store(&moto);
+    let sb = Sandbox::new();
+    gnu_chain_in_bucket(&sb, &store);
+    write_remote_spec(&sb, &moto, archiver);
+
+    let out = restore(&sb);
+    out.assert_success();
+    assert!(
+        out.stdout.contains(&format!(
+            "from 3 backups into \"{}\".",
+            target(&sb).display()
+        )),
+        "{out}"
+    );
+    assert!(out.stdout.lines().any(|l| l == "d/c.txt"), "{out}");
+    assert_same_tree(
+        &source_record(&sb),
+        &restored_record(&target(&sb)),
+        Compare::default(),
+        "chain restored from the bucket",
+    );
+
+    let out = verify(&sb);
+    out.assert_success();
+    for name in ["home.tar.gz", "home.1.tar.gz", "home.2.tar.gz"] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}: ok, "))),
+            "{name}: {out}"
+        );
+    }
+    assert!(
+        out.stdout
+            .contains("Verified 3 backup files of levels 0..2: all ok."),
+        "{out}"
+    );
+
+    // `--list` shows the destination as written and touches nothing of it.
+    let out = aa(&sb).arg("--list").run();
+    out.assert_success();
+    assert!(out.stdout.contains(URL), "{out}");
+}
+
+fn a_damaged_object_fails_verify_naming_its_url(archiver: &str) {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket(BUCKET);
+    let store = store(&moto);
+    let sb = Sandbox::new();
+    gnu_chain_in_bucket(&sb, &store);
+    write_remote_spec(&sb, &moto, archiver);
+    let mut bytes = get(&store, "home.1.tar.gz");
+    // A byte of the deflate data: the CRC32 (or the deflate structure) no longer holds.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    put(&store, "home.1.tar.gz", &bytes);
+
+    let out = verify(&sb);
+    assert_verify_failed(&out);
+    let url = format!("{URL}/home.1.tar.gz");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("home.1.tar.gz: FAILED: "))
+        .unwrap_or_else(|| panic!("no FAILED line: {out}"));
+    assert!(line.contains(&url), "{line}");
+    let tmp = tmp(&sb).display().to_string();
+    assert!(
+        !out.stdout.contains(&tmp) && !out.stderr.contains(&tmp),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("home.2.tar.gz: ok, ")),
+        "{out}"
+    );
+    assert!(out.stdout.contains(": 1 FAILED."), "{out}");
+}
+
+fn a_missing_level_is_an_error_naming_the_object(archiver: &str) {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket(BUCKET);
+    let store = store(&moto);
+    let sb = Sandbox::new();
+    gnu_chain_in_bucket(&sb, &store);
+    write_remote_spec(&sb, &moto, archiver);
+    store.delete("home.1.tar.gz").unwrap();
+
+    let out = restore(&sb);
+    out.assert_clean_failure();
+    assert_eq!(
+        out.error_lines(),
+        [format!(
+            "aa: Error! [home] Unable to restore: the backup file \"{URL}/home.1.tar.gz\" of \
+             level 1 is missing: the chain 0..2 is incomplete, nothing was restored"
+        )]
+    );
+    assert!(!target(&sb).exists());
+    let out = verify(&sb);
+    assert_verify_failed(&out);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "home.1.tar.gz: FAILED: missing (level 1 of the chain 0..2)"),
+        "{out}"
+    );
+}
+
+with_both_providers!(
+    the_chain_is_restored_and_verified_from_the_bucket,
+    a_damaged_object_fails_verify_naming_its_url,
+    a_missing_level_is_an_error_naming_the_object
+);
+
+#[test]
+fn no_backup_in_the_bucket_is_an_error_naming_the_url() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket(BUCKET);
+    let sb = Sandbox::new();
+    small_source(&sb);
+    write_remote_spec(&sb, &moto, "targz");
+    let out = restore(&sb);
+    out.assert_clean_failure();
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0].contains(&format!("no backup of \"home\" in \"{URL}\"")),
+        "{out}"
+    );
+}
