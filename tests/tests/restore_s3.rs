@@ -85,13 +85,14 @@ fn write_remote_spec(sb: &Sandbox, moto: &Moto, archiver: &str) {
     );
 }
 
-/// GNU tar's level `level` of `a.txt` and `d` of the source, continuing `snar`.
-fn gnu_tar_level(sb: &Sandbox, snar: &Path, level: u32) -> Vec<u8> {
+/// GNU tar's level `level` of `a.txt` and `d` of the source, continuing `snar`, as a
+/// `.tar.gz`, or a plain `.tar` for `ext` `tar`.
+fn gnu_tar_level(sb: &Sandbox, snar: &Path, level: u32, ext: &str) -> Vec<u8> {
     let made = sb.path().join("gnu");
     fs::create_dir_all(&made).unwrap();
-    let file = made.join(format!("level{level}.tar.gz"));
+    let file = made.join(format!("level{level}.{ext}"));
     let status = Command::new("tar")
-        .arg("-czf")
+        .arg(if ext == "tar" { "-cf" } else { "-czf" })
         .arg(&file)
         .arg(format!("--listed-incremental={}", snar.display()))
         .arg("-C")
@@ -106,9 +107,17 @@ fn gnu_tar_level(sb: &Sandbox, snar: &Path, level: u32) -> Vec<u8> {
 /// Levels 0, 1, 2 of `home` by GNU tar, uploaded as `home.tar.gz`, `home.1.tar.gz`,
 /// `home.2.tar.gz`: `a.txt` changes, `d/b.txt` is deleted and `d/c.txt` added at level 2.
 fn gnu_chain_in_bucket(sb: &Sandbox, store: &Store) {
+    gnu_chain_of_type(sb, store, "tar.gz");
+}
+
+fn gnu_chain_of_type(sb: &Sandbox, store: &Store, ext: &str) {
     small_source(sb);
     let snar = sb.path().join("home.snar");
-    let names = ["home.tar.gz", "home.1.tar.gz", "home.2.tar.gz"];
+    let names = [
+        format!("home.{ext}"),
+        format!("home.1.{ext}"),
+        format!("home.2.{ext}"),
+    ];
     for (level, name) in names.iter().enumerate() {
         fs::write(sb.src_dir().join("a.txt"), format!("run {level}\n")).unwrap();
         if level == 2 {
@@ -116,7 +125,7 @@ fn gnu_chain_in_bucket(sb: &Sandbox, store: &Store) {
             fs::write(sb.src_dir().join("d/c.txt"), "c\n").unwrap();
         }
         settle_timestamps();
-        let bytes = gnu_tar_level(sb, &snar, level as u32);
+        let bytes = gnu_tar_level(sb, &snar, level as u32, ext);
         put(store, name, &bytes);
     }
 }
@@ -286,3 +295,162 @@ fn no_backup_in_the_bucket_is_an_error_naming_the_url() {
         "{out}"
     );
 }
+
+/// A proxy before moto that cuts the body of every GET of the object `key` in half and then
+/// closes the connection: a store that fails in the middle of a stream. One request per
+/// connection (each forwarded with `Connection: close`), which any HTTP client copes with.
+struct CuttingProxy {
+    port: u16,
+}
+
+impl CuttingProxy {
+    fn start(moto: &Moto, key: &str) -> CuttingProxy {
+        use std::net::{Ipv4Addr, TcpListener};
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = moto.endpoint().trim_start_matches("http://").to_string();
+        let target = format!("GET /{BUCKET}/{key}");
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let (upstream, target) = (upstream.clone(), target.clone());
+                std::thread::spawn(move || {
+                    let _ = Self::serve(client, &upstream, &target);
+                });
+            }
+        });
+        CuttingProxy { port }
+    }
+
+    fn serve(mut client: std::net::TcpStream, upstream: &str, target: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") {
+            if client.read(&mut byte)? == 0 {
+                return Ok(());
+            }
+            request.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&request).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        client.read_exact(&mut body)?;
+        let (first, rest) = head.split_once("\r\n").unwrap_or((&head, ""));
+        let rest: String = rest
+            .split("\r\n")
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let mut server = std::net::TcpStream::connect(upstream)?;
+        server.write_all(
+            format!(
+                "{first}\r\nConnection: close\r\n{}",
+                rest.trim_end_matches("\r\n")
+            )
+            .as_bytes(),
+        )?;
+        server.write_all(b"\r\n\r\n")?;
+        server.write_all(&body)?;
+        let mut response = Vec::new();
+        server.read_to_end(&mut response)?;
+        let cut = first.starts_with(target) && !first.contains('?');
+        if cut {
+            let at = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(response.len(), |p| p + 4);
+            let keep = at + (response.len() - at) / 2;
+            response.truncate(keep);
+        }
+        client.write_all(&response)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A store that fails in the middle of a level: the run fails, with the store's one-line
+/// error naming the object, whatever the provider made of the short stream.
+fn a_store_failing_mid_stream_fails_the_run_naming_the_url(archiver: &str) {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket(BUCKET);
+    let sb = Sandbox::new();
+    gnu_chain_in_bucket(&sb, &store(&moto));
+    let proxy = CuttingProxy::start(&moto, "host/home/home.1.tar.gz");
+    let spec = format!(
+        "[Content]\npath = {}\ninclude-files = a.txt d\nexclude-files =\n\n[Archive]\n\
+         dest-dir = {URL}\ns3-endpoint = {}\ns3-region = us-east-1\narchiver = {archiver}\n\
+         incremental = yes\n",
+        sb.src_dir().display(),
+        proxy.endpoint()
+    );
+    sb.write_spec_text("home", &spec);
+    let url = format!("{URL}/home.1.tar.gz: ");
+    let tmp = tmp(&sb).display().to_string();
+
+    let out = restore(&sb);
+    out.assert_clean_failure();
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0].starts_with(&format!("aa: Error! [home] Unable to restore: {url}")),
+        "{out}"
+    );
+    assert!(!out.stderr.contains(&tmp), "{out}");
+
+    let out = verify(&sb);
+    assert_verify_failed(&out);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("home.1.tar.gz: FAILED: {url}"))),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("home.2.tar.gz: ok, ")),
+        "{out}"
+    );
+    assert!(!out.stdout.contains(&tmp), "{out}");
+}
+
+/// An uncompressed chain: the providers read the tar stream from the pipe themselves (no
+/// decompressor between), in reads of whatever size the pipe gives.
+#[test]
+fn a_plain_tar_chain_is_restored_and_verified_by_both_providers() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket(BUCKET);
+    let store = store(&moto);
+    for archiver in ["tar", "tar_internal"] {
+        let sb = Sandbox::new();
+        gnu_chain_of_type(&sb, &store, "tar");
+        write_remote_spec(&sb, &moto, archiver);
+        let out = restore(&sb);
+        out.assert_success();
+        assert_same_tree(
+            &source_record(&sb),
+            &restored_record(&target(&sb)),
+            Compare::default(),
+            &format!("plain tar chain restored by {archiver}"),
+        );
+        let out = verify(&sb);
+        out.assert_success();
+        assert!(
+            out.stdout
+                .contains("Verified 3 backup files of levels 0..2: all ok."),
+            "{archiver}: {out}"
+        );
+    }
+}
+
+with_both_providers!(a_store_failing_mid_stream_fails_the_run_naming_the_url);

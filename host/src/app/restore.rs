@@ -76,7 +76,7 @@ impl Backups {
             .map(|(a, name)| ChainArchive {
                 level: a.level,
                 backup_type: a.backup_type,
-                path: PathBytes::new(&pipes.path(name)),
+                path: PathBytes::new(pipes.path(name)),
             })
             .collect();
         Ok((piped, Some(pipes)))
