@@ -120,6 +120,11 @@ fn gnu_chain_of_type(sb: &Sandbox, store: &Store, ext: &str) {
     ];
     for (level, name) in names.iter().enumerate() {
         fs::write(sb.src_dir().join("a.txt"), format!("run {level}\n")).unwrap();
+        if level == 1 {
+            // Many pipefuls, in a level a reader opens more than once (GNU tar tells the
+            // compression from the first record, then reads again).
+            fs::write(sb.src_dir().join("d/big.bin"), noise(3 << 20, level as u64)).unwrap();
+        }
         if level == 2 {
             fs::remove_file(sb.src_dir().join("d/b.txt")).unwrap();
             fs::write(sb.src_dir().join("d/c.txt"), "c\n").unwrap();
@@ -128,6 +133,19 @@ fn gnu_chain_of_type(sb: &Sandbox, store: &Store, ext: &str) {
         let bytes = gnu_tar_level(sb, &snar, level as u32, ext);
         put(store, name, &bytes);
     }
+}
+
+/// `len` bytes that do not compress.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 fn source_record(sb: &Sandbox) -> TreeRecord {
