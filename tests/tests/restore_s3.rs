@@ -321,8 +321,26 @@ struct CuttingProxy {
     port: u16,
 }
 
+/// What the proxy does to a GET of its object.
+#[derive(Clone, Copy, PartialEq)]
+enum Cut {
+    /// Half the body, then close.
+    Half,
+    /// Never answer (the request is told on the channel given).
+    Stall,
+}
+
 impl CuttingProxy {
     fn start(moto: &Moto, key: &str) -> CuttingProxy {
+        Self::start_with(moto, key, Cut::Half, None)
+    }
+
+    fn start_with(
+        moto: &Moto,
+        key: &str,
+        cut: Cut,
+        stalled: Option<std::sync::mpsc::Sender<()>>,
+    ) -> CuttingProxy {
         use std::net::{Ipv4Addr, TcpListener};
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -332,15 +350,22 @@ impl CuttingProxy {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 let (upstream, target) = (upstream.clone(), target.clone());
+                let stalled = stalled.clone();
                 std::thread::spawn(move || {
-                    let _ = Self::serve(client, &upstream, &target);
+                    let _ = Self::serve(client, &upstream, &target, cut, stalled);
                 });
             }
         });
         CuttingProxy { port }
     }
 
-    fn serve(mut client: std::net::TcpStream, upstream: &str, target: &str) -> std::io::Result<()> {
+    fn serve(
+        mut client: std::net::TcpStream,
+        upstream: &str,
+        target: &str,
+        how: Cut,
+        stalled: Option<std::sync::mpsc::Sender<()>>,
+    ) -> std::io::Result<()> {
         use std::io::Write;
         let mut request = Vec::new();
         let mut byte = [0u8; 1];
@@ -362,6 +387,15 @@ impl CuttingProxy {
         let mut body = vec![0; length];
         client.read_exact(&mut body)?;
         let (first, rest) = head.split_once("\r\n").unwrap_or((&head, ""));
+        let cut = first.starts_with(target) && !first.contains('?');
+        if cut && how == Cut::Stall {
+            if let Some(stalled) = stalled {
+                let _ = stalled.send(());
+            }
+            // Until the client gives up.
+            while client.read(&mut byte)? > 0 {}
+            return Ok(());
+        }
         let rest: String = rest
             .split("\r\n")
             .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
@@ -379,7 +413,6 @@ impl CuttingProxy {
         server.write_all(&body)?;
         let mut response = Vec::new();
         server.read_to_end(&mut response)?;
-        let cut = first.starts_with(target) && !first.contains('?');
         if cut {
             let at = response
                 .windows(4)
@@ -472,3 +505,41 @@ fn a_plain_tar_chain_is_restored_and_verified_by_both_providers() {
 }
 
 with_both_providers!(a_store_failing_mid_stream_fails_the_run_naming_the_url);
+
+/// An interrupted restore from the store (its GET of a level never answered) leaves no pipe
+/// and no temporary directory behind.
+#[test]
+fn an_interrupted_restore_leaves_no_pipe_behind() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket(BUCKET);
+    let sb = Sandbox::new();
+    gnu_chain_in_bucket(&sb, &store(&moto));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let proxy = CuttingProxy::start_with(&moto, "host/home/home.tar.gz", Cut::Stall, Some(tx));
+    let spec = format!(
+        "[Content]\npath = {}\ninclude-files = a.txt d\nexclude-files =\n\n[Archive]\n\
+         dest-dir = {URL}\ns3-endpoint = {}\ns3-region = us-east-1\narchiver = targz_internal\n\
+         incremental = yes\n",
+        sb.src_dir().display(),
+        proxy.endpoint()
+    );
+    sb.write_spec_text("home", &spec);
+    let mut child = aa(&sb)
+        .args(["--restore", "home", "--target"])
+        .arg(target(&sb))
+        .spawn();
+    // The provider reads level 0: its pipe is open and the GET waits for an answer.
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the GET of level 0 arrives");
+    let streaming = aa_tests::dir_names(&tmp(&sb));
+    assert_eq!(streaming.len(), 1, "{streaming:?}");
+    assert!(streaming[0].starts_with("aa-stream-"), "{streaming:?}");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_tmp_empty(&sb);
+}

@@ -49,6 +49,7 @@ pub struct ObjectPipes {
     url_prefix: String,
     servers: Vec<Server>,
     errors: Errors,
+    interrupt: Option<crate::interrupt::InterruptGuard>,
 }
 
 /// The thread that accepts the readers of one pipe, and its rounds.
@@ -76,9 +77,16 @@ impl ObjectPipes {
             url_prefix: destination.display_name(""),
             servers: Vec::new(),
             errors: Errors::default(),
+            interrupt: None,
         };
         let base = dir.path().to_path_buf();
         pipes.dir = Some(dir);
+        let removed = base.clone();
+        // An interrupt ends the process without dropping this: the pipes go all the same.
+        pipes.interrupt = Some(crate::interrupt::on_interrupt(move || {
+            let _ = std::fs::remove_dir_all(&removed);
+            None
+        }));
         for name in names {
             let path = base.join(name);
             if pipes.servers.iter().any(|s| s.path == path) {
@@ -167,7 +175,8 @@ impl ObjectPipes {
                 .custom_flags(libc::O_NONBLOCK)
                 .open(&server.path);
             if let Some(acceptor) = server.acceptor.take() {
-                if release.is_ok() {
+                // Without the pipe (the acceptor gave up), it is gone or going.
+                if release.is_ok() || acceptor.is_finished() {
                     let _ = acceptor.join();
                 }
             }
@@ -182,6 +191,7 @@ impl ObjectPipes {
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
         }
+        self.interrupt = None;
     }
 }
 
@@ -250,14 +260,16 @@ impl Acceptor {
                 Err(e) => {
                     let message = format!("{}: cannot serve it: {e}", self.url);
                     Self::record(&self.errors, &self.name, message);
-                    return;
+                    return self.give_up();
                 }
             };
+            // Before the first byte: the next open gets a pipe of its own. And before the
+            // stop is looked at: an open `finish` makes after this replacement reaches the
+            // next open, one made before it is what this open returned for.
+            let replaced = mkfifo(&next).and_then(|()| std::fs::rename(&next, &self.path));
             if self.stop.load(Ordering::SeqCst) {
                 return;
             }
-            // Before the first byte: the next open gets a pipe of its own.
-            let replaced = mkfifo(&next).and_then(|()| std::fs::rename(&next, &self.path));
             let round = Round {
                 store: self.store.clone(),
                 name: self.name.clone(),
@@ -281,9 +293,15 @@ impl Acceptor {
             if let Err(e) = replaced {
                 let message = format!("{}: cannot serve it again: {e}", self.url);
                 Self::record(&self.errors, &self.name, message);
-                return;
+                return self.give_up();
             }
         }
+    }
+
+    /// No more rounds: the pipe goes, so that a later open fails rather than waits forever
+    /// for a writer.
+    fn give_up(&self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
