@@ -370,6 +370,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_chain_is_found_from_the_listing_and_named_by_url() {
+        let url = Path::new("s3://bkp/host");
+        let listed: Vec<String> = ["home.tar.gz", "home.2.tar.gz", "home.3.tar.gz", "x.tar.gz"]
+            .map(String::from)
+            .to_vec();
+        let chain = find_stored(&query(url, None, Some(2)), &listed).unwrap();
+        assert_eq!(
+            names(&chain),
+            ["home.tar.gz", "home.1.tar.gz?", "home.2.tar.gz"]
+        );
+        assert_eq!(chain.levels[0].path, Path::new("s3://bkp/host/home.tar.gz"));
+        assert_eq!(chain.above, [Path::new("s3://bkp/host/home.3.tar.gz")]);
+        let e = chain.archives(None).unwrap_err().to_string();
+        assert!(
+            e.contains("\"s3://bkp/host/home.1.tar.gz\" of level 1 is missing"),
+            "{e}"
+        );
+        let plain = Query {
+            incremental: false,
+            ..query(url, None, None)
+        };
+        assert_eq!(
+            names(&find_stored(&plain, &listed).unwrap()),
+            ["home.tar.gz"]
+        );
+        let e = find_stored(&plain, &listed[1..]).unwrap_err().to_string();
+        assert!(
+            e.contains("no backup of \"home\" in \"s3://bkp/host\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn no_backup_is_an_error_and_a_plain_archive_is_one_file() {
         let dir = tempfile::tempdir().unwrap();
         let e = find(&query(dir.path(), None, None))
