@@ -35,6 +35,7 @@ pub mod object_pipes;
 pub mod partials;
 pub mod purge;
 pub mod restore;
+pub mod sink;
 #[cfg(test)]
 mod testing;
 pub mod verify;
