@@ -6,6 +6,10 @@
 //! entries exact with each level's roots record (see `aa_provider_kit::roots`). Every member
 //! restored is listed with `--verbose`; every problem is an error; the run succeeds only when
 //! everything was restored.
+//!
+//! With an object store as `dest-dir`, the chain is found from the store's listing and the
+//! provider reads each backup from the store as a stream, through a pipe
+//! ([`super::object_pipes`]); a store error fails the restore, naming the object's URL.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;

@@ -12,6 +12,7 @@
 //!
 //! (the size is the members' content), and a summary. Any problem makes the exit status 1.
 //! With `--compare` the chain is then restored and compared with the source ([`super::compare`]).
+//! Backups in an object store are read from it as streams, as a restore reads them.
 
 use aa_abi::capability::ChainArchive;
 use aa_abi::PathBytes;
