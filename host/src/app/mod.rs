@@ -33,6 +33,7 @@ pub mod journal;
 pub mod keeping;
 pub mod levels;
 pub mod list;
+pub mod object_pipes;
 pub mod partials;
 pub mod purge;
 pub mod restore;
