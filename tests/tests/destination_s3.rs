@@ -69,6 +69,17 @@ fn write_in_pieces(upload: &mut impl Write, bytes: &[u8]) {
     }
 }
 
+/// Waits (bounded) until the server shows exactly one pending multipart upload, of `key`.
+fn wait_for_pending(moto: &Moto, key: &str) {
+    for _ in 0..3000 {
+        if moto.pending_uploads("bkp") == [key] {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no pending multipart upload of {key}");
+}
+
 fn read_all(store: &Store, name: &str) -> Vec<u8> {
     let mut read = Vec::new();
     store.reader(name).unwrap().read_to_end(&mut read).unwrap();
@@ -111,17 +122,18 @@ fn aborted_and_dropped_uploads_leave_no_object_and_no_pending_upload() {
     put(&store, "home.tar.gz", b"the previous backup");
 
     // Two full parts: OpenDAL holds back the first until the second comes, then starts the
-    // multipart upload, so it exists on the server when it is aborted.
+    // multipart upload, so it exists on the server when it is aborted. The upload's task
+    // sends them after the writes return: wait until the server shows it.
     let mut upload = store.upload("home.tar.gz").unwrap();
     write_in_pieces(&mut upload, &data(11 * MIB, 2));
-    assert_eq!(moto.pending_uploads("bkp"), ["host/home/home.tar.gz"]);
+    wait_for_pending(&moto, "host/home/home.tar.gz");
     upload.abort().unwrap();
     assert_eq!(moto.pending_uploads("bkp"), Vec::<String>::new());
     assert_eq!(read_all(&store, "home.tar.gz"), b"the previous backup");
 
     let mut upload = store.upload("new.tar.gz").unwrap();
     write_in_pieces(&mut upload, &data(11 * MIB, 3));
-    assert_eq!(moto.pending_uploads("bkp"), ["host/home/new.tar.gz"]);
+    wait_for_pending(&moto, "host/home/new.tar.gz");
     drop(upload);
     assert_eq!(moto.pending_uploads("bkp"), Vec::<String>::new());
     assert!(!store.exists("new.tar.gz").unwrap());
@@ -251,8 +263,12 @@ fn a_missing_bucket_is_one_line_naming_the_url() {
         &format!("{url}/n.tar.gz"),
         "no such bucket",
     );
+    // The writes are queued: the failure shows in a later write, or else in the commit.
     let mut upload = store.upload("n.tar.gz").unwrap();
-    let e = upload.write_all(&data(11 * MIB, 8)).unwrap_err();
+    let e = match upload.write_all(&data(11 * MIB, 8)) {
+        Err(e) => e.to_string(),
+        Ok(()) => upload.commit().unwrap_err().to_string(),
+    };
     assert_one_line(e, &format!("{url}/n.tar.gz"), "no such bucket");
 }
 
