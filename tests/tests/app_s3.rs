@@ -455,6 +455,7 @@ fn refused_credentials_are_one_line_naming_the_url_and_never_the_secret() {
         .run();
     let line = one_error_line(&out);
     assert!(line.contains(&url("host/data")), "{out}");
+    assert!(line.contains("access denied"), "{out}");
     assert!(!out.all_output().contains("wrong-secret-never-shown"), "{out}");
     assert_eq!(dest_files(&sb), Vec::<String>::new());
 }
@@ -470,6 +471,7 @@ fn a_missing_bucket_is_one_line_naming_the_url() {
     let out = aa_s3(&sb).arg("data").run();
     let line = one_error_line(&out);
     assert!(line.contains(&url("host/data")), "{out}");
+    assert!(line.contains("no such bucket"), "{out}");
     assert_eq!(dest_files(&sb), Vec::<String>::new());
     // Nothing created it on the way.
     let (status, body) = moto.request("HEAD", &format!("/{BUCKET}"));
