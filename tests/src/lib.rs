@@ -48,8 +48,8 @@ pub use aa_conformance::{
     tree_diff, without, Compare, Entry, Kind, TreeBuilder, TreeRecord,
 };
 pub use abi_builds::{abi_package_version, replace_once, HelloBuild};
-pub use cutting_proxy::CuttingProxy;
 pub use clock::{local_date_days_ago, settle_timestamps, test_time_zone};
+pub use cutting_proxy::CuttingProxy;
 pub use fixtures::{deep_tree, dir_names};
 pub use increments::exact_increments_scenario;
 pub use locate::{

@@ -139,12 +139,12 @@ fn keys_under(prefix: &str, names: &[&str]) -> Vec<String> {
 #[track_caller]
 fn one_error_line(out: &AaOutput) -> String {
     out.assert_clean_failure();
-    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "exactly one line on standard error:\n{out}"
-    );
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "exactly one line on standard error:\n{out}");
     assert!(lines[0].starts_with("aa: "), "{out}");
     lines[0].to_string()
 }
@@ -182,7 +182,11 @@ fn every_type_lands_in_the_bucket_and_gnu_tar_extracts_it(provider: Builtin) {
         all_keys.push(format!("{prefix}/{name}"));
         all_keys.sort();
         assert_eq!(keys(&moto), all_keys, "{archiver}:\n{out}");
-        assert_eq!(moto.pending_uploads(BUCKET), Vec::<String>::new(), "{archiver}");
+        assert_eq!(
+            moto.pending_uploads(BUCKET),
+            Vec::<String>::new(),
+            "{archiver}"
+        );
         let archive = download(&store(&moto, &prefix), &name, &sb.path().join("got"));
         let restored = sb.path().join("restored").join(&archiver);
         gnu_extract(&archive, &restored);
@@ -276,7 +280,10 @@ fn an_incremental_chain_lands_named_as_local_backups_and_restores(archiver: &str
         &dirs_timeless(record_tree(&sb.src_dir())),
         &dirs_timeless(record_tree(&restored)),
         Compare::default(),
-        &format!("{archiver}: the chain 0, 1, 2 restored from {}", url(prefix)),
+        &format!(
+            "{archiver}: the chain 0, 1, 2 restored from {}",
+            url(prefix)
+        ),
     );
     assert!(!restored.join("d/b.txt").exists(), "deleted at level 2");
 }
@@ -354,7 +361,10 @@ fn a_store_lost_mid_upload_fails_in_one_line_and_keeps_the_previous_backup(archi
         proxy.bytes_sent()
     );
     let line = one_error_line(&out);
-    assert!(line.contains(&url("host/data")), "the line names the URL:\n{out}");
+    assert!(
+        line.contains(&url("host/data")),
+        "the line names the URL:\n{out}"
+    );
     previous_backup_intact(&moto, &previous, &out);
     assert_eq!(dest_files(&sb), Vec::<String>::new());
 
@@ -370,16 +380,18 @@ fn a_store_lost_mid_upload_fails_in_one_line_and_keeps_the_previous_backup(archi
     run_ok(aa_s3(&sb).arg("data"));
     let restored = sb.path().join("restored");
     gnu_extract(
-        &download(&store(&moto, "host/data"), "data.tar.gz", &sb.path().join("got")),
+        &download(
+            &store(&moto, "host/data"),
+            "data.tar.gz",
+            &sb.path().join("got"),
+        ),
         &restored,
     );
     assert_eq!(read(&restored.join("a.txt")), "a, second run\n");
     assert!(fs::read(restored.join("d/noise.bin")).unwrap() == noise(BIG, 11));
 }
 
-fn a_source_read_error_mid_upload_aborts_the_upload_and_keeps_the_previous_backup(
-    archiver: &str,
-) {
+fn a_source_read_error_mid_upload_aborts_the_upload_and_keeps_the_previous_backup(archiver: &str) {
     let Some((mut moto, sb, previous)) = moto_with_a_backup(archiver) else {
         return;
     };
@@ -456,7 +468,10 @@ fn refused_credentials_are_one_line_naming_the_url_and_never_the_secret() {
     let line = one_error_line(&out);
     assert!(line.contains(&url("host/data")), "{out}");
     assert!(line.contains("access denied"), "{out}");
-    assert!(!out.all_output().contains("wrong-secret-never-shown"), "{out}");
+    assert!(
+        !out.all_output().contains("wrong-secret-never-shown"),
+        "{out}"
+    );
     assert_eq!(dest_files(&sb), Vec::<String>::new());
 }
 
@@ -546,7 +561,10 @@ fn a_provider_without_backup_to_sink_is_refused_for_a_bucket_in_one_line() {
         .arg("data")
         .run();
     let line = one_error_line(&out);
-    assert!(line.contains("Hello"), "the line names the provider:\n{out}");
+    assert!(
+        line.contains("Hello"),
+        "the line names the provider:\n{out}"
+    );
     assert_eq!(keys(&moto), Vec::<String>::new(), "{out}");
     assert_eq!(moto.pending_uploads(BUCKET), Vec::<String>::new());
     assert_eq!(dest_files(&sb), Vec::<String>::new());
