@@ -1,59 +1,98 @@
-//! A TCP forwarder that goes dead after a given number of bytes: what a client sees when its
-//! server is killed or the network goes down in the middle of a transfer, at a point the test
-//! chooses by bytes rather than by time. The server behind it (moto, which keeps its buckets
-//! in memory) lives on, so the test can still look at what the client left there.
+//! A TCP forwarder that fails after a given number of bytes: what a client sees when its
+//! server is killed, or hangs, in the middle of a transfer, at a point the test chooses by
+//! bytes rather than by time. The server behind it (moto, which keeps its buckets in memory)
+//! lives on, so the test can still look at what the client left there.
 //!
-//! Once the bytes sent towards the server pass the limit, every open connection is shut down
-//! in both directions and every later one is closed as soon as it is accepted.
+//! Once the bytes sent towards the server pass the limit, the forwarder trips:
+//! * [`CuttingProxy::cut`]: every open connection is shut down in both directions and every
+//!   later one is closed as soon as it is accepted (a server gone);
+//! * [`CuttingProxy::stall`]: the connection whose bytes passed the limit stops forwarding
+//!   (holding what it has) until the forwarder is dropped, and everything else goes on (one
+//!   request hanging), so a client blocked on it can be interrupted and still reach the
+//!   server to clean up.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-/// A forwarder from a port of 127.0.0.1 to `upstream`, cut after `cut_after` bytes sent
-/// upstream; stopped when dropped.
+/// A forwarder from a port of 127.0.0.1 to a server; stopped when dropped.
 pub struct CuttingProxy {
     port: u16,
     state: Arc<State>,
     accept: Option<JoinHandle<()>>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Cut,
+    Stall,
+}
+
 struct State {
     upstream: SocketAddr,
-    cut_after: u64,
+    mode: Mode,
+    limit: u64,
     sent: AtomicU64,
     stopping: AtomicBool,
-    /// `true` once cut; the open connections (both ends) until then. One mutex for both, so a
-    /// connection accepted while the cut happens is either shut down by it or refused.
+    /// Whether it tripped, and the open connections (both ends). One mutex for both, so a
+    /// connection accepted while a cut happens is either shut down by it or refused.
     conns: Mutex<(bool, Vec<TcpStream>)>,
+    /// Set when the forwarder is dropped: a stalled connection then ends.
+    released: (Mutex<bool>, Condvar),
 }
 
 impl State {
-    fn cut(&self) {
+    fn trip(&self) {
         let mut conns = self.conns.lock().unwrap();
         conns.0 = true;
-        for stream in conns.1.drain(..) {
+        if self.mode == Mode::Cut {
+            self.shut_all(&mut conns.1);
+        }
+    }
+
+    fn shut_all(&self, conns: &mut Vec<TcpStream>) {
+        for stream in conns.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
 
-    fn is_cut(&self) -> bool {
+    fn tripped(&self) -> bool {
         self.conns.lock().unwrap().0
+    }
+
+    fn wait_for_release(&self) {
+        let (released, cvar) = &self.released;
+        let mut released = released.lock().unwrap();
+        while !*released {
+            released = cvar.wait(released).unwrap();
+        }
     }
 }
 
 impl CuttingProxy {
-    pub fn start(upstream: SocketAddr, cut_after: u64) -> CuttingProxy {
+    /// Cuts every connection once more than `limit` bytes were sent to `upstream`.
+    pub fn cut(upstream: SocketAddr, limit: u64) -> CuttingProxy {
+        CuttingProxy::start(upstream, limit, Mode::Cut)
+    }
+
+    /// Stalls the connection whose bytes to `upstream` pass `limit`.
+    pub fn stall(upstream: SocketAddr, limit: u64) -> CuttingProxy {
+        CuttingProxy::start(upstream, limit, Mode::Stall)
+    }
+
+    fn start(upstream: SocketAddr, limit: u64, mode: Mode) -> CuttingProxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a port for the proxy");
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(State {
             upstream,
-            cut_after,
+            mode,
+            limit,
             sent: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             conns: Mutex::new((false, Vec::new())),
+            released: (Mutex::new(false), Condvar::new()),
         });
         let accept_state = Arc::clone(&state);
         let accept = std::thread::spawn(move || accept_loop(&listener, &accept_state));
@@ -69,9 +108,9 @@ impl CuttingProxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Whether the limit was reached and the connections cut.
-    pub fn was_cut(&self) -> bool {
-        self.state.is_cut()
+    /// Whether the limit was passed.
+    pub fn tripped(&self) -> bool {
+        self.state.tripped()
     }
 
     /// Bytes forwarded towards the server.
@@ -86,13 +125,17 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
             return;
         }
         let Ok(client) = client else { continue };
+        if state.mode == Mode::Cut && state.tripped() {
+            // Gone: the client sees its connection closed at once.
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        }
         let Ok(server) = TcpStream::connect(state.upstream) else {
             continue;
         };
         {
             let mut conns = state.conns.lock().unwrap();
-            if conns.0 {
-                // Dead: the client sees its connection closed at once.
+            if state.mode == Mode::Cut && conns.0 {
                 let _ = client.shutdown(Shutdown::Both);
                 continue;
             }
@@ -110,8 +153,8 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
     }
 }
 
-/// Copies `from` to `to` until either ends; counts the bytes towards the server (`upstream`
-/// given) and cuts everything when they pass the limit, before forwarding the piece that does.
+/// Copies `from` to `to` until either ends. Towards the server (`upstream` given) it counts
+/// the bytes, and the piece that passes the limit trips the forwarder instead of going on.
 fn pump(mut from: TcpStream, mut to: TcpStream, upstream: Option<&State>) {
     let mut buf = vec![0; 64 << 10];
     loop {
@@ -120,10 +163,17 @@ fn pump(mut from: TcpStream, mut to: TcpStream, upstream: Option<&State>) {
             Ok(n) => n,
         };
         if let Some(state) = upstream {
-            let sent = state.sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
-            if sent > state.cut_after {
-                state.cut();
-                break;
+            // Once tripped, nothing more is counted: a stall hangs one request, not the
+            // requests that come after it.
+            if !state.tripped() {
+                let sent = state.sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                if sent > state.limit {
+                    state.trip();
+                    if state.mode == Mode::Stall {
+                        state.wait_for_release();
+                    }
+                    break;
+                }
             }
         }
         if to.write_all(&buf[..n]).is_err() {
@@ -136,7 +186,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, upstream: Option<&State>) {
 impl Drop for CuttingProxy {
     fn drop(&mut self) {
         self.state.stopping.store(true, Ordering::SeqCst);
-        self.state.cut();
+        {
+            let (released, cvar) = &self.state.released;
+            *released.lock().unwrap() = true;
+            cvar.notify_all();
+        }
+        self.state.shut_all(&mut self.state.conns.lock().unwrap().1);
         // Wakes the accept loop, which then sees `stopping`.
         let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
         if let Some(accept) = self.accept.take() {

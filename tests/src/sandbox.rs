@@ -207,6 +207,18 @@ impl Aa {
             .unwrap_or_else(|e| panic!("cannot run {description}: {e}"))
     }
 
+    /// Like [`Aa::spawn`], with standard output and error piped for the caller to read.
+    pub fn spawn_piped(mut self) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let description = format!("{:?}", self.cmd);
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {description}: {e}"))
+    }
+
     /// Runs `aa`, killing it if it hangs.
     pub fn run(mut self) -> AaOutput {
         let description = format!("{:?}", self.cmd);

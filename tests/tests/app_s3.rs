@@ -9,7 +9,8 @@
 //!   `inc.2.tar.gz`, and GNU tar restores the downloaded chain in order to the source;
 //! * a store lost in the middle of a multipart upload, and a source that fails to read in the
 //!   middle of one, fail the run with one error line and leave the previous backup as it was;
-//!   the source failure also leaves no pending multipart upload (it is aborted);
+//!   the source failure also leaves no pending multipart upload (it is aborted), and so does
+//!   Ctrl-C in the middle of one (exit status 130);
 //! * refused credentials, a missing bucket, a credentials file others can read and a provider
 //!   that cannot write into a byte stream (a plugin of ABI 1.0) are each one error line,
 //!   naming the URL (or the file), without a panic and without touching the bucket.
@@ -20,11 +21,13 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use aa_host::destination::{Credentials, Destination, S3Options, Store};
 use aa_tests::chains::{Builtin, TYPES};
 use aa_tests::*;
 use app_support::*;
+use rustix::process::Signal;
 
 const BUCKET: &str = "bkp";
 const MIB: usize = 1 << 20;
@@ -345,7 +348,7 @@ fn a_store_lost_mid_upload_fails_in_one_line_and_keeps_the_previous_backup(archi
     // the middle of the parts (the first part is sent with the second, at 16 MiB of backup,
     // and the upload completes only after all of the 24 MiB), as if the server were killed
     // there. The server itself lives on, so what the run left can be looked at.
-    let proxy = CuttingProxy::start(moto.addr(), 12 * MIB as u64);
+    let proxy = CuttingProxy::cut(moto.addr(), 12 * MIB as u64);
     write_s3_spec(
         &sb,
         "data",
@@ -356,7 +359,7 @@ fn a_store_lost_mid_upload_fails_in_one_line_and_keeps_the_previous_backup(archi
     );
     let out = aa_s3(&sb).arg("data").run();
     assert!(
-        proxy.was_cut(),
+        proxy.tripped(),
         "the run sent only {} bytes:\n{out}",
         proxy.bytes_sent()
     );
@@ -428,9 +431,15 @@ fn a_source_read_error_mid_upload_aborts_the_upload_and_keeps_the_previous_backu
     previous_backup_intact(&moto, &previous, &out);
     assert_eq!(moto.pending_uploads(BUCKET), Vec::<String>::new(), "{out}");
     // The run had started a multipart upload and aborted it (moto logs each request as it
-    // answers it, in colour when it is refused), so the emptiness above is the abort's doing,
-    // not a run that never began.
-    let requests = moto.log()[log_before..].to_string();
+    // answers it), so the emptiness above is the abort's doing, not a run that never began.
+    started_and_aborted(&moto.log()[log_before..], &out);
+    assert_eq!(dest_files(&sb), Vec::<String>::new());
+}
+
+/// The multipart upload of `data.tar.gz` was started and aborted in `requests` (moto's log of
+/// a run; in colour when a request was refused).
+#[track_caller]
+fn started_and_aborted(requests: &str, out: &AaOutput) {
     let key = format!("/{BUCKET}/host/data/data.tar.gz");
     assert!(
         requests.contains(&format!("POST {key}?uploads ")),
@@ -442,6 +451,68 @@ fn a_source_read_error_mid_upload_aborts_the_upload_and_keeps_the_previous_backu
             .any(|l| l.contains(&format!("DELETE {key}?")) && l.contains("uploadId=")),
         "the multipart upload was not aborted:\n{requests}\n{out}"
     );
+}
+
+/// How long an interrupted run may take to clean up and exit.
+const INTERRUPT_BOUND: Duration = Duration::from_secs(30);
+
+fn an_interrupt_mid_upload_aborts_it_and_keeps_the_previous_backup(archiver: &str) {
+    let Some((mut moto, sb, previous)) = moto_with_a_backup(archiver) else {
+        return;
+    };
+    let log_before = moto.log().len();
+    // One part upload hangs once 12 MiB went through, so the run is in the middle of its
+    // upload, and stays there, when Ctrl-C comes; the rest of the link works, so the run can
+    // still abort the upload.
+    let proxy = CuttingProxy::stall(moto.addr(), 12 * MIB as u64);
+    write_s3_spec(
+        &sb,
+        "data",
+        "a.txt d",
+        "host/data",
+        &proxy.endpoint(),
+        &format!("archiver = {archiver}"),
+    );
+    let mut child = aa_s3(&sb).arg("data").spawn_piped();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !proxy.tripped() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it sent 12 MiB");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run sent only {} bytes",
+            proxy.bytes_sent()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // As Ctrl-C in a terminal: the whole process group.
+    signal_group(&child, Signal::INT);
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(output) = rx.recv_timeout(INTERRUPT_BOUND) else {
+        let _ = rustix::process::kill_process_group(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            Signal::KILL,
+        );
+        panic!("aa did not exit within {INTERRUPT_BOUND:?} of SIGINT in the middle of an upload");
+    };
+    let output = output.unwrap();
+    let out = AaOutput {
+        command: format!("aa data ({archiver}, SIGINT in the middle of the upload)"),
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    out.assert_no_panic();
+    assert_eq!(out.code(), Some(130), "128 + SIGINT:\n{out}");
+    assert!(out.stderr.contains("interrupted"), "{out}");
+    assert_eq!(moto.pending_uploads(BUCKET), Vec::<String>::new(), "{out}");
+    previous_backup_intact(&moto, &previous, &out);
+    started_and_aborted(&moto.log()[log_before..], &out);
     assert_eq!(dest_files(&sb), Vec::<String>::new());
 }
 
@@ -449,6 +520,7 @@ with_both_providers!(
     an_incremental_chain_lands_named_as_local_backups_and_restores,
     a_store_lost_mid_upload_fails_in_one_line_and_keeps_the_previous_backup,
     a_source_read_error_mid_upload_aborts_the_upload_and_keeps_the_previous_backup,
+    an_interrupt_mid_upload_aborts_it_and_keeps_the_previous_backup,
 );
 
 // ---- refusals -------------------------------------------------------------------------------
