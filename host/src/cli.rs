@@ -151,7 +151,8 @@ pub struct Cli {
     #[arg(short = 'c', long, value_name = "NUM", value_parser = clap::value_parser!(u32).range(0..=9), help_heading = "Archiving options")]
     pub compression_level: Option<u32>,
 
-    /// Directory where the backup is created (default: the current directory).
+    /// Directory where the backup is created, or an object store as s3://BUCKET/PREFIX
+    /// (default: the current directory).
     #[arg(
         short = 'd',
         long,
@@ -164,6 +165,21 @@ pub struct Cli {
     /// complete (saves space on the backup volume).
     #[arg(long, help_heading = "Archiving options")]
     pub overwrite_at_start: bool,
+
+    /// URL of the object store of an s3:// destination, such as http://127.0.0.1:9000 for a
+    /// self-hosted server (default: AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL", help_heading = "Object storage options")]
+    pub s3_endpoint: Option<String>,
+
+    /// Region of the object store (default: AWS_REGION, then AWS_DEFAULT_REGION, else
+    /// us-east-1).
+    #[arg(long, value_name = "REGION", help_heading = "Object storage options")]
+    pub s3_region: Option<String>,
+
+    /// Path-style addressing (ENDPOINT/BUCKET/KEY), as MinIO-like servers want; the default
+    /// when an endpoint is set.
+    #[arg(long, help_heading = "Object storage options")]
+    pub s3_path_style: bool,
 
     /// Make an incremental backup.
     #[arg(short = 'i', long, help_heading = "Incremental archiving options")]
@@ -480,6 +496,7 @@ impl Cli {
         let mut raw = RawOptions::new();
         let flags = [
             (self.overwrite_at_start, Opt::OverwriteAtStart),
+            (self.s3_path_style, Opt::S3PathStyle),
             (self.incremental, Opt::Incremental),
             (self.restarting, Opt::Restarting),
             (self.remove_obsolete_backups, Opt::RemoveObsoleteBackups),
@@ -536,6 +553,8 @@ impl Cli {
             (&self.command_after_all_backups, Opt::CommandAfterAllBackups),
             (&self.command_before_backup, Opt::CommandBeforeBackup),
             (&self.command_after_backup, Opt::CommandAfterBackup),
+            (&self.s3_endpoint, Opt::S3Endpoint),
+            (&self.s3_region, Opt::S3Region),
             (
                 &self.force_command_before_backup,
                 Opt::ForceCommandBeforeBackup,

@@ -315,10 +315,9 @@ impl Report {
     }
 
     /// A backup was made (an event only: the human output says nothing, as the original).
-    pub fn backup_done(&self, file: &Path, level: Option<u32>, duration: Duration) {
+    pub fn backup_done(&self, file: &Path, level: Option<u32>, size: u64, duration: Duration) {
         self.backups.set(self.backups.get() + 1);
         if self.sink.structured() {
-            let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
             self.event(&Event::Backup {
                 file: file.display().to_string(),
                 level,

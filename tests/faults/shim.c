@@ -8,7 +8,7 @@
  * covers descriptors inherited or duplicated, such as a tar writing to its standard output).
  *
  * Configuration (environment):
- *   AA_FAULT_OP      write | fsync | rename | read | eintr
+ *   AA_FAULT_OP      write | fsync | rename | read | eintr | pause | netreset
  *   AA_FAULT_PREFIX  the directory whose files fail (canonical, absolute); not for eintr
  *   AA_FAULT_ERRNO   the errno number to fail with (EIO 5, ENOSPC 28)
  *   AA_FAULT_AFTER   write/read: bytes that succeed first, in each process (default 0)
@@ -17,7 +17,14 @@
  *   AA_FAULT_ONLY    if set, only a program of this name (its executable's) is faulted
  * Once a fault fired in a process, every later matching call of that process fails too: a
  * disk that failed or filled up stays so. eintr fails every other slow call (of each thread)
- * with EINTR without doing it, so a caller that retries always gets through.
+ * with EINTR without doing it, so a caller that retries always gets through. pause is read's
+ * accounting without a failure: the read that would pass AA_FAULT_AFTER bytes (and every later
+ * one under the prefix) blocks for good, so a test can act on a run stopped at a known point
+ * of its reading (signal it, say) without racing it. netreset counts the bytes sent on any
+ * socket instead (no prefix) and fails the one send that passes AA_FAULT_AFTER with the errno
+ * (ECONNRESET 104), once: a connection lost in the middle of an upload, after which the
+ * network works again (so what the program does next, such as aborting the upload, can be
+ * seen).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -31,6 +38,7 @@
 #include <string.h>
 #include <stdio_ext.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -40,7 +48,7 @@
 /* A macro in glibc at -O; the function is what callers link against. */
 #undef fwrite_unlocked
 
-enum op { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_READ, OP_EINTR };
+enum op { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_READ, OP_EINTR, OP_PAUSE, OP_NETRESET };
 
 static enum op fault_op = OP_NONE;
 static const char *prefix;
@@ -78,6 +86,10 @@ __attribute__((constructor)) static void setup(void) {
         fault_op = OP_READ;
     else if (!strcmp(op, "eintr"))
         fault_op = OP_EINTR;
+    else if (!strcmp(op, "pause"))
+        fault_op = OP_PAUSE;
+    else if (!strcmp(op, "netreset"))
+        fault_op = OP_NETRESET;
     prefix = getenv("AA_FAULT_PREFIX");
     prefix_len = prefix ? strlen(prefix) : 0;
     const char *e = getenv("AA_FAULT_ERRNO");
@@ -165,11 +177,20 @@ static void note_fd(const char *what, int fd) {
     note(what, path);
 }
 
+/* The calling thread waits for good; signals are still handled (pause returns after each). */
+static void block_forever(void) {
+    for (;;)
+        pause();
+}
+
 /* How many of `count` bytes to `fd` may go through before the fault: `count` when the call
  * is not concerned, less (possibly 0) when the fault fires in it; -1 when it fails. */
 static long long data_allowance(enum op op, int fd, size_t count, const char *what) {
-    if (fault_op != op || !fd_under_prefix(fd))
+    int pausing = fault_op == OP_PAUSE && op == OP_READ;
+    if ((fault_op != op && !pausing) || !fd_under_prefix(fd))
         return (long long)count;
+    if (fired && pausing)
+        block_forever();
     if (fired) {
         note_fd(what, fd);
         return -1;
@@ -180,6 +201,8 @@ static long long data_allowance(enum op op, int fd, size_t count, const char *wh
     }
     fired = 1;
     note_fd(what, fd);
+    if (pausing)
+        block_forever();
     /* A read fails whole (a bad block); a write takes what fits, as a filling disk does. */
     long long left = op == OP_READ ? 0 : (long long)(after - done_bytes);
     done_bytes = after;
@@ -238,8 +261,53 @@ REAL(fwrite_unlocked);
 REAL(waitpid);
 REAL(wait4);
 REAL(poll);
+REAL(send);
+REAL(sendto);
+REAL(sendmsg);
+
+static size_t iov_total(const struct iovec *iov, int iovcnt);
+
+/* netreset: whether this send of `count` bytes on `fd` is the one that fails (errno set).
+ * Sockets are sent on from several threads: the count and the mark are atomic. */
+static int net_reset(int fd, size_t count, const char *what) {
+    static unsigned long long sent;
+    static int reset;
+    if (fault_op != OP_NETRESET || __atomic_load_n(&reset, __ATOMIC_SEQ_CST))
+        return 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return 0;
+    if (__atomic_add_fetch(&sent, count, __ATOMIC_SEQ_CST) <= after)
+        return 0;
+    if (__atomic_exchange_n(&reset, 1, __ATOMIC_SEQ_CST))
+        return 0;
+    note(what, "socket");
+    errno = fault_errno;
+    return 1;
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags) {
+    if (net_reset(fd, len, "send"))
+        return -1;
+    return LOAD(send)(fd, buf, len, flags);
+}
+
+ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+               socklen_t tolen) {
+    if (net_reset(fd, len, "sendto"))
+        return -1;
+    return LOAD(sendto)(fd, buf, len, flags, to, tolen);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+    if (net_reset(fd, iov_total(msg->msg_iov, (int)msg->msg_iovlen), "sendmsg"))
+        return -1;
+    return LOAD(sendmsg)(fd, msg, flags);
+}
 
 ssize_t write(int fd, const void *buf, size_t count) {
+    if (net_reset(fd, count, "write"))
+        return -1;
     FAIL_DATA(OP_WRITE, fd, count, "write", LOAD(write)(fd, buf, n));
 }
 
@@ -274,6 +342,8 @@ static size_t iov_total(const struct iovec *iov, int iovcnt) {
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
     if (interrupted("writev"))
         return -1;
+    if (net_reset(fd, iov_total(iov, iovcnt), "writev"))
+        return -1;
     size_t total = iov_total(iov, iovcnt);
     long long allowed = data_allowance(OP_WRITE, fd, total, "writev");
     if (allowed < 0) {
@@ -294,7 +364,7 @@ ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
     if (interrupted("readv"))
         return -1;
-    if (fault_op == OP_READ && fd_under_prefix(fd)) {
+    if ((fault_op == OP_READ || fault_op == OP_PAUSE) && fd_under_prefix(fd)) {
         size_t total = iov_total(iov, iovcnt);
         long long allowed = data_allowance(OP_READ, fd, total, "readv");
         if (allowed < 0 || (size_t)allowed < total) {

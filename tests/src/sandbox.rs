@@ -207,8 +207,8 @@ impl Aa {
             .unwrap_or_else(|e| panic!("cannot run {description}: {e}"))
     }
 
-    /// Like [`Aa::spawn`], with standard output and error piped for the caller to read.
-    pub fn spawn_piped(mut self) -> std::process::Child {
+    /// Like [`Aa::spawn`], with the output kept for the caller (`wait_with_output`).
+    pub fn spawn_capturing(mut self) -> std::process::Child {
         use std::os::unix::process::CommandExt;
         let description = format!("{:?}", self.cmd);
         self.cmd

@@ -473,7 +473,7 @@ fn an_interrupt_mid_upload_aborts_it_and_keeps_the_previous_backup(archiver: &st
         &proxy.endpoint(),
         &format!("archiver = {archiver}"),
     );
-    let mut child = aa_s3(&sb).arg("data").spawn_piped();
+    let mut child = aa_s3(&sb).arg("data").spawn_capturing();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !proxy.tripped() {
         if let Some(status) = child.try_wait().unwrap() {

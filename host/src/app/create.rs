@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use aa_abi::error::ProviderError;
 use aa_abi::naming::{accessible, backup_file_path};
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
 
@@ -17,8 +18,10 @@ use super::keeping::{JournalPlace, Keeping};
 use super::levels::{
     check_level_state, save_level_info, saves_level_state, LevelInfo, RestartReason,
 };
+use super::sink::UploadSink;
 use super::{commands, partials, App, Failure, SpecRef};
 use crate::config::{Opt, OptionSource};
+use crate::destination::{Destination, Store};
 use crate::interrupt;
 use crate::lock::ArchiveLock;
 use crate::progress::Plan;
@@ -107,7 +110,11 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     ctx.report_unsupported_options(report);
 
     let definition = backup_definition(report, &ctx)?;
-    partials::remove_abandoned(&definition);
+    // Opened (and the provider checked) before anything is written or renamed.
+    let store = remote_store(&ctx)?;
+    if store.is_none() {
+        partials::remove_abandoned(&definition);
+    }
     if aa_provider_kit::relative_destination(&definition).is_some() {
         // Every provider leaves them out (see `aa_provider_kit::OwnBackups`); say so once.
         report.info(&format!(
@@ -116,7 +123,12 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         ));
     }
 
-    let overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
+    let mut overwrite_at_start = settings.flag(Opt::OverwriteAtStart);
+    if overwrite_at_start && store.is_some() {
+        // An upload never writes in place: it replaces the old backup only once complete.
+        report.verbose("Option \"overwrite-at-start\" has no effect with an object store: the new backup replaces the old one when it is complete.");
+        overwrite_at_start = false;
+    }
     let compression = match settings.int(Opt::CompressionLevel) {
         Some(level) if ctx.supports(Opt::CompressionLevel) => {
             Some(u32::try_from(level).map_err(|_| {
@@ -172,7 +184,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     }
     // A Ctrl-C from here on removes the backup being written (see `crate::interrupt`); the
     // keeping's own cleanup then gives the old backups back.
-    let _unfinished = (!overwrite_at_start).then(|| {
+    let _unfinished = (!overwrite_at_start && store.is_none()).then(|| {
         let final_path = final_path.clone();
         interrupt::on_interrupt(move || {
             let removed = partials::remove_own(&final_path);
@@ -188,27 +200,38 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         excludes: definition.excludes().map(Path::to_path_buf).collect(),
     }));
     let started = Instant::now();
-    let created = if incremental {
-        ctx.provider.backup_files_incrementally(
+    let level = incremental.then_some(next_level);
+    let created = match &store {
+        Some((store, target)) => {
+            let name = file_name(&final_path);
+            upload_backup(
+                &ctx,
+                &definition,
+                (store, target),
+                &name,
+                compression,
+                level,
+                &events,
+            )
+        }
+        None => write_backup(
+            &ctx,
             &definition,
             compression,
-            Some(next_level),
+            level,
             overwrite_at_start,
             &events,
-        )
-    } else {
-        ctx.provider
-            .backup_files(&definition, compression, overwrite_at_start, &events)
+        ),
     };
     report.finish_progress();
-    let backup = match created {
-        Ok(path) => {
-            report.backup_done(&path, incremental.then_some(next_level), started.elapsed());
-            path
+    let (backup, size) = match created {
+        Ok(made) => {
+            report.backup_done(&made.0, level, made.1, started.elapsed());
+            made
         }
         Err(e) => {
             keeping.rollback();
-            return Err(e.into());
+            return Err(e);
         }
     };
     // The backup exists from here on: what fails now is reported as such, and the other steps
@@ -236,10 +259,117 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
             "Error(s) occurred during the backup creation. Please check program's output.",
         );
     }
-    if let Err(e) = save_level_info(app, &ctx, &info, &backup) {
+    if let Err(e) = save_level_info(app, &ctx, &info, size) {
         made_but("its level state was not saved", e);
     }
     Ok(backup)
+}
+
+/// The store of a remote destination (and the destination), `None` for a local directory. A
+/// provider that cannot write into a host's sink is refused here, before anything changes.
+fn remote_store(ctx: &ArchiveContext<'_, '_>) -> Result<Option<(Store, Destination)>, Failure> {
+    let target = ctx.target()?;
+    if !target.is_remote() {
+        return Ok(None);
+    }
+    if !ctx.provider.capabilities().can_backup_to_sink() {
+        return Err(Failure::Provider(format!(
+            "archiver \"{}\": provider {} cannot write to an object store (\"dest-dir\" is {target}); \
+             choose a local dest-dir or an archiver of another provider",
+            ctx.archiver, ctx.archiver.provider
+        )));
+    }
+    Ok(Some((ctx.open_store()?, target)))
+}
+
+/// Has the provider write the backup into the destination directory; its path and size.
+fn write_backup(
+    ctx: &ArchiveContext<'_, '_>,
+    definition: &BackupDefinition,
+    compression: Option<u32>,
+    level: Option<u32>,
+    overwrite_at_start: bool,
+    events: &ReportEvents<'_>,
+) -> Result<(PathBuf, u64), Failure> {
+    let path = match level {
+        Some(_) => ctx.provider.backup_files_incrementally(
+            definition,
+            compression,
+            level,
+            overwrite_at_start,
+            events,
+        ),
+        None => ctx
+            .provider
+            .backup_files(definition, compression, overwrite_at_start, events),
+    }?;
+    let size = std::fs::metadata(&path)
+        .map_err(|e| Failure::Backup(format!("{}: {e}", path.display())))?
+        .len();
+    Ok((path, size))
+}
+
+/// Has the provider stream the backup into an upload to the store, as `name`: it becomes
+/// visible when the provider commits it, replacing the previous one; until then (a failure,
+/// Ctrl-C) the upload is aborted and the previous backup stays as it was. The backup's URL
+/// and its size as the store holds it.
+fn upload_backup(
+    ctx: &ArchiveContext<'_, '_>,
+    definition: &BackupDefinition,
+    (store, target): (&Store, &Destination),
+    name: &str,
+    compression: Option<u32>,
+    level: Option<u32>,
+    events: &ReportEvents<'_>,
+) -> Result<(PathBuf, u64), Failure> {
+    let url = target.display_name(name);
+    let upload = store.upload(name)?;
+    // A signal ends the process before this thread could drop the upload: the signal thread
+    // aborts it itself (see `crate::interrupt`), so no multipart upload is left pending.
+    let _abort = upload.abort_handle().map(|handle| {
+        let url = url.clone();
+        interrupt::on_interrupt(move || match handle.abort() {
+            Ok(true) => Some(format!("aborted the unfinished upload of {url}")),
+            Ok(false) => None,
+            Err(e) => Some(format!("unable to abort the unfinished upload: {e}")),
+        })
+    });
+    let mut sink = UploadSink::new(upload);
+    let result = ctx
+        .provider
+        .backup_to_sink(definition, compression, level, &mut sink, events)
+        .unwrap_or_else(|| {
+            Err(ProviderError::not_implemented(
+                "no backup_to_sink capability",
+            ))
+        });
+    if let Err(e) = result {
+        // The store's own line names the URL; the provider's only says its sink failed.
+        return Err(match sink.error() {
+            Some(store_error) => Failure::Destination(store_error.to_string()),
+            // The provider failed after its commit (its snapshot could not be installed).
+            None if sink.committed() => {
+                Failure::Provider(format!("{url} was stored, but {}", e.message()))
+            }
+            None => e.into(),
+        });
+    }
+    // What the store holds, not what was sent, is what `aa` reports and records.
+    let size = store.size(name)?;
+    if size != sink.written() {
+        return Err(Failure::Destination(format!(
+            "{url}: the store holds {size} bytes, but {} were written",
+            sink.written()
+        )));
+    }
+    Ok((PathBuf::from(url), size))
+}
+
+/// The file name of a backup path, as the store names the object.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// What the provider is asked to back up: the root and the destination checked, the include
@@ -252,7 +382,9 @@ pub fn backup_definition(
     let settings = ctx.settings;
     let root = settings.spec.path();
     check_root(root)?;
-    check_destination(&ctx.destination()?)?;
+    if !ctx.target()?.is_remote() {
+        check_destination(&ctx.destination()?)?;
+    }
     let (includes, warnings) = spec::expand_wildcards(root, settings.spec.include_files());
     warnings.iter().for_each(|w| report.warning(w));
     let (excludes, warnings) = spec::expand_wildcards(root, settings.spec.exclude_files());

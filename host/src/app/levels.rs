@@ -9,8 +9,6 @@
 //! dates, the restart count and the backup sizes are kept in the archive's storage realm under
 //! the original's variable names, so a chain started by the Python `aa` goes on here.
 
-use std::path::Path;
-
 use super::archive::ArchiveContext;
 use super::{App, Failure};
 use crate::config::{Opt, OptionSource};
@@ -271,7 +269,7 @@ pub fn save_level_info(
     app: &App<'_>,
     ctx: &ArchiveContext<'_, '_>,
     info: &LevelInfo,
-    backup: &Path,
+    backup_size: u64,
 ) -> Result<(), Failure> {
     let (Some(next), Some(reason)) = (info.next_level, info.restart_reason) else {
         return Ok(());
@@ -298,10 +296,10 @@ pub fn save_level_info(
             updates.push((vars::RESTART_COUNT.into(), 0.to_string()));
         }
     }
-    let size = std::fs::metadata(backup)
-        .map_err(|e| Failure::Backup(format!("{}: {e}", backup.display())))?
-        .len();
-    updates.push((format!("{}{next}", vars::BACKUP_SIZE), size.to_string()));
+    updates.push((
+        format!("{}{next}", vars::BACKUP_SIZE),
+        backup_size.to_string(),
+    ));
     app.storage.save_all(realm.name, &updates)?;
     // Sizes of the levels above `next` stay in the realm, as the original leaves them (it
     // drops them from memory only, after its last write). They are overwritten when the chain

@@ -34,6 +34,7 @@ pub mod list;
 pub mod partials;
 pub mod purge;
 pub mod restore;
+pub mod sink;
 #[cfg(test)]
 mod testing;
 pub mod verify;

@@ -447,8 +447,18 @@ fn lock(slot: &Mutex<Option<opendal::Writer>>) -> MutexGuard<'_, Option<opendal:
 }
 
 impl S3Upload {
-    fn error(&self, e: &opendal::Error) -> DestinationError {
-        DestinationError::new(format!("{}: {}", self.url, describe(e, &self.endpoint)))
+    /// The error `e` that ended the upload, and whether aborting it then failed too (the
+    /// store unreachable, say): its parts then stay on the store, which the user must know.
+    fn failed(&self, e: &opendal::Error, aborted: opendal::Result<()>) -> DestinationError {
+        let mut message = format!("{}: {}", self.url, describe(e, &self.endpoint));
+        if let Err(abort) = aborted {
+            message += &format!(
+                "; the unfinished multipart upload could not be aborted either ({}): the store \
+                 keeps its parts until they are aborted or a lifecycle rule removes them",
+                describe(&abort, &self.endpoint)
+            );
+        }
+        DestinationError::new(message)
     }
 
     fn finished(&self) -> DestinationError {
@@ -478,13 +488,13 @@ impl S3Upload {
         match self.runtime.block_on(writer.write(part)) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let error = self.error(&e);
                 // A failed part fails the upload: abort it now rather than on drop, so a
                 // caller that retries does not leave it pending.
-                if let Some(mut writer) = slot.take() {
-                    let _ = self.runtime.block_on(writer.abort());
-                }
-                Err(error)
+                let aborted = match slot.take() {
+                    Some(mut writer) => self.runtime.block_on(writer.abort()),
+                    None => Ok(()),
+                };
+                Err(self.failed(&e, aborted))
             }
         }
     }
@@ -505,9 +515,8 @@ impl S3Upload {
         match self.runtime.block_on(writer.close()) {
             Ok(_) => Ok(()),
             Err(e) => {
-                let error = self.error(&e);
-                let _ = self.runtime.block_on(writer.abort());
-                Err(error)
+                let aborted = self.runtime.block_on(writer.abort());
+                Err(self.failed(&e, aborted))
             }
         }
     }
