@@ -650,3 +650,76 @@ fn a_provider_without_backup_to_sink_is_refused_for_a_bucket_in_one_line() {
     assert_eq!(moto.pending_uploads(BUCKET), Vec::<String>::new());
     assert_eq!(dest_files(&sb), Vec::<String>::new());
 }
+
+// ---- memory ---------------------------------------------------------------------------------
+
+/// Bytes of the backup of the memory test: five times what the upload may hold.
+const LARGE: usize = 256 * MIB;
+/// What `aa` may hold at its peak: the upload's parts (8 MiB x (4 in flight + 2), about
+/// 48 MiB) plus the rest of the program (about 40 MiB, in a debug build, with both plugins
+/// and a provider's buffers), with room to spare; well below the backup's size.
+const PEAK_BOUND_KIB: i64 = 160 << 10;
+
+/// Runs `aa` to its end and returns its output and its peak resident set in KiB (the
+/// kernel's count for the process, from `wait4`; its children are waited for by `aa` itself,
+/// so theirs is not included).
+fn run_measuring(aa: Aa, what: &str) -> (AaOutput, i64) {
+    let mut child = aa.spawn_capturing();
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut status = 0;
+    // SAFETY: `usage` is a plain struct wait4 fills; the pid is our own unwaited child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4 of aa");
+    use std::os::unix::process::ExitStatusExt;
+    let out = AaOutput {
+        command: what.to_string(),
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    (out, usage.ru_maxrss)
+}
+
+fn a_large_backup_to_s3_holds_a_bounded_amount_of_memory(archiver: &str) {
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    moto.create_bucket(BUCKET);
+    let sb = Sandbox::new();
+    small_source(&sb);
+    fs::write(sb.src_dir().join("d/large.bin"), noise(LARGE, 5)).unwrap();
+    write_s3_spec(
+        &sb,
+        "data",
+        "a.txt d",
+        "host/data",
+        &moto.endpoint(),
+        &format!("archiver = {archiver}"),
+    );
+    let (out, peak_kib) = run_measuring(aa_s3(&sb).arg("data"), &format!("aa data ({archiver})"));
+    out.assert_success();
+    assert!(
+        store(&moto, "host/data").size("data.tar.gz").unwrap() > LARGE as u64,
+        "{out}"
+    );
+    assert!(
+        peak_kib < PEAK_BOUND_KIB,
+        "aa held {} MiB at its peak for a {} MiB backup (bound {} MiB):\n{out}",
+        peak_kib >> 10,
+        LARGE >> 20,
+        PEAK_BOUND_KIB >> 10
+    );
+}
+
+with_both_providers!(a_large_backup_to_s3_holds_a_bounded_amount_of_memory);
