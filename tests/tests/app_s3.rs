@@ -663,6 +663,9 @@ const PEAK_BOUND_KIB: i64 = 160 << 10;
 /// Runs `aa` to its end and returns its output and its peak resident set in KiB (the
 /// kernel's count for the process, from `wait4`; its children are waited for by `aa` itself,
 /// so theirs is not included).
+// Reaped by `wait4` below: `Child::wait` gives no resource usage, and the process-wide
+// `RUSAGE_CHILDREN` would mix in the other tests' children (moto servers among them).
+#[allow(clippy::zombie_processes)]
 fn run_measuring(aa: Aa, what: &str) -> (AaOutput, i64) {
     let mut child = aa.spawn_capturing();
     let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
@@ -677,8 +680,10 @@ fn run_measuring(aa: Aa, what: &str) -> (AaOutput, i64) {
         text
     });
     let mut status = 0;
-    // SAFETY: `usage` is a plain struct wait4 fills; the pid is our own unwaited child.
+    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only into `status` and `usage`, which we own; the pid is our own
+    // child, not waited for by anyone else, so it is still the process we started.
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as i32, "wait4 of aa");
     use std::os::unix::process::ExitStatusExt;
