@@ -29,7 +29,16 @@ const LOCKS_SUBDIR: &str = "locks";
 /// The lock of one archive, held until dropped.
 #[derive(Debug)]
 pub struct ArchiveLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for ArchiveLock {
+    /// Unlocks explicitly: a `flock` lasts while any descriptor of the open file exists, and a
+    /// child forked meanwhile (by another thread, to exec a hook or GNU tar) holds a copy until
+    /// its exec closes it, so closing ours alone could leave the archive locked for a moment.
+    fn drop(&mut self) {
+        let _ = flock(&self.file, FlockOperation::Unlock);
+    }
 }
 
 /// Why an archive could not be locked.
@@ -112,7 +121,7 @@ impl ArchiveLock {
             .set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| writeln!(file, "{}", std::process::id()));
-        Ok(ArchiveLock { _file: file })
+        Ok(ArchiveLock { file })
     }
 }
 

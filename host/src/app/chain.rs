@@ -155,8 +155,30 @@ fn path(q: &Query<'_>, level: Option<u32>, keeping: Option<&str>) -> Option<Path
 /// Finds the chain `q` asks for. No backup at all is an error; a missing level is not (see
 /// [`Chain::archives`]), so that a verification can report it beside the others.
 pub fn find(q: &Query<'_>) -> Result<Chain, Failure> {
-    let unknown = || Failure::Option(format!("unknown backup type {}", q.backup_type));
     let names = file_names(q.destination)?;
+    find_among(q, &names, |path| path.is_file())
+}
+
+/// Finds the chain `q` asks for among the backups an object store lists, `names`; the paths
+/// of the chain are `q.destination` (the store's URL) joined with the object names.
+pub fn find_stored(q: &Query<'_>, names: &[String]) -> Result<Chain, Failure> {
+    let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+    let listed = |path: &Path| {
+        use std::os::unix::ffi::OsStrExt;
+        path.file_name()
+            .is_some_and(|n| names.iter().any(|m| m[..] == *n.as_bytes()))
+    };
+    find_among(q, &names, listed)
+}
+
+/// Finds the chain among the backup file `names`; `present` tells whether the plain
+/// (non-incremental) backup is there.
+fn find_among(
+    q: &Query<'_>,
+    names: &[Vec<u8>],
+    present: impl Fn(&Path) -> bool,
+) -> Result<Chain, Failure> {
+    let unknown = || Failure::Option(format!("unknown backup type {}", q.backup_type));
     let first = path(q, None, q.keeping_id).ok_or_else(unknown)?;
     let none_found = || {
         let what = match q.keeping_id {
@@ -177,7 +199,7 @@ pub fn find(q: &Query<'_>) -> Result<Chain, Failure> {
         from_snapshot: false,
     };
     if !q.incremental {
-        if !first.is_file() {
+        if !present(&first) {
             return Err(none_found());
         }
         chain.levels.push(Level {
@@ -187,7 +209,7 @@ pub fn find(q: &Query<'_>) -> Result<Chain, Failure> {
         });
         return Ok(chain);
     }
-    let own = levels_among(&names, q, q.keeping_id);
+    let own = levels_among(names, q, q.keeping_id);
     let Some(&highest) = own.last() else {
         return Err(none_found());
     };
@@ -229,7 +251,7 @@ pub fn find(q: &Query<'_>) -> Result<Chain, Failure> {
         } else if level < lowest_own {
             more_recent
                 .iter()
-                .find(|k| levels_among(&names, q, k.as_deref()).contains(&level))
+                .find(|k| levels_among(names, q, k.as_deref()).contains(&level))
                 .and_then(|k| path(q, Some(level), k.as_deref()))
                 .map(|path| Level {
                     level,
@@ -345,6 +367,39 @@ mod tests {
         );
         assert!(check_keeping_id("zz").is_ok());
         assert!(check_keeping_id("a1").is_err() && check_keeping_id("abc").is_err());
+    }
+
+    #[test]
+    fn a_stored_chain_is_found_from_the_listing_and_named_by_url() {
+        let url = Path::new("s3://bkp/host");
+        let listed: Vec<String> = ["home.tar.gz", "home.2.tar.gz", "home.3.tar.gz", "x.tar.gz"]
+            .map(String::from)
+            .to_vec();
+        let chain = find_stored(&query(url, None, Some(2)), &listed).unwrap();
+        assert_eq!(
+            names(&chain),
+            ["home.tar.gz", "home.1.tar.gz?", "home.2.tar.gz"]
+        );
+        assert_eq!(chain.levels[0].path, Path::new("s3://bkp/host/home.tar.gz"));
+        assert_eq!(chain.above, [Path::new("s3://bkp/host/home.3.tar.gz")]);
+        let e = chain.archives(None).unwrap_err().to_string();
+        assert!(
+            e.contains("\"s3://bkp/host/home.1.tar.gz\" of level 1 is missing"),
+            "{e}"
+        );
+        let plain = Query {
+            incremental: false,
+            ..query(url, None, None)
+        };
+        assert_eq!(
+            names(&find_stored(&plain, &listed).unwrap()),
+            ["home.tar.gz"]
+        );
+        let e = find_stored(&plain, &listed[1..]).unwrap_err().to_string();
+        assert!(
+            e.contains("no backup of \"home\" in \"s3://bkp/host\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use aa_abi::naming::{accessible, backup_file_path};
 use aa_abi::{BackupDefinition, BackupEvents, BackupOperationError as E, BackupSubOperation as Op};
 
 use super::archive::{ArchiveContext, ArchiveSettings};
+use super::backups::Backups;
 use super::journal::{self, journal_path};
 use super::keeping::{JournalPlace, Keeping};
 use super::levels::{
@@ -110,8 +111,10 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     ctx.report_unsupported_options(report);
 
     let definition = backup_definition(report, &ctx)?;
-    // Opened (and the provider checked) before anything is written or renamed.
-    let store = remote_store(&ctx)?;
+    // The provider checked and the store opened before anything is written or renamed.
+    check_remote(&ctx)?;
+    let backups = Backups::of(&ctx, &definition)?;
+    let store = backups.store().zip(backups.destination());
     if store.is_none() {
         partials::remove_abandoned(&definition);
     }
@@ -170,7 +173,6 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     .ok_or_else(|| Failure::Option("unknown backup type".into()))?;
     let place = JournalPlace {
         path: journal,
-        final_path: &final_path,
         overwrite_at_start,
     };
     if saves_level_state(&ctx) {
@@ -178,7 +180,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         // failing disk under the realm is found before the old backups are touched.
         app.storage.probe_write(settings.name())?;
     }
-    let mut keeping = Keeping::new(&ctx.provider, &definition, report, incremental, place);
+    let mut keeping = Keeping::new(&backups, report, incremental, place);
     if keep {
         keeping.keep(number, next_level, remove_obsolete)?;
     }
@@ -201,7 +203,7 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     }));
     let started = Instant::now();
     let level = incremental.then_some(next_level);
-    let created = match &store {
+    let created = match store {
         Some((store, target)) => {
             let name = file_name(&final_path);
             upload_backup(
@@ -247,11 +249,8 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
         made_but("old kept backups were not all removed", e);
     }
     if incremental && remove_obsolete {
-        if let Err(e) =
-            ctx.provider
-                .remove_backup_increments(&definition, Some(next_level + 1), None)
-        {
-            made_but("the obsolete increments were not removed", e.into());
+        if let Err(e) = backups.remove_increments(next_level + 1, None) {
+            made_but("the obsolete increments were not removed", e);
         }
     }
     if report.errors() > errors_before {
@@ -265,12 +264,12 @@ fn create_backup(app: &App<'_>, settings: &ArchiveSettings<'_>) -> Result<PathBu
     Ok(backup)
 }
 
-/// The store of a remote destination (and the destination), `None` for a local directory. A
-/// provider that cannot write into a host's sink is refused here, before anything changes.
-fn remote_store(ctx: &ArchiveContext<'_, '_>) -> Result<Option<(Store, Destination)>, Failure> {
+/// A remote destination needs a provider that writes into a host's sink: one that cannot is
+/// refused here, before anything changes.
+pub fn check_remote(ctx: &ArchiveContext<'_, '_>) -> Result<(), Failure> {
     let target = ctx.target()?;
     if !target.is_remote() {
-        return Ok(None);
+        return Ok(());
     }
     if !ctx.provider.capabilities().can_backup_to_sink() {
         return Err(Failure::Provider(format!(
@@ -279,7 +278,7 @@ fn remote_store(ctx: &ArchiveContext<'_, '_>) -> Result<Option<(Store, Destinati
             ctx.archiver, ctx.archiver.provider
         )));
     }
-    Ok(Some((ctx.open_store()?, target)))
+    Ok(())
 }
 
 /// Has the provider write the backup into the destination directory; its path and size.

@@ -7,11 +7,10 @@
 use std::path::Path;
 
 use aa_abi::capability::ItemEvents;
-use aa_abi::naming::backup_file_path;
 
 use super::archive::{ArchiveContext, ArchiveSettings};
+use super::backups::Backups;
 use super::capable::{self, Capability};
-use super::chain::{self, file_name, Query};
 use super::create;
 use super::journal::journal_path;
 use super::keeping::{Change, JournalPlace, Keeping};
@@ -72,15 +71,14 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
             ));
         }
     }
-    let final_path = backup_file_path(
-        definition.destination(),
-        settings.name(),
-        ctx.backup_type(),
-        incremental.then_some(next_level),
-        None,
-    )
-    .ok_or_else(|| Failure::Option("unknown backup type".into()))?;
-    let replaces = if final_path.exists() {
+    // A remote destination's names are its objects, shown as `s3://` URLs; the real run
+    // would refuse a provider that cannot write into one.
+    create::check_remote(&ctx)?;
+    let backups = Backups::of(&ctx, &definition)?;
+    let level = incremental.then_some(next_level);
+    let final_name = backups.name(level, None)?;
+    let final_shown = backups.shown(level, None)?;
+    let replaces = if backups.exists(level, None)? {
         " (replacing the existing one)"
     } else {
         ""
@@ -93,13 +91,11 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
             _ => String::new(),
         };
         report.info(&format!(
-            "Level {next_level}{restart}; backup file \"{}\"{replaces}.",
-            final_path.display()
+            "Level {next_level}{restart}; backup file \"{final_shown}\"{replaces}."
         ));
     } else {
         report.info(&format!(
-            "Backup file \"{}\"{replaces} (not incremental).",
-            final_path.display()
+            "Backup file \"{final_shown}\"{replaces} (not incremental)."
         ));
     }
 
@@ -111,11 +107,9 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
     if keep {
         let place = JournalPlace {
             path: journal,
-            final_path: &final_path,
             overwrite_at_start: settings.flag(Opt::OverwriteAtStart),
         };
-        let mut keeping =
-            Keeping::new(&ctx.provider, &definition, report, incremental, place).dry_run();
+        let mut keeping = Keeping::new(&backups, report, incremental, place).dry_run();
         let number = settings.int(Opt::NumberOfOldBackups).unwrap_or(1);
         keeping.keep(number, next_level, remove_obsolete)?;
         for change in keeping.changes()? {
@@ -123,38 +117,24 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
                 moved.push(from.clone());
             }
             report.info(&match change {
-                Change::Rename { from, to } => format!(
-                    "Would rename \"{}\" to \"{}\".",
-                    file_name(&from),
-                    file_name(&to)
+                Change::Rename { from, to } => format!("Would rename \"{from}\" to \"{to}\"."),
+                Change::Remove(name) => format!(
+                    "Would remove \"{name}\" (the oldest kept backup), once the new one exists."
                 ),
-                Change::Remove(path) => format!(
-                    "Would remove \"{}\" (the oldest kept backup), once the new one exists.",
-                    file_name(&path)
-                ),
-                Change::RemoveObsolete(path) => format!(
-                    "Would remove \"{}\" (kept beyond number-of-old-backups).",
-                    file_name(&path)
-                ),
+                Change::RemoveObsolete(name) => {
+                    format!("Would remove \"{name}\" (kept beyond number-of-old-backups).")
+                }
             });
         }
     }
     if incremental && remove_obsolete {
-        let query = Query {
-            destination: definition.destination(),
-            name: settings.name(),
-            backup_type: ctx.backup_type(),
-            incremental,
-            keeping_id: None,
-            snapshot_level: None,
-        };
-        for path in chain::files_above(&query, next_level)?
+        for name in backups
+            .names_above(next_level)?
             .into_iter()
-            .filter(|p| !moved.contains(p))
+            .filter(|n| !moved.contains(n))
         {
             report.info(&format!(
-                "Would remove \"{}\" (obsolete level above {next_level}).",
-                file_name(&path)
+                "Would remove \"{name}\" (obsolete level above {next_level})."
             ));
         }
     }
@@ -175,7 +155,6 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
         false,
     )?;
     let members = Members { report };
-    let level = incremental.then_some(next_level);
     let totals = chosen
         .provider
         .dry_run(&definition, level, &members)
@@ -189,7 +168,7 @@ fn dry_run(app: &App<'_>, spec: &SpecRef) -> Result<(), Failure> {
         "Would store {} ({}) in \"{}\".",
         count(totals.items, "member"),
         human_bytes(totals.bytes),
-        file_name(&final_path)
+        final_name
     ));
     Ok(())
 }

@@ -14,13 +14,14 @@
 //! before the first is done, so that a run stopped at any point is undone (or finished) by its
 //! own signal handling or by the next run. Each rename, the commit and the rollback run as
 //! [`interrupt::critical`] sections: the signal thread never acts in the middle of one.
+//!
+//! The backups are renamed through [`Backups`]: a local directory's by the archiver provider,
+//! an object store's by server-side copies and deletes, in the same order, which loses no
+//! backup whichever step a crash stops at (see [`super::journal`]).
 
-use aa_abi::host::Provider;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use aa_abi::naming::backup_file_path;
-use aa_abi::BackupDefinition;
-
+use super::backups::Backups;
 use super::journal::{self, Journal, Step};
 use super::Failure;
 use crate::interrupt::{self, InterruptGuard};
@@ -56,21 +57,21 @@ struct Planned {
     hold: bool,
 }
 
-/// Where the journal goes and what it must know of the new backup.
-pub struct JournalPlace<'a> {
+/// Where the journal goes and what it must know of the new backup (whose final name it takes
+/// from the backups).
+pub struct JournalPlace {
     pub path: PathBuf,
-    /// The new backup's final path.
-    pub final_path: &'a Path,
     pub overwrite_at_start: bool,
 }
 
 /// Renames done for keeping, to be committed or rolled back.
 pub struct Keeping<'a> {
-    provider: &'a Provider,
-    definition: &'a BackupDefinition,
+    backups: &'a Backups<'a>,
     report: &'a Report,
     incremental: bool,
-    place: JournalPlace<'a>,
+    place: JournalPlace,
+    /// The level of the new backup (`None`: not incremental).
+    level: Option<u32>,
     /// The renames to do, in order.
     plan: Vec<Planned>,
     /// Once renaming started; with what undoes it on an interrupt.
@@ -82,33 +83,36 @@ pub struct Keeping<'a> {
     dry: bool,
 }
 
-/// What keeping would do to one backup file, as a dry run shows it.
+/// What keeping would do to one backup file, as a dry run shows it: the file (object) names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Rename {
-        from: PathBuf,
-        to: PathBuf,
+        from: String,
+        to: String,
     },
     /// The oldest kept backup, beyond the number to keep.
-    Remove(PathBuf),
+    Remove(String),
     /// A kept backup beyond the number, removed with `remove-obsolete-backups`.
-    RemoveObsolete(PathBuf),
+    RemoveObsolete(String),
 }
 
 impl<'a> Keeping<'a> {
+    /// `place.final_path` is the new backup's final name as the journal names it
+    /// ([`Backups::journal_name`]).
     pub fn new(
-        provider: &'a Provider,
-        definition: &'a BackupDefinition,
+        backups: &'a Backups<'a>,
         report: &'a Report,
         incremental: bool,
-        place: JournalPlace<'a>,
+        mut place: JournalPlace,
     ) -> Keeping<'a> {
+        // A store is never written in place: its new backup appears only once complete.
+        place.overwrite_at_start &= !backups.is_remote();
         Keeping {
-            provider,
-            definition,
+            backups,
             report,
             incremental,
             place,
+            level: None,
             plan: Vec::new(),
             journal: None,
             held: Vec::new(),
@@ -140,12 +144,11 @@ impl<'a> Keeping<'a> {
         } else {
             number
         };
+        self.level = self.incremental.then_some(from_level);
         let exists = if self.incremental {
-            self.provider
-                .does_any_backup_level_exist(self.definition, from_level, None)?
+            self.backups.any_level_exists(from_level, None)?
         } else {
-            self.provider
-                .does_backup_exist(self.definition, None, None)?
+            self.backups.exists(None, None)?
         };
         if exists {
             if number > 0 {
@@ -196,22 +199,18 @@ impl<'a> Keeping<'a> {
         }
         let mut steps = Vec::new();
         for p in &self.plan {
-            let (Some(from), Some(to)) = (
-                self.path(p.from.as_deref(), p.level),
-                self.path(Some(&p.to), p.level),
-            ) else {
-                return Err(Failure::Option("unknown backup type".into()));
-            };
             steps.push(Step {
-                from,
-                to,
+                from: self.backups.journal_name(p.level, p.from.as_deref())?,
+                to: self.backups.journal_name(p.level, Some(&p.to))?,
                 hold: p.hold,
             });
         }
         let place = &self.place;
-        let journal = Journal::create(
+        let final_name = self.backups.journal_name(self.level, None)?;
+        let journal = Journal::create_in(
             place.path.clone(),
-            place.final_path,
+            self.backups.store_record(),
+            &final_name,
             place.overwrite_at_start,
             &steps,
         )
@@ -228,11 +227,13 @@ impl<'a> Keeping<'a> {
                 break;
             };
             interrupt::critical(|| -> Result<(), Failure> {
-                self.provider
-                    .keep_backup(self.definition, p.from.as_deref(), &p.to, p.level)?;
-                journal
-                    .done(i)
-                    .map_err(|e| Failure::Keeping(format!("{}: {e}", journal.path().display())))
+                let shown = journal.path().display().to_string();
+                let in_journal = |e: std::io::Error| Failure::Keeping(format!("{shown}: {e}"));
+                self.backups
+                    .keep(p.from.as_deref(), &p.to, p.level, &mut || {
+                        journal.started(i).map_err(in_journal)
+                    })?;
+                journal.done(i).map_err(in_journal)
             })?;
         }
         Ok(())
@@ -241,10 +242,7 @@ impl<'a> Keeping<'a> {
     fn shift(&mut self, number: i64, keeping: Option<&str>) -> Result<(), Failure> {
         let index = keeping.map_or(0, |k| keeping_number(k) + 1);
         let new_id = keeping_id(index);
-        if self
-            .provider
-            .does_backup_exist(self.definition, None, Some(&new_id))?
-        {
+        if self.backups.exists(None, Some(&new_id))? {
             if index + 1 < number {
                 self.shift(number, Some(&new_id))?;
             } else if index + 1 == number {
@@ -298,18 +296,12 @@ impl<'a> Keeping<'a> {
         from: u32,
         keeping: Option<&str>,
     ) -> Result<Option<u32>, Failure> {
-        if !self
-            .provider
-            .does_any_backup_level_exist(self.definition, from, keeping)?
-        {
+        if !self.backups.any_level_exists(from, keeping)? {
             return Ok(None);
         }
         // Bounded: the backups could vanish while we look (the original looped forever then).
         for level in from..from.saturating_add(10_000) {
-            if self
-                .provider
-                .does_backup_exist(self.definition, Some(level), keeping)?
-            {
+            if self.backups.exists(Some(level), keeping)? {
                 return Ok(Some(level));
             }
         }
@@ -320,10 +312,7 @@ impl<'a> Keeping<'a> {
     fn existing_levels(&self, from: u32, keeping: Option<&str>) -> Result<Vec<u32>, Failure> {
         let mut levels = Vec::new();
         if let Some(mut level) = self.first_existing_level(from, keeping)? {
-            while self
-                .provider
-                .does_backup_exist(self.definition, Some(level), keeping)?
-            {
+            while self.backups.exists(Some(level), keeping)? {
                 levels.push(level);
                 level += 1;
             }
@@ -334,14 +323,13 @@ impl<'a> Keeping<'a> {
     /// What [`Keeping::keep`] planned, and what [`Keeping::commit`] would then remove, in
     /// order; from the same plan a real run carries out.
     pub fn changes(&self) -> Result<Vec<Change>, Failure> {
-        let unknown = || Failure::Option("unknown backup type".into());
         let mut changes = Vec::new();
         for p in &self.plan {
-            let from = self.path(p.from.as_deref(), p.level).ok_or_else(unknown)?;
+            let from = self.backups.name(p.level, p.from.as_deref())?;
             if p.hold {
                 changes.push(Change::Remove(from));
             } else {
-                let to = self.path(Some(&p.to), p.level).ok_or_else(unknown)?;
+                let to = self.backups.name(p.level, Some(&p.to))?;
                 changes.push(Change::Rename { from, to });
             }
         }
@@ -361,17 +349,13 @@ impl<'a> Keeping<'a> {
                         .collect(),
                     None => Vec::new(),
                 }
-            } else if self
-                .provider
-                .does_backup_exist(self.definition, None, Some(&id))?
-            {
+            } else if self.backups.exists(None, Some(&id))? {
                 vec![None]
             } else {
                 Vec::new()
             };
             for level in levels {
-                let path = self.path(Some(&id), level).ok_or_else(unknown)?;
-                changes.push(Change::RemoveObsolete(path));
+                changes.push(Change::RemoveObsolete(self.backups.name(level, Some(&id))?));
             }
         }
         Ok(changes)
@@ -400,20 +384,13 @@ impl<'a> Keeping<'a> {
                     self.report.info(&format!(
                         "Removing obsolete kept incremental backup with keeping ID \"{id}\"."
                     ));
-                    self.provider.remove_backup_increments(
-                        self.definition,
-                        Some(first),
-                        Some(&id),
-                    )?;
+                    self.backups.remove_increments(first, Some(&id))?;
                 }
-            } else if self
-                .provider
-                .does_backup_exist(self.definition, None, Some(&id))?
-            {
+            } else if self.backups.exists(None, Some(&id))? {
                 self.report.info(&format!(
                     "Removing obsolete kept backup with keeping ID \"{id}\"."
                 ));
-                self.provider.remove_backup(self.definition, Some(&id))?;
+                self.backups.remove(Some(&id))?;
             }
         }
         Ok(())
@@ -427,18 +404,14 @@ impl<'a> Keeping<'a> {
                     self.report.info(&format!(
                         "Removing kept backup with keeping ID \"{original}\"."
                     ));
-                    self.provider
-                        .remove_backup(self.definition, Some(&held.keeping_id))?;
+                    self.backups.remove(Some(&held.keeping_id))?;
                 }
                 Some(first) => {
                     self.report.info(&format!(
                         "Removing kept incremental backup with keeping ID \"{original}\"."
                     ));
-                    self.provider.remove_backup_increments(
-                        self.definition,
-                        Some(first),
-                        Some(&held.keeping_id),
-                    )?;
+                    self.backups
+                        .remove_increments(first, Some(&held.keeping_id))?;
                 }
             }
         }
@@ -450,7 +423,8 @@ impl<'a> Keeping<'a> {
         if let Some((journal, guard)) = self.journal.take() {
             let path = journal.path().to_path_buf();
             drop(journal);
-            if let Err(e) = interrupt::critical(|| journal::recover(&path, true)) {
+            let store = self.backups.store();
+            if let Err(e) = interrupt::critical(|| journal::recover_using(&path, true, store)) {
                 self.report
                     .error(&format!("Unable to restore the kept backups: {e}"));
             }
@@ -458,16 +432,6 @@ impl<'a> Keeping<'a> {
         }
         self.held.clear();
         self.remove_from = None;
-    }
-
-    fn path(&self, keeping: Option<&str>, level: Option<u32>) -> Option<PathBuf> {
-        backup_file_path(
-            self.definition.destination(),
-            &self.definition.backup_id,
-            self.definition.backup_type,
-            level,
-            keeping,
-        )
     }
 }
 
@@ -543,6 +507,266 @@ mod tests {
         assert_eq!(keeping_id(675), "zz");
         for n in [0, 1, 25, 26, 300, 675] {
             assert_eq!(keeping_number(&keeping_id(n)), n);
+        }
+    }
+
+    /// Keeping in an object store: the same renames, made of server-side copies and deletes.
+    mod on_a_store {
+        use super::*;
+        use crate::app::backups::on_moto::*;
+        use crate::report::memory::Memory;
+        use std::path::Path;
+
+        /// One run of archive `home`: keeps what is there, makes the backup (of `level` for an
+        /// incremental one) with `content`, commits; what it reported on standard output.
+        fn run(
+            backups: &Backups<'_>,
+            journal: &Path,
+            (number, remove_obsolete): (i64, bool),
+            level: Option<u32>,
+            content: &str,
+        ) -> Vec<String> {
+            let (report, memory) = Memory::report(Verbosity::Normal);
+            let place = JournalPlace {
+                path: journal.to_path_buf(),
+                overwrite_at_start: true,
+            };
+            let mut keeping = Keeping::new(backups, &report, level.is_some(), place);
+            // A store is never written in place.
+            assert!(!keeping.place.overwrite_at_start);
+            keeping
+                .keep(number, level.unwrap_or(0), remove_obsolete)
+                .unwrap();
+            let store = backups.store().unwrap();
+            put(store, &backups.name(level, None).unwrap(), content);
+            keeping.commit().unwrap();
+            assert!(!journal.exists());
+            assert_eq!(report.errors() + report.warnings(), 0, "{:?}", memory.err());
+            memory.out()
+        }
+
+        fn journal() -> (tempfile::TempDir, PathBuf) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("journal/home.keeping");
+            (dir, path)
+        }
+
+        #[test]
+        fn kept_backups_shift_and_the_oldest_beyond_the_number_is_removed() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "host");
+            let store = backups.store().unwrap();
+            let (_dir, journal) = journal();
+            assert!(run(&backups, &journal, (2, false), None, "run 1").is_empty());
+            assert_eq!(contents(store), pairs(&[("home.tar.gz", "run 1")]));
+            assert_eq!(
+                run(&backups, &journal, (2, false), None, "run 2"),
+                ["Keeping already existing backups."]
+            );
+            run(&backups, &journal, (2, false), None, "run 3");
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.aa.tar.gz", "run 2"),
+                    ("home.ab.tar.gz", "run 1"),
+                    ("home.tar.gz", "run 3"),
+                ])
+            );
+            let out = run(&backups, &journal, (2, false), None, "run 4");
+            assert!(
+                out.contains(&"Removing kept backup with keeping ID \"ab\".".to_string()),
+                "{out:?}"
+            );
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.aa.tar.gz", "run 3"),
+                    ("home.ab.tar.gz", "run 2"),
+                    ("home.tar.gz", "run 4"),
+                ])
+            );
+        }
+
+        #[test]
+        fn an_incremental_chain_is_kept_as_a_whole() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "inc");
+            let store = backups.store().unwrap();
+            let (_dir, journal) = journal();
+            for (level, content) in [(0, "a0"), (1, "a1"), (2, "a2"), (0, "b0"), (1, "b1")] {
+                run(&backups, &journal, (1, false), Some(level), content);
+            }
+            // The restart to 0 kept the whole chain a; making level 1 again kept nothing, as
+            // level 1 was not there then.
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.1.aa.tar.gz", "a1"),
+                    ("home.1.tar.gz", "b1"),
+                    ("home.2.aa.tar.gz", "a2"),
+                    ("home.aa.tar.gz", "a0"),
+                    ("home.tar.gz", "b0"),
+                ])
+            );
+            // Chain b replaces chain a, all of whose levels go.
+            let out = run(&backups, &journal, (1, false), Some(0), "c0");
+            assert!(
+                out.contains(
+                    &"Removing kept incremental backup with keeping ID \"aa\".".to_string()
+                ),
+                "{out:?}"
+            );
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.1.aa.tar.gz", "b1"),
+                    ("home.aa.tar.gz", "b0"),
+                    ("home.tar.gz", "c0"),
+                ])
+            );
+        }
+
+        #[test]
+        fn obsolete_kept_backups_and_increments_are_removed() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "obsolete");
+            let store = backups.store().unwrap();
+            for name in [
+                "home.tar.gz",
+                "home.aa.tar.gz",
+                "home.ab.tar.gz",
+                "home.ac.tar.gz",
+            ] {
+                put(store, name, name);
+            }
+            let (_dir, journal) = journal();
+            let out = run(&backups, &journal, (1, true), None, "new");
+            assert!(
+                out.contains(&"Removing obsolete kept backup with keeping ID \"ac\".".to_string()),
+                "{out:?}"
+            );
+            assert_eq!(
+                contents(store),
+                pairs(&[("home.aa.tar.gz", "home.tar.gz"), ("home.tar.gz", "new")])
+            );
+
+            // What a run of level 1 removes once made, with remove-obsolete-backups.
+            let backups = crate::app::backups::on_moto::backups(&moto, "levels");
+            let store = backups.store().unwrap();
+            for name in [
+                "home.tar.gz",
+                "home.1.tar.gz",
+                "home.2.tar.gz",
+                "home.3.tar.gz",
+            ] {
+                put(store, name, name);
+            }
+            backups.remove_increments(2, None).unwrap();
+            assert_eq!(
+                contents(store),
+                pairs(&[
+                    ("home.1.tar.gz", "home.1.tar.gz"),
+                    ("home.tar.gz", "home.tar.gz")
+                ])
+            );
+        }
+
+        #[test]
+        fn a_failed_backup_gives_every_kept_backup_back() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            for incremental in [false, true] {
+                let backups = backups(&moto, &format!("rollback-{incremental}"));
+                let store = backups.store().unwrap();
+                let names: &[&str] = if incremental {
+                    &[
+                        "home.tar.gz",
+                        "home.1.tar.gz",
+                        "home.aa.tar.gz",
+                        "home.1.aa.tar.gz",
+                    ]
+                } else {
+                    &["home.tar.gz", "home.aa.tar.gz", "home.ab.tar.gz"]
+                };
+                for name in names {
+                    put(store, name, name);
+                }
+                let before = contents(store);
+                let (_dir, journal) = journal();
+                let (report, _memory) = Memory::report(Verbosity::Normal);
+                let place = JournalPlace {
+                    path: journal.clone(),
+                    overwrite_at_start: false,
+                };
+                let mut keeping = Keeping::new(&backups, &report, incremental, place);
+                keeping.keep(2, 0, true).unwrap();
+                assert_ne!(contents(store), before);
+                // Each step marked as started (its new name free) before its copy, and done
+                // after its delete: what recovery relies on.
+                let text = std::fs::read_to_string(&journal).unwrap();
+                let steps = text.lines().filter(|l| l.starts_with("rename ")).count()
+                    + text.lines().filter(|l| l.starts_with("hold ")).count();
+                assert_eq!(steps, if incremental { 4 } else { 3 }, "{text}");
+                let marks: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.starts_with("start ") || l.starts_with("done "))
+                    .collect();
+                let expected: Vec<String> = (0..steps)
+                    .flat_map(|i| [format!("start {i}"), format!("done {i}")])
+                    .collect();
+                assert_eq!(marks, expected);
+                assert!(
+                    text.contains(&format!("\nstore s3://bkp/rollback-{incremental}\n")),
+                    "{text}"
+                );
+                keeping.rollback();
+                assert_eq!(report.errors(), 0);
+                assert_eq!(contents(store), before, "incremental: {incremental}");
+                assert!(!journal.exists());
+            }
+        }
+
+        /// The dry run's plan names the objects.
+        #[test]
+        fn a_dry_run_plans_with_object_names_and_changes_nothing() {
+            let Some(moto) = moto() else {
+                return;
+            };
+            let backups = backups(&moto, "dry");
+            let store = backups.store().unwrap();
+            for name in ["home.tar.gz", "home.aa.tar.gz", "home.ab.tar.gz"] {
+                put(store, name, name);
+            }
+            let before = contents(store);
+            let (_dir, journal) = journal();
+            let (report, _memory) = Memory::report(Verbosity::Normal);
+            let place = JournalPlace {
+                path: journal.clone(),
+                overwrite_at_start: false,
+            };
+            let mut keeping = Keeping::new(&backups, &report, false, place).dry_run();
+            keeping.keep(1, 0, true).unwrap();
+            let name = |n: &str| n.to_string();
+            assert_eq!(
+                keeping.changes().unwrap(),
+                [
+                    Change::Remove(name("home.aa.tar.gz")),
+                    Change::Rename {
+                        from: name("home.tar.gz"),
+                        to: name("home.aa.tar.gz")
+                    },
+                    Change::RemoveObsolete(name("home.ab.tar.gz")),
+                ]
+            );
+            assert_eq!(contents(store), before);
+            assert!(!journal.exists());
         }
     }
 }

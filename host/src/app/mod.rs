@@ -5,7 +5,8 @@
 //! The modules follow the original's split: [`archive`] resolves one archive's options and
 //! provider, [`levels`] decides the backup level (incremental levels and their automatic
 //! restarting), [`keeping`] renames old backups out of the way (with [`journal`], which lets an
-//! interrupted keeping be undone or finished), [`partials`] removes abandoned partial backup
+//! interrupted keeping be undone or finished, and [`backups`], which renames and removes them in
+//! a directory or an object store), [`partials`] removes abandoned partial backup
 //! files, [`commands`] runs the user's hooks, and [`create`], [`list`] and [`purge`] are the
 //! original's actions. Ours reach providers through their capabilities: [`chain`] finds the
 //! backup files of a chain, [`capable`] chooses the provider that has the capability, and
@@ -21,6 +22,7 @@
 //! memory), so they run through the same ABI layer as a plugin's provider.
 
 pub mod archive;
+pub mod backups;
 pub mod capable;
 pub mod chain;
 pub mod commands;
@@ -31,6 +33,7 @@ pub mod journal;
 pub mod keeping;
 pub mod levels;
 pub mod list;
+pub mod object_pipes;
 pub mod partials;
 pub mod purge;
 pub mod restore;

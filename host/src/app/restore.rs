@@ -6,18 +6,25 @@
 //! entries exact with each level's roots record (see `aa_provider_kit::roots`). Every member
 //! restored is listed with `--verbose`; every problem is an error; the run succeeds only when
 //! everything was restored.
+//!
+//! With an object store as `dest-dir`, the chain is found from the store's listing and the
+//! provider reads each backup from the store as a stream, through a pipe
+//! ([`super::object_pipes`]); a store error fails the restore, naming the object's URL.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-use aa_abi::capability::{ItemEvents, RestoreRequest};
+use aa_abi::capability::{ChainArchive, ItemEvents, RestoreRequest};
 use aa_abi::PathBytes;
 
-use super::archive::{ArchiveContext, ArchiveSettings};
+use super::archive::{self, ArchiveContext, ArchiveSettings};
 use super::capable::{self, Capability};
 use super::chain::{self, Chain, Query};
+use super::object_pipes::{ObjectPipes, ShownEvents};
 use super::{App, Failure, SpecRef};
 use crate::archiver::Archiver;
 use crate::config::{Opt, OptionSource};
+use crate::destination::{Destination, Store};
 use crate::lock::ArchiveLock;
 use crate::report::{count, human_bytes, Report};
 
@@ -35,6 +42,58 @@ pub struct RestoreOptions {
 pub struct Backups {
     pub archiver: Archiver,
     pub chain: Chain,
+    /// The object store holding them, `None` for a directory.
+    pub remote: Option<Remote>,
+}
+
+/// An object store the chain was found in: its levels are read from it as streams.
+pub struct Remote {
+    pub store: Arc<Store>,
+    pub destination: Destination,
+}
+
+impl Backups {
+    /// What the providers read `archives` (of this chain) through: the archives themselves
+    /// for a directory; for an object store, pipes that stream the objects (see
+    /// [`super::object_pipes`]), which must live until the providers are done.
+    pub fn readable(
+        &self,
+        archives: &[ChainArchive],
+    ) -> Result<(Vec<ChainArchive>, Option<ObjectPipes>), Failure> {
+        let Some(remote) = &self.remote else {
+            return Ok((archives.to_vec(), None));
+        };
+        let names: Vec<String> = archives
+            .iter()
+            .map(|a| chain::file_name(a.path()))
+            .collect();
+        let pipes =
+            ObjectPipes::serve(remote.store.clone(), &remote.destination, &names).map_err(|e| {
+                Failure::Directory(format!(
+                    "Unable to make the pipes that stream the backups of \"{}\": {e}",
+                    remote.destination
+                ))
+            })?;
+        let piped = archives
+            .iter()
+            .zip(&names)
+            .map(|(a, name)| ChainArchive {
+                level: a.level,
+                backup_type: a.backup_type,
+                path: PathBytes::new(pipes.path(name)),
+            })
+            .collect();
+        Ok((piped, Some(pipes)))
+    }
+}
+
+/// A provider's failure with the pipes named as their objects; a store error met while
+/// streaming comes first, since the provider only saw the stream end early.
+pub fn provider_failure(pipes: Option<&ObjectPipes>, message: &str) -> String {
+    match pipes {
+        Some(pipes) => pipes.first_error().unwrap_or_else(|| pipes.shown(message)),
+        None => message.to_string(),
+    }
 }
 
 /// Finds the chain of `settings`' archive (the kept one `keeping_id`, or the current one).
@@ -73,15 +132,41 @@ pub fn backups(
             (settings.flag(Opt::Incremental), None)
         }
     };
-    let chain = chain::find(&Query {
-        destination: &destination,
+    let target = archive::target(&destination)?;
+    let remote = match &target {
+        Destination::Local(_) => None,
+        Destination::S3 { .. } => Some(Remote {
+            store: Arc::new(Store::open(&target, &archive::s3_options(settings))?),
+            destination: target.clone(),
+        }),
+    };
+    // A store's backups are named by its URL, as the user wrote it in dest-dir.
+    let shown = PathBuf::from(target.to_string());
+    let query = Query {
+        destination: if remote.is_some() {
+            &shown
+        } else {
+            &destination
+        },
         name: settings.name(),
         backup_type: archiver.backup_type,
         incremental,
         keeping_id,
         snapshot_level,
-    })?;
-    Ok(Backups { archiver, chain })
+    };
+    let chain = match &remote {
+        None => chain::find(&query)?,
+        Some(remote) => {
+            let listed = remote.store.list()?;
+            let names: Vec<String> = listed.into_iter().map(|o| o.name).collect();
+            chain::find_stored(&query, &names)?
+        }
+    };
+    Ok(Backups {
+        archiver,
+        chain,
+        remote,
+    })
 }
 
 /// Restores the archive of `spec` as `options` say. False when it was not (fully) restored.
@@ -130,22 +215,35 @@ fn restore(app: &App<'_>, spec: &SpecRef, options: &RestoreOptions) -> Result<()
             ))
         })?;
     }
+    let (readable, pipes) = backups.readable(&archives)?;
     let request = RestoreRequest {
-        archives: archives.clone().into(),
+        archives: readable.into(),
         target: PathBytes::new(target),
         only: only.iter().map(PathBytes::new).collect(),
         overwrite: options.overwrite,
     };
     let events = Events::new(report);
+    let shown = ShownEvents {
+        inner: &events,
+        pipes: pipes.as_ref(),
+    };
     let totals = chosen
         .provider
-        .restore(&request, &events)
+        .restore(&request, &shown)
         .unwrap_or_else(|| {
             Err(aa_abi::error::ProviderError::other(
                 "the provider lost its restore capability",
             ))
         })
-        .map_err(|e| Failure::Provider(e.to_string()))?;
+        .map_err(|e| Failure::Provider(provider_failure(pipes.as_ref(), &e.to_string())))?;
+    if let Some(pipes) = pipes {
+        // The provider may have taken a stream that ended early for a complete one.
+        let error = pipes.first_error();
+        pipes.finish();
+        if let Some(error) = error {
+            return Err(Failure::Destination(error));
+        }
+    }
     if totals.problems > events.problems.get() {
         report.error(&format!(
             "{} problems were reported by the provider.",

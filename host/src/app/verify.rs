@@ -12,6 +12,7 @@
 //!
 //! (the size is the members' content), and a summary. Any problem makes the exit status 1.
 //! With `--compare` the chain is then restored and compared with the source ([`super::compare`]).
+//! Backups in an object store are read from it as streams, as a restore reads them.
 
 use aa_abi::capability::ChainArchive;
 use aa_abi::PathBytes;
@@ -19,7 +20,8 @@ use aa_abi::PathBytes;
 use super::archive::ArchiveSettings;
 use super::capable::{self, Capability};
 use super::chain::file_name;
-use super::restore::{backups, Events};
+use super::object_pipes::ShownEvents;
+use super::restore::{backups, provider_failure, Events};
 use super::{compare, App, Failure, SpecRef};
 use crate::lock::ArchiveLock;
 use crate::report::{count, human_bytes};
@@ -77,6 +79,21 @@ fn verify(
         report.info("No snapshot records this chain: it is made of the backup files found.");
     }
     let top = chain.levels.last().map_or(0, |l| l.level);
+    let present: Vec<ChainArchive> = chain
+        .levels
+        .iter()
+        .filter(|l| l.exists)
+        .map(|l| ChainArchive {
+            level: l.level,
+            backup_type: chain.backup_type,
+            path: PathBytes::new(&l.path),
+        })
+        .collect();
+    // What the provider reads: the files, or pipes streaming the objects of a store.
+    let (readable, pipes) = match &chosen {
+        Some(_) => backups.readable(&present)?,
+        None => (Vec::new(), None),
+    };
     let mut failed = 0;
     for level in &chain.levels {
         let name = file_name(&level.path);
@@ -91,21 +108,28 @@ fn verify(
         let Some(chosen) = &chosen else {
             continue;
         };
-        let archive = ChainArchive {
-            level: level.level,
-            backup_type: chain.backup_type,
-            path: PathBytes::new(&level.path),
+        let Some(archive) = readable.iter().find(|a| a.level == level.level) else {
+            continue;
         };
         let events = Events::collecting(report);
-        let verdict = match chosen.provider.verify(&archive, &events) {
+        let shown = ShownEvents {
+            inner: &events,
+            pipes: pipes.as_ref(),
+        };
+        let verdict = match chosen.provider.verify(archive, &shown) {
             None => Err("the provider lost its verify capability".to_string()),
-            Some(Err(e)) => Err(e.to_string()),
+            Some(Err(e)) => Err(provider_failure(pipes.as_ref(), &e.to_string())),
             Some(Ok(totals)) if totals.problems == 0 && events.problems.get() == 0 => Ok(totals),
             Some(Ok(totals)) => Err(events
                 .first_problem
                 .borrow()
                 .clone()
                 .unwrap_or_else(|| format!("{} problems", totals.problems))),
+        };
+        // A stream that ended early because the store failed may have looked sound.
+        let verdict = match pipes.as_ref().and_then(|p| p.error_of(&name)) {
+            Some(error) => Err(error),
+            None => verdict,
         };
         match verdict {
             Ok(totals) => report.output(&format!(
@@ -152,10 +176,22 @@ fn verify(
             return Ok(false);
         }
         let archives = chain.archives(None)?;
-        return match compare::compare(app, &settings, &backups, &archives) {
-            Ok(differences) => Ok(differences == 0),
-            Err(e) => {
-                report.error(&format!("Unable to compare with the source: {e}"));
+        let archives = match &pipes {
+            // Every level is present (none failed): each has its pipe.
+            Some(_) => readable,
+            None => archives,
+        };
+        let compared = compare::compare(app, &settings, &backups, &archives);
+        let streamed = pipes.as_ref().and_then(|p| p.first_error());
+        return match (compared, streamed) {
+            (_, Some(error)) => {
+                report.error(&format!("Unable to compare with the source: {error}"));
+                Ok(false)
+            }
+            (Ok(differences), None) => Ok(differences == 0),
+            (Err(e), None) => {
+                let message = provider_failure(pipes.as_ref(), e.message());
+                report.error(&format!("Unable to compare with the source: {message}"));
                 Ok(false)
             }
         };

@@ -85,13 +85,20 @@ pub(crate) fn archive_failed(archive: &Path, what: &str, stderr: &[u8]) -> Provi
     ))
 }
 
-/// Runs `tar -t OPTIONS --quoting-style=escape --force-local --file=ARCHIVE` to its end,
-/// whatever its exit status; an error only when tar cannot be run.
+/// A read of an archive that is a pipe (the host streams a backup from an object store
+/// through one) may return part of a record; without this GNU tar takes that for an
+/// "Unaligned block" of a plain `.tar` and gives up. A regular file's reads are whole
+/// records anyway, and a compressed archive comes through tar's own pipe from the
+/// decompressor, which tar reads this way already.
+const READ_FULL_RECORDS: &str = "--read-full-records";
+
+/// Runs `tar -t OPTIONS --quoting-style=escape --force-local --read-full-records
+/// --file=ARCHIVE` to its end, whatever its exit status; an error only when tar cannot be run.
 fn run_listing(tar: &Path, archive: &Path, options: &[&str]) -> Result<Output, ProviderError> {
     tar_command(tar)
         .arg("-t")
         .args(options)
-        .args(["--quoting-style=escape", "--force-local"])
+        .args(["--quoting-style=escape", "--force-local", READ_FULL_RECORDS])
         .arg(option_with("--file=", archive.as_os_str().as_bytes()))
         .stdin(Stdio::null())
         .output()
@@ -533,6 +540,7 @@ impl Restorer<'_> {
             "--verbose",
             "--quoting-style=escape",
             "--force-local",
+            READ_FULL_RECORDS,
             "--preserve-permissions",
             "--anchored",
             "--no-wildcards",
