@@ -23,14 +23,14 @@ fn credentials() -> Credentials {
     }
 }
 
-/// Options for a server at `endpoint`: 5 MiB parts, two in flight.
+/// Options for a server at `endpoint`: 5 MiB parts, one queued.
 fn options(endpoint: &str) -> S3Options {
     S3Options {
         endpoint: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         path_style: Some(true),
         part_size: MIN_PART_SIZE,
-        parts_in_flight: 2,
+        queued_parts: 1,
         connect_timeout: Duration::from_secs(5),
         io_timeout: Duration::from_secs(30),
         credentials: Some(credentials()),

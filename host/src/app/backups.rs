@@ -326,7 +326,7 @@ pub(crate) mod on_moto {
             region: Some("us-east-1".into()),
             path_style: Some(true),
             part_size: MIN_PART_SIZE,
-            parts_in_flight: 2,
+            queued_parts: 1,
             connect_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(30),
             credentials: Some(Credentials {

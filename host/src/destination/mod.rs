@@ -23,7 +23,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use credentials::Credentials;
-pub use s3::{S3Options, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_PART_SIZE, MIN_PART_SIZE};
+pub use s3::{S3Options, DEFAULT_PART_SIZE, DEFAULT_QUEUED_PARTS, MIN_PART_SIZE};
 
 /// An error of a destination, as one line naming the directory, URL or object concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,16 +13,18 @@
 //! a dead endpoint is an error within those, never a hang.
 //!
 //! Memory: a backup is written in parts of [`S3Options::part_size`] bytes (S3's minimum is
-//! 5 MiB, except for the last part), with up to [`S3Options::parts_in_flight`] parts being sent
-//! at once; OpenDAL fills one part and holds back one more (it starts the multipart upload
-//! only on the second part, so a small backup is one PUT). An upload so holds at most
-//! `part_size x (parts_in_flight + 2)` bytes of data, plus a [`COALESCE`] buffer here: 48 MiB
-//! with the defaults (8 MiB x 4).
+//! 5 MiB, except for the last part), one sent at a time; OpenDAL fills the next part while one
+//! is sent (and holds back the first: it starts the multipart upload only on the second part,
+//! so a small backup is one PUT), and a queue of [`S3Options::queued_parts`] parts in front of
+//! it keeps the backup being made meanwhile. An upload so holds at most
+//! `part_size x (queued_parts + 2)` bytes of data, plus a [`COALESCE`] buffer: 24 MiB with
+//! the defaults (8 MiB parts, 1 queued). Parts are not sent in parallel because OpenDAL
+//! 0.57's parallel multipart writer does not bound its memory (see [`S3Store::upload`]).
 //! S3 allows 10,000 parts: the default 8 MiB parts allow backups up to 78 GiB. A server-side
 //! copy is one CopyObject, which S3 allows up to 5 GiB.
 
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -31,6 +33,7 @@ use opendal::raw::HttpClient;
 use opendal::services::S3;
 use opendal::{Buffer, BufferStream, ErrorKind, Operator};
 use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, watch};
 
 use super::{Credentials, DestinationError, ObjectInfo};
 
@@ -39,7 +42,7 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 /// The part size unless configured.
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 /// How many parts are sent at once unless configured.
-pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
+pub const DEFAULT_QUEUED_PARTS: usize = 1;
 /// S3's largest part.
 const MAX_PART_SIZE: usize = 5 << 30;
 /// Small writes (a tar block) are gathered into pieces of this size before they go to OpenDAL:
@@ -61,8 +64,8 @@ pub struct S3Options {
     pub path_style: Option<bool>,
     /// Bytes per part of an upload, at least [`MIN_PART_SIZE`].
     pub part_size: usize,
-    /// Parts sent at once, at least 1.
-    pub parts_in_flight: usize,
+    /// Parts queued while one is sent (0: the backup waits while a part is sent).
+    pub queued_parts: usize,
     /// How long connecting to the endpoint may take.
     pub connect_timeout: Duration,
     /// How long the endpoint may leave a request unanswered or a transfer stalled.
@@ -78,7 +81,7 @@ impl Default for S3Options {
             region: None,
             path_style: None,
             part_size: DEFAULT_PART_SIZE,
-            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            queued_parts: DEFAULT_QUEUED_PARTS,
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(60),
             credentials: None,
@@ -131,7 +134,7 @@ pub struct S3Store {
     url: String,
     endpoint: String,
     part_size: usize,
-    parts_in_flight: usize,
+    queued_parts: usize,
 }
 
 impl S3Store {
@@ -147,9 +150,6 @@ impl S3Store {
                 "part size {} is outside S3's 5 MiB to 5 GiB",
                 options.part_size
             )));
-        }
-        if options.parts_in_flight == 0 {
-            return Err(fail("at least one part must be in flight".into()));
         }
         let credentials = match &options.credentials {
             Some(c) => c.clone(),
@@ -199,7 +199,7 @@ impl S3Store {
             url: url.to_string(),
             endpoint: endpoint.unwrap_or_else(|| format!("s3.{region}.amazonaws.com")),
             part_size: options.part_size,
-            parts_in_flight: options.parts_in_flight,
+            queued_parts: options.queued_parts,
         })
     }
 
@@ -273,22 +273,28 @@ impl S3Store {
     }
 
     pub(super) fn upload(&self, name: &str) -> Result<S3Upload, DestinationError> {
+        // One part sent at a time: OpenDAL 0.57's concurrent multipart writer keeps every
+        // finished part's buffer until the upload completes when parts finish before the
+        // next is handed over (a backup made more slowly than the store takes it), so its
+        // memory grows with the backup. The queue in front of it keeps the backup being made
+        // while a part is sent.
         let options = opendal::options::WriteOptions {
             chunk: Some(self.part_size),
-            concurrent: self.parts_in_flight,
+            concurrent: 1,
             ..Default::default()
         };
         let writer = self
             .runtime
             .block_on(self.op.writer_options(name, options))
             .map_err(|e| self.error(Some(name), &e))?;
-        Ok(S3Upload {
-            runtime: self.runtime.clone(),
-            writer: Arc::new(Mutex::new(Some(writer))),
-            pending: Vec::new(),
-            url: self.url(name),
-            endpoint: self.endpoint.clone(),
-        })
+        let queue = self.queued_parts * self.part_size / COALESCE;
+        Ok(S3Upload::start(
+            &self.runtime,
+            writer,
+            queue,
+            self.url(name),
+            self.endpoint.clone(),
+        ))
     }
 
     pub(super) fn copy(&self, from: &str, to: &str) -> Result<(), DestinationError> {
@@ -402,134 +408,235 @@ impl Read for S3Reader {
     }
 }
 
+/// What the uploader task is told, in order.
+enum Command {
+    Data(Buffer),
+    Commit,
+}
+
+/// How an upload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Committed,
+    /// Given up (an abort asked for, or the upload dropped), the multipart upload aborted.
+    Aborted,
+    /// One line naming the object: why the upload failed (it was aborted, or says why not).
+    Failed(String),
+}
+
+/// What an upload, its abort handles and its uploader task share.
+struct Shared {
+    /// Set once, by the uploader task as it ends.
+    outcome: Mutex<Option<Outcome>>,
+    ended: Condvar,
+    /// Set to ask the uploader task to abort.
+    abort: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn outcome(&self) -> MutexGuard<'_, Option<Outcome>> {
+        // Poisoning holds no meaning here: the outcome is set once, whole.
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the uploader task has ended; how.
+    fn wait(&self) -> Outcome {
+        let mut outcome = self.outcome();
+        loop {
+            if let Some(o) = outcome.as_ref() {
+                return o.clone();
+            }
+            outcome = self.ended.wait(outcome).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 /// A multipart upload in progress. Dropped without commit, it is aborted.
+///
+/// The bytes go, in pieces of [`COALESCE`], through a bounded queue to an uploader task on
+/// the store's runtime, which hands them to OpenDAL: the caller fills the queue while a part
+/// is sent, and waits when it is full. A failure or an abort ends the task, which aborts the
+/// multipart upload; the next write then fails with its message.
 pub struct S3Upload {
-    runtime: Arc<Runtime>,
-    /// `None` once committed or aborted. Shared with [`S3AbortHandle`]s, which may take it
-    /// from another thread (the signal thread, on Ctrl-C) between two writes.
-    writer: Arc<Mutex<Option<opendal::Writer>>>,
-    /// Written bytes not yet handed to OpenDAL (which cuts them into parts).
+    /// `None` once the commit is sent.
+    commands: Option<mpsc::Sender<Command>>,
+    shared: Arc<Shared>,
+    /// Written bytes not yet queued.
     pending: Vec<u8>,
     url: String,
-    endpoint: String,
 }
 
 /// Aborts an [`S3Upload`] from another thread; see [`super::AbortHandle`].
 #[derive(Clone)]
 pub struct S3AbortHandle {
-    runtime: Arc<Runtime>,
-    writer: Arc<Mutex<Option<opendal::Writer>>>,
-    url: String,
-    endpoint: String,
+    shared: Arc<Shared>,
 }
 
 impl S3AbortHandle {
-    /// Aborts the upload unless it is already finished; says whether it was still running.
-    /// Waits for a write in progress (bounded by the I/O timeout).
+    /// Aborts the upload unless it has already ended; says whether it aborted it. Waits until
+    /// the abort is done (a part being sent is dropped; bounded by the I/O timeout).
     pub(super) fn abort(&self) -> Result<bool, DestinationError> {
-        let taken = lock(&self.writer).take();
-        let Some(mut writer) = taken else {
+        if self.shared.outcome().is_some() {
             return Ok(false);
-        };
-        self.runtime
-            .block_on(writer.abort())
-            .map(|()| true)
-            .map_err(|e| {
-                DestinationError::new(format!("{}: {}", self.url, describe(&e, &self.endpoint)))
-            })
+        }
+        self.shared.abort.send_replace(true);
+        match self.shared.wait() {
+            Outcome::Aborted => Ok(true),
+            Outcome::Committed => Ok(false),
+            Outcome::Failed(message) => Err(DestinationError::new(message)),
+        }
     }
 }
 
-/// The writer slot, even after a panic elsewhere poisoned it (it holds no invariant a panic
-/// could break: an upload is either there or gone).
-fn lock(slot: &Mutex<Option<opendal::Writer>>) -> MutexGuard<'_, Option<opendal::Writer>> {
-    slot.lock().unwrap_or_else(|e| e.into_inner())
+/// The uploader task: hands the queued bytes to OpenDAL's writer in order, then completes
+/// the multipart upload on [`Command::Commit`]; aborts it when asked to, when a part fails,
+/// or when the upload is dropped (the queue closed without a commit).
+async fn upload(
+    mut writer: opendal::Writer,
+    mut commands: mpsc::Receiver<Command>,
+    mut abort: watch::Receiver<bool>,
+    url: String,
+    endpoint: String,
+) -> Outcome {
+    loop {
+        // An abort asked for wins over queued data (`biased`); a closed watch (every handle
+        // gone) cannot happen while this runs, as the upload keeps one.
+        let command = tokio::select! {
+            biased;
+            _ = abort.changed() => None,
+            command = commands.recv() => command,
+        };
+        let failed = match command {
+            Some(Command::Data(bytes)) => {
+                let written = tokio::select! {
+                    biased;
+                    _ = abort.changed() => None,
+                    written = writer.write(bytes) => Some(written),
+                };
+                match written {
+                    Some(Ok(())) => continue,
+                    Some(Err(e)) => e,
+                    None => break,
+                }
+            }
+            // Completing is not cut short by an abort: the object may be in place already.
+            Some(Command::Commit) => match writer.close().await {
+                Ok(_) => return Outcome::Committed,
+                Err(e) => e,
+            },
+            None => break,
+        };
+        let aborted = writer.abort().await;
+        return Outcome::Failed(failure(&url, &endpoint, &failed, aborted));
+    }
+    match writer.abort().await {
+        Ok(()) => Outcome::Aborted,
+        Err(e) => Outcome::Failed(format!(
+            "{url}: the unfinished multipart upload could not be aborted ({}): the store \
+             keeps its parts until they are aborted or a lifecycle rule removes them",
+            describe(&e, &endpoint)
+        )),
+    }
+}
+
+/// The error `e` that ended an upload, and whether aborting it then failed too (the store
+/// unreachable, say): its parts then stay on the store, which the user must know.
+fn failure(url: &str, endpoint: &str, e: &opendal::Error, aborted: opendal::Result<()>) -> String {
+    let mut message = format!("{url}: {}", describe(e, endpoint));
+    if let Err(abort) = aborted {
+        message += &format!(
+            "; the unfinished multipart upload could not be aborted either ({}): the store \
+             keeps its parts until they are aborted or a lifecycle rule removes them",
+            describe(&abort, endpoint)
+        );
+    }
+    message
 }
 
 impl S3Upload {
-    /// The error `e` that ended the upload, and whether aborting it then failed too (the
-    /// store unreachable, say): its parts then stay on the store, which the user must know.
-    fn failed(&self, e: &opendal::Error, aborted: opendal::Result<()>) -> DestinationError {
-        let mut message = format!("{}: {}", self.url, describe(e, &self.endpoint));
-        if let Err(abort) = aborted {
-            message += &format!(
-                "; the unfinished multipart upload could not be aborted either ({}): the store \
-                 keeps its parts until they are aborted or a lifecycle rule removes them",
-                describe(&abort, &self.endpoint)
-            );
+    fn start(
+        runtime: &Runtime,
+        writer: opendal::Writer,
+        queue: usize,
+        url: String,
+        endpoint: String,
+    ) -> S3Upload {
+        let (commands, receiver) = mpsc::channel(queue.max(1));
+        let (abort, aborted) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            outcome: Mutex::new(None),
+            ended: Condvar::new(),
+            abort,
+        });
+        let task_shared = shared.clone();
+        let task_url = url.clone();
+        runtime.spawn(async move {
+            let outcome = upload(writer, receiver, aborted, task_url, endpoint).await;
+            *task_shared.outcome() = Some(outcome);
+            task_shared.ended.notify_all();
+        });
+        S3Upload {
+            commands: Some(commands),
+            shared,
+            pending: Vec::new(),
+            url,
         }
-        DestinationError::new(message)
-    }
-
-    fn finished(&self) -> DestinationError {
-        DestinationError::new(format!(
-            "{}: the upload was aborted or is finished",
-            self.url
-        ))
     }
 
     pub(super) fn abort_handle(&self) -> S3AbortHandle {
         S3AbortHandle {
-            runtime: self.runtime.clone(),
-            writer: self.writer.clone(),
-            url: self.url.clone(),
-            endpoint: self.endpoint.clone(),
+            shared: self.shared.clone(),
         }
     }
 
-    /// Hands the pending bytes to OpenDAL, which sends a part when one is full (parts in
-    /// flight permitting).
-    fn send_pending(&mut self) -> Result<(), DestinationError> {
-        let part = std::mem::take(&mut self.pending);
-        let mut slot = lock(&self.writer);
-        let Some(writer) = slot.as_mut() else {
-            return Err(self.finished());
+    /// Why the upload cannot go on: how its task ended.
+    fn ended(&self) -> DestinationError {
+        DestinationError::new(match self.shared.wait() {
+            Outcome::Failed(message) => message,
+            Outcome::Aborted => format!("{}: the upload was aborted", self.url),
+            Outcome::Committed => format!("{}: the upload is already complete", self.url),
+        })
+    }
+
+    fn send(&mut self, command: Command) -> Result<(), DestinationError> {
+        let Some(commands) = self.commands.as_ref() else {
+            return Err(self.ended());
         };
-        match self.runtime.block_on(writer.write(part)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // A failed part fails the upload: abort it now rather than on drop, so a
-                // caller that retries does not leave it pending.
-                let aborted = match slot.take() {
-                    Some(mut writer) => self.runtime.block_on(writer.abort()),
-                    None => Ok(()),
-                };
-                Err(self.failed(&e, aborted))
-            }
+        // Waits while the queue is full. Never called on the runtime's threads: the callers
+        // are the application's.
+        if commands.blocking_send(command).is_err() {
+            return Err(self.ended());
         }
+        Ok(())
     }
 
-    fn abort_now(&mut self) -> Option<DestinationError> {
-        self.pending = Vec::new();
-        self.abort_handle().abort().err()
+    /// Queues the pending bytes.
+    fn send_pending(&mut self) -> Result<(), DestinationError> {
+        let piece = std::mem::take(&mut self.pending);
+        self.send(Command::Data(Buffer::from(piece)))
     }
 
     pub(super) fn commit(mut self) -> Result<(), DestinationError> {
         if !self.pending.is_empty() {
             self.send_pending()?;
         }
-        let mut slot = lock(&self.writer);
-        let Some(mut writer) = slot.take() else {
-            return Err(self.finished());
-        };
-        match self.runtime.block_on(writer.close()) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let aborted = self.runtime.block_on(writer.abort());
-                Err(self.failed(&e, aborted))
-            }
+        self.send(Command::Commit)?;
+        self.commands = None;
+        match self.shared.wait() {
+            Outcome::Committed => Ok(()),
+            _ => Err(self.ended()),
         }
     }
 
-    pub(super) fn abort(mut self) -> Result<(), DestinationError> {
-        self.abort_now().map_or(Ok(()), Err)
+    pub(super) fn abort(self) -> Result<(), DestinationError> {
+        self.abort_handle().abort().map(drop)
     }
 }
 
 impl Write for S3Upload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if lock(&self.writer).is_none() {
-            return Err(self.finished().into());
+        if self.shared.outcome().is_some() {
+            return Err(self.ended().into());
         }
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(COALESCE);
@@ -549,9 +656,13 @@ impl Write for S3Upload {
 }
 
 impl Drop for S3Upload {
+    /// Aborts an upload neither committed nor aborted, and waits for it: the process may end
+    /// right after.
     fn drop(&mut self) {
-        if let Some(e) = self.abort_now() {
-            log::warn!("{e} (aborting the unfinished upload)");
+        if self.shared.outcome().is_none() && self.commands.is_some() {
+            if let Err(e) = self.abort_handle().abort() {
+                log::warn!("{e} (aborting the unfinished upload)");
+            }
         }
     }
 }
@@ -639,16 +750,10 @@ mod tests {
         };
         let small = S3Options {
             part_size: MIN_PART_SIZE - 1,
-            credentials: Some(creds.clone()),
+            credentials: Some(creds),
             ..S3Options::default()
         };
         let e = S3Store::open("bkp", "p", "s3://bkp/p", &small).unwrap_err();
         assert!(e.to_string().starts_with("s3://bkp/p: part size"), "{e}");
-        let none = S3Options {
-            parts_in_flight: 0,
-            credentials: Some(creds),
-            ..S3Options::default()
-        };
-        assert!(S3Store::open("bkp", "", "s3://bkp", &none).is_err());
     }
 }

@@ -7,14 +7,18 @@
 //! thread, which raises the events.
 //!
 //! Failure: a sink write that fails ends the relay, which closes the pipe; tar (or its
-//! compressor) then dies of `SIGPIPE`, and the sink's error is the one reported, not tar's.
-//! Nothing is committed here: the caller commits once everything else has succeeded.
+//! compressor) then dies of `SIGPIPE`, and the sink's error is the one reported, not tar's:
+//! what tar says from then on ("Child returned status 141") is a consequence, and is not
+//! raised as an event. Nothing is committed here: the caller commits once everything else
+//! has succeeded.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aa_abi::capability::BackupSink;
-use aa_abi::ProviderError;
+use aa_abi::{BackupEvents, BackupOperationError, BackupSubOperation, ProviderError};
 
 use crate::error::Error;
 use crate::run::{run_tar, TarRun};
@@ -38,16 +42,22 @@ pub fn run_into_sink<'s>(
         .map_err(|e| Error::io(run.archive, e.into()))?;
     run.archive_fd = Some(write);
     run.archive_on_stdout = true;
+    let sink_failed = AtomicBool::new(false);
+    let events = UntilSinkFailed {
+        events,
+        sink_failed: &sink_failed,
+    };
     let (ran, relayed) = std::thread::scope(|scope| {
+        let failed = &sink_failed;
         let relay = std::thread::Builder::new()
             .name("aa-sink".into())
-            .spawn_scoped(scope, move || relay(File::from(read), sink));
+            .spawn_scoped(scope, move || relay(File::from(read), sink, failed));
         let relay = match relay {
             Ok(relay) => relay,
             // `run` is dropped unused, and with it the pipe's write end.
             Err(e) => return (Err(Error::io(run.archive, e)), None),
         };
-        let ran = run_tar(run, events);
+        let ran = run_tar(run, &events);
         let relayed = relay.join().unwrap_or_else(|_| {
             Err(ProviderError::other(
                 "the backup's destination failed unexpectedly",
@@ -65,8 +75,39 @@ pub fn run_into_sink<'s>(
     }
 }
 
-/// Copies `from` into `sink` until its end (every writer of the pipe closed it).
-fn relay(mut from: File, sink: &mut dyn BackupSink) -> Result<&mut dyn BackupSink, ProviderError> {
+/// tar's events, up to a failure of the sink: the errors tar reports after it are its dying of
+/// the closed pipe.
+struct UntilSinkFailed<'a> {
+    events: &'a dyn BackupEvents,
+    sink_failed: &'a AtomicBool,
+}
+
+impl BackupEvents for UntilSinkFailed<'_> {
+    fn file_add(&self, name: &Path) {
+        self.events.file_add(name);
+    }
+
+    fn backup_operation_error(
+        &self,
+        operation: BackupSubOperation,
+        error: BackupOperationError,
+        name: Option<&Path>,
+        message: Option<&str>,
+    ) {
+        if !self.sink_failed.load(Ordering::SeqCst) {
+            self.events
+                .backup_operation_error(operation, error, name, message);
+        }
+    }
+}
+
+/// Copies `from` into `sink` until its end (every writer of the pipe closed it). A failed
+/// write is marked in `failed` before the pipe is closed, so before tar can see it closed.
+fn relay<'s>(
+    mut from: File,
+    sink: &'s mut dyn BackupSink,
+    failed: &AtomicBool,
+) -> Result<&'s mut dyn BackupSink, ProviderError> {
     let mut buf = vec![0u8; RELAY_CHUNK];
     loop {
         let mut filled = 0;
@@ -83,7 +124,11 @@ fn relay(mut from: File, sink: &mut dyn BackupSink) -> Result<&mut dyn BackupSin
             }
         }
         if filled > 0 {
-            sink.write(&buf[..filled])?;
+            if let Err(e) = sink.write(&buf[..filled]) {
+                failed.store(true, Ordering::SeqCst);
+                drop(from);
+                return Err(e);
+            }
         }
         if end {
             return Ok(sink);
