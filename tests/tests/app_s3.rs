@@ -655,8 +655,8 @@ fn a_provider_without_backup_to_sink_is_refused_for_a_bucket_in_one_line() {
 
 /// Bytes of the backup of the memory test: five times what the upload may hold.
 const LARGE: usize = 256 * MIB;
-/// What `aa` may hold at its peak: the upload's parts (8 MiB x (4 in flight + 2), about
-/// 48 MiB) plus the rest of the program (about 40 MiB, in a debug build, with both plugins
+/// What `aa` may hold at its peak: the upload's parts (8 MiB x (1 queued + 2), about
+/// 24 MiB) plus the rest of the program (about 40 MiB, in a debug build, with both plugins
 /// and a provider's buffers), with room to spare; well below the backup's size.
 const PEAK_BOUND_KIB: i64 = 160 << 10;
 
