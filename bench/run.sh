@@ -6,7 +6,8 @@
 #   AA_BENCH_DIR  cache and work directory (default /tmp/aa-bench; the corpora are kept there)
 #   REPS          repetitions per command (default 5); medians are printed
 #   XZ_REPS       repetitions of the xz commands (default 1: one xz run of the corpus takes minutes)
-#   TYPES         backup types to run (default "tar gz zst bz2 xz")
+#   TYPES         backup types to run (default "tar gz zst bz2 xz s3"; s3: targz to a local
+#                 moto_server against targz to a directory, see below)
 #   AA            the aa binary (default $CARGO_TARGET_DIR or ./target, then release/aa)
 #   RESULTS       where the Markdown table goes as well (default $AA_BENCH_DIR/results.md)
 #   EXTRAS        "no" skips the 200k-files, start-up and incremental sections (default yes)
@@ -16,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${AA_BENCH_DIR:-/tmp/aa-bench}
 REPS=${REPS:-5}
 XZ_REPS=${XZ_REPS:-1}
-TYPES=${TYPES:-tar gz zst bz2 xz}
+TYPES=${TYPES:-tar gz zst bz2 xz s3}
 AA=${AA:-${CARGO_TARGET_DIR:-$ROOT/target}/release/aa}
 RESULTS=${RESULTS:-$B/results.md}
 EXTRAS=${EXTRAS:-yes}
@@ -75,11 +76,18 @@ run() {
         true
     }
     t1=$(date +%s%N)
-    local out=${SIZE_OF:-}
-    [ -n "$out" ] || out=$(find "$B/out" -type f ! -name '*._partial' | head -1)
-    [ -n "$out" ] || { cat "$B/stderr.txt" >&2; die "$label produced no output"; }
+    local size
+    if [ -n "${SIZE_CMD:-}" ]; then
+        # An object in a store: SIZE_CMD prints its size, and fails when there is none.
+        size=$(eval "$SIZE_CMD") || { cat "$B/stderr.txt" >&2; die "$label produced no output"; }
+    else
+        local out=${SIZE_OF:-}
+        [ -n "$out" ] || out=$(find "$B/out" -type f ! -name '*._partial' | head -1)
+        [ -n "$out" ] || { cat "$B/stderr.txt" >&2; die "$label produced no output"; }
+        size=$(stat -c %s "$out")
+    fi
     read -r user sys rss < <(tail -1 "$B/time.txt")
-    echo "$(( (t1 - t0) / 1000000 )) $user $sys $rss $(stat -c %s "$out")" >> "$B/samples/$label"
+    echo "$(( (t1 - t0) / 1000000 )) $user $sys $rss $size" >> "$B/samples/$label"
 }
 
 aa_run() { # aa_run LABEL CORPUS ARCHIVER
@@ -131,6 +139,47 @@ alternate() {
     done
 }
 
+# ---- S3: the object store, a local moto_server --------------------------------------------------
+# Started for the s3 rows and stopped on exit. moto is a Python server: its own speed is the
+# row "moto: multipart PUT", the backup's bytes uploaded by a client that does nothing else
+# (bench/s3.py, same part size and parallelism as aa).
+MOTO_PID=
+S3_NOTE=
+MOTO_VENV=${AA_MOTO_VENV:-${CARGO_TARGET_DIR:-$ROOT/target}/moto-venv}
+stop_moto() { [ -z "$MOTO_PID" ] || { kill "$MOTO_PID" 2>/dev/null; wait "$MOTO_PID" 2>/dev/null; MOTO_PID=; }; }
+trap stop_moto EXIT
+start_moto() {
+    AA_MOTO_VENV=$MOTO_VENV "$ROOT/tests/setup-moto.sh" || die "cannot install moto (tests/setup-moto.sh)"
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$B/moto.log" 2>&1 &
+    MOTO_PID=$!
+    S3_ENDPOINT=http://127.0.0.1:$port
+    python3 "$ROOT/bench/s3.py" wait "$S3_ENDPOINT" || { cat "$B/moto.log" >&2; die "moto_server did not start"; }
+    python3 "$ROOT/bench/s3.py" mkbucket "$S3_ENDPOINT" aa-bench
+}
+# moto's CPU time so far (user + system), in seconds.
+moto_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$MOTO_PID/stat"; }
+# s3_run LABEL ARCHIVER: aa backing up the home corpus to s3://aa-bench/home; moto's CPU time
+# for the run goes to samples/LABEL.moto-cpu.
+s3_run() {
+    python3 "$ROOT/bench/s3.py" delete "$S3_ENDPOINT" aa-bench home/home.tar.gz
+    local before
+    before=$(moto_cpu)
+    SIZE_CMD="python3 $ROOT/bench/s3.py size $S3_ENDPOINT aa-bench home/home.tar.gz" \
+        run "$1" env AWS_ENDPOINT_URL="$S3_ENDPOINT" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+        "$AA" --user-config-dir "$B/cfg" --dest-dir s3://aa-bench/home -a "$2" "$B/home.aa"
+    awk -v a="$before" -v b="$(moto_cpu)" 'BEGIN { printf "%.2f\n", b - a }' >> "$B/samples/$1.moto-cpu"
+}
+# put_run LABEL FILE: bench/s3.py uploading FILE, the same bytes as aa's backup.
+put_run() {
+    python3 "$ROOT/bench/s3.py" delete "$S3_ENDPOINT" aa-bench put/home.tar.gz
+    local before
+    before=$(moto_cpu)
+    SIZE_OF=$2 run "$1" python3 "$ROOT/bench/s3.py" put "$S3_ENDPOINT" aa-bench put/home.tar.gz "$2"
+    awk -v a="$before" -v b="$(moto_cpu)" 'BEGIN { printf "%.2f\n", b - a }' >> "$B/samples/$1.moto-cpu"
+}
+
 H="-C $B home"
 P=$THREADS
 for type in $TYPES; do
@@ -170,6 +219,26 @@ for type in $TYPES; do
         CMD["tar -c | xz -T$P"]="sh_run 'tar -c | xz -T$P' 'tar -cf - $H | xz -T$P > $B/out/ref.tar.xz'"
         alternate "$XZ_REPS" tarxz_internal tarxz_external "tar -c | xz -T$P"
         report tarxz "tar -c | xz -T$P" tarxz_internal tarxz_external "tar -c | xz -T$P"
+        ;;
+    s3)
+        start_moto
+        # The bytes the put baseline uploads: a backup of the same data, kept aside.
+        rm -rf "$B/s3-payload" && mkdir -p "$B/s3-payload"
+        "$AA" --user-config-dir "$B/cfg" --dest-dir "$B/s3-payload" -a targz_internal "$B/home.aa" \
+            >/dev/null 2>&1 || die "s3: the payload backup failed"
+        payload=$B/s3-payload/home.tar.gz
+        CMD["targz_internal to dir"]="aa_run 'targz_internal to dir' home targz_internal"
+        CMD["targz_internal to s3"]="s3_run 'targz_internal to s3' targz_internal"
+        CMD["targz to dir"]="aa_run 'targz to dir' home targz"
+        CMD["targz to s3"]="s3_run 'targz to s3' targz"
+        CMD["moto: multipart PUT"]="put_run 'moto: multipart PUT' $payload"
+        alternate "$REPS" "targz_internal to dir" "targz_internal to s3" "moto: multipart PUT" "targz to dir" "targz to s3"
+        report "targz_internal, S3" "targz_internal to dir" "targz_internal to dir" "targz_internal to s3" "moto: multipart PUT"
+        report "targz, S3" "targz to dir" "targz to dir" "targz to s3"
+        moto_rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$MOTO_PID/status")
+        S3_NOTE="S3 rows: to a local \`moto_server\` ($("$MOTO_VENV/bin/python" -c 'import importlib.metadata as m; print("moto", m.version("moto"))'), one Python process on this machine, sharing its $(nproc) cores) against the same backup to a directory; \`moto: multipart PUT\` uploads the same bytes (the backup, kept aside) with bench/s3.py, 8 MiB parts, 4 in flight, as aa does. Peak MiB is aa's own (the client), /usr/bin/time %M. moto's CPU time per run (median): $(for l in "targz_internal to s3" "moto: multipart PUT" "targz to s3"; do printf '%s %ss; ' "\`$l\`" "$(median "$B/samples/$l.moto-cpu" 1)"; done)moto's peak resident set over all runs: $moto_rss MiB."
+        stop_moto
+        rm -rf "$B/s3-payload"
         ;;
     *) die "unknown type $type" ;;
     esac
@@ -293,6 +362,10 @@ fi
     echo "Peak memory: maximum resident set of the process (of the largest process of a pipeline)."
     echo
     cat "$RESULTS.tmp"
+    if [ -n "$S3_NOTE" ]; then
+        echo
+        echo "$S3_NOTE"
+    fi
     if [ "$EXTRAS" != no ]; then
         echo
         echo "Start-up, \`aa --list-providers\` with $providers providers loaded: median $(awk -v u="$startup_us" 'BEGIN { printf "%.1f", u / 1000 }') ms (50 runs)."

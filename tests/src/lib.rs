@@ -19,6 +19,8 @@
 //! * `path_fakes`: programs on `PATH` and fake ones put first;
 //! * `python_aa`: the reference Python `aa` of the differential tests;
 //! * `moto`: a real S3-compatible server (`moto_server`) for the object-store tests;
+//! * `cutting_proxy`: a TCP forwarder that goes dead after a number of bytes (a server lost
+//!   mid-transfer);
 //! * `chains`: incremental chains through `aa`, for the restore, verify and dry-run matrices;
 //! * `faults`: the fault injector (`faults/shim.c`) and the cases that must lose nothing;
 //! * `abi_builds`: the Hello example built against a copy of an ABI crate (current or frozen);
@@ -27,6 +29,7 @@
 mod abi_builds;
 pub mod chains;
 mod clock;
+mod cutting_proxy;
 pub mod faults;
 mod fixtures;
 mod increments;
@@ -46,6 +49,7 @@ pub use aa_conformance::{
 };
 pub use abi_builds::{abi_package_version, replace_once, HelloBuild};
 pub use clock::{local_date_days_ago, settle_timestamps, test_time_zone};
+pub use cutting_proxy::CuttingProxy;
 pub use fixtures::{deep_tree, dir_names};
 pub use increments::exact_increments_scenario;
 pub use locate::{

@@ -75,6 +75,8 @@ impl Moto {
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("moto's log"))
                 .stderr(log.try_clone().expect("moto's log"));
+            // Each request's log line is written when it is answered, not when moto exits.
+            command.env("PYTHONUNBUFFERED", "1");
             for (name, value) in env {
                 command.env(name, value);
             }
@@ -93,7 +95,7 @@ impl Moto {
             if moto.wait_until_listening() {
                 return Some(moto);
             }
-            last_log = moto.log_text();
+            last_log = moto.log();
             drop(moto);
         }
         panic!("moto_server did not start; its last output:\n{last_log}");
@@ -114,11 +116,18 @@ impl Moto {
         false
     }
 
-    fn log_text(&mut self) -> String {
+    /// What the server wrote: its start-up lines, then one line per request it answered
+    /// (`"PUT /bucket/key?partNumber=1&uploadId=... HTTP/1.1" 200 -`), written as it answers.
+    pub fn log(&mut self) -> String {
         let mut text = String::new();
         let _ = self.log.rewind();
         let _ = self.log.read_to_string(&mut text);
         text
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
     /// The server's URL, `http://127.0.0.1:PORT`.

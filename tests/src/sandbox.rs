@@ -188,6 +188,11 @@ impl Aa {
         self
     }
 
+    pub fn env_remove(mut self, key: &str) -> Aa {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Starts `aa` in a process group of its own (with everything it starts, such as GNU tar
     /// and a compressor), so that a test can kill the whole group at once, as a power cut
     /// would stop them. Output is discarded.
