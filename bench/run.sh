@@ -236,7 +236,7 @@ for type in $TYPES; do
         report "targz_internal, S3" "targz_internal to dir" "targz_internal to dir" "targz_internal to s3" "moto: multipart PUT"
         report "targz, S3" "targz to dir" "targz to dir" "targz to s3"
         moto_rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$MOTO_PID/status")
-        S3_NOTE="S3 rows: to a local \`moto_server\` ($("$MOTO_VENV/bin/python" -c 'import importlib.metadata as m; print("moto", m.version("moto"))'), one Python process on this machine, sharing its $(nproc) cores) against the same backup to a directory; \`moto: multipart PUT\` uploads the same bytes (the backup, kept aside) with bench/s3.py, 8 MiB parts, 4 in flight, as aa does. Peak MiB is aa's own (the client), /usr/bin/time %M. moto's CPU time per run (median): $(for l in "targz_internal to s3" "moto: multipart PUT" "targz to s3"; do printf '%s %ss; ' "\`$l\`" "$(median "$B/samples/$l.moto-cpu" 1)"; done)moto's peak resident set over all runs: $moto_rss MiB."
+        S3_NOTE="S3 rows: to a local \`moto_server\` ($("$MOTO_VENV/bin/python" -c 'import importlib.metadata as m; print("moto", m.version("moto"))'), one Python process on this machine, sharing its $(nproc) cores) against the same backup to a directory; \`moto: multipart PUT\` uploads the same bytes (the backup, kept aside) with bench/s3.py, 8 MiB parts, 4 in flight (what the server can take; aa sends one part at a time). Peak MiB is aa's own (the client), /usr/bin/time %M. moto's CPU time per run (median): $(for l in "targz_internal to s3" "moto: multipart PUT" "targz to s3"; do printf '%s %ss; ' "\`$l\`" "$(median "$B/samples/$l.moto-cpu" 1)"; done)moto's peak resident set over all runs: $moto_rss MiB."
         stop_moto
         rm -rf "$B/s3-payload"
         ;;
