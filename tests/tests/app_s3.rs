@@ -23,7 +23,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aa_host::destination::{Credentials, Destination, S3Options, Store};
+use aa_host::destination::Store;
 use aa_tests::chains::{Builtin, TYPES};
 use aa_tests::*;
 use app_support::*;
@@ -85,18 +85,7 @@ fn run_ok(aa: Aa) -> AaOutput {
 
 /// The store `s3://bkp/PREFIX` on `moto`, opened by the test itself.
 fn store(moto: &Moto, prefix: &str) -> Store {
-    let options = S3Options {
-        endpoint: Some(moto.endpoint()),
-        region: Some("us-east-1".into()),
-        path_style: Some(true),
-        credentials: Some(Credentials {
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-            session_token: None,
-        }),
-        ..S3Options::default()
-    };
-    Store::open(&Destination::parse(&url(prefix)).unwrap(), &options).unwrap()
+    moto_store(moto, &url(prefix))
 }
 
 fn object(store: &Store, name: &str) -> Vec<u8> {

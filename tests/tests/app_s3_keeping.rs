@@ -9,14 +9,17 @@
 //! (tests/faults/shim.c): its `pause` mode blocks the source read for good once the keeping is
 //! done, its `netreset` mode fails one send of the upload.
 
+mod app_support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use aa_host::destination::{Credentials, Destination, S3Options, Store};
+use aa_host::destination::Store;
 use aa_tests::faults::injector;
 use aa_tests::{Moto, Sandbox};
+use app_support::moto_store;
 use rustix::process::{kill_process, Pid, Signal};
 
 const BUCKET: &str = "bkp";
@@ -54,17 +57,7 @@ fn spec(sb: &Sandbox, moto: &Moto, name: &str, options: &str) {
 }
 
 fn store(moto: &Moto) -> Store {
-    let options = S3Options {
-        endpoint: Some(moto.endpoint()),
-        credentials: Some(Credentials {
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-            session_token: None,
-        }),
-        ..S3Options::default()
-    };
-    let destination = Destination::parse(&format!("s3://{BUCKET}/host")).unwrap();
-    Store::open(&destination, &options).unwrap()
+    moto_store(moto, &format!("s3://{BUCKET}/host"))
 }
 
 /// Every object under the prefix with its bytes.

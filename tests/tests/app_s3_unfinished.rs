@@ -8,14 +8,16 @@
 //! good, and the test signals `aa` once the server shows the multipart upload as pending; its
 //! `netreset` mode fails one send on a socket after 12 MiB with ECONNRESET.
 
+mod app_support;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aa_host::destination::{Credentials, Destination, S3Options, Store};
 use aa_tests::faults::injector;
 use aa_tests::{Moto, Sandbox};
+use app_support::moto_store;
 use rustix::process::{kill_process, Pid, Signal};
 
 const MIB: usize = 1 << 20;
@@ -228,17 +230,7 @@ fn lost_connection(archiver: &str) {
 
 /// The backup `name` in `s3://bkp/host`, read through the host's store.
 fn object(moto: &Moto, name: &str) -> Vec<u8> {
-    let options = S3Options {
-        endpoint: Some(moto.endpoint()),
-        credentials: Some(Credentials {
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-            session_token: None,
-        }),
-        ..S3Options::default()
-    };
-    let destination = Destination::parse(&format!("s3://{BUCKET}/host")).unwrap();
-    let store = Store::open(&destination, &options).unwrap();
+    let store = moto_store(moto, &format!("s3://{BUCKET}/host"));
     let mut bytes = Vec::new();
     store.reader(name).unwrap().read_to_end(&mut bytes).unwrap();
     bytes

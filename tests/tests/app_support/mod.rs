@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use aa_abi::naming::partial_of;
 
-use aa_tests::Sandbox;
+use aa_host::destination::{Credentials, Destination, S3Options, Store};
+use aa_tests::{Moto, Sandbox};
 use rustix::process::{kill_process_group, Pid, Signal};
 
 /// `src/a.txt` and `src/d/b.txt` in the sandbox. Also creates the storage directory, so that
@@ -242,3 +243,18 @@ macro_rules! with_both_providers {
 }
 #[allow(unused_imports)]
 pub(crate) use with_both_providers;
+
+/// The store `url` (`s3://bucket/prefix`) on `moto`, opened through the host's storage
+/// service with the credentials the tests give `aa`.
+pub fn moto_store(moto: &Moto, url: &str) -> Store {
+    let options = S3Options {
+        endpoint: Some(moto.endpoint()),
+        credentials: Some(Credentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        }),
+        ..S3Options::default()
+    };
+    Store::open(&Destination::parse(url).unwrap(), &options).unwrap()
+}
